@@ -1,0 +1,54 @@
+"""cellcast_async: the async-first Python SDK for Cellcast's sub-client API tokens.
+
+async with CellcastSession() as cc:          # $CELLCAST_API_KEY
+    async for token in cc.tokens.list(status="active"):
+        print(token.name, token.status, token.token)   # the token prints masked
+"""
+
+from ._converters import make_converter
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    CellcastError,
+    DecodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TimeoutError,
+    TransportError,
+)
+from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
+from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_page_format
+from ._session import CellcastSession
+from ._tokens import TokensResource
+from ._version import __version__
+
+__all__ = [
+    "APIError",
+    "ApiToken",
+    "AuthenticationError",
+    "BadRequestError",
+    "CellcastError",
+    "CellcastSession",
+    "CreatedToken",
+    "DecodeError",
+    "NotFoundError",
+    "Page",
+    "Pager",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RawPage",
+    "Secret",
+    "ServerError",
+    "SubAccount",
+    "TimeoutError",
+    "TokenStatus",
+    "TokensResource",
+    "TransportError",
+    "__version__",
+    "cellcast_page_format",
+    "make_converter",
+    "meta_pagination_page_format",
+]

@@ -1,0 +1,343 @@
+"""The Cellcast token API as pure functions: no I/O, no aiohttp.
+
+Everything here is a function of its arguments (gidgethub ``sansio`` style): request
+paths, query strings and bodies on the way out; ``(status, headers, body)`` to a result
+or an exception on the way back; and the retry rules between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    DecodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from ._models import TokenStatus
+
+__all__ = [
+    "TOKENS_PATH",
+    "ShapeError",
+    "backoff_delay",
+    "check_limit",
+    "check_page",
+    "create_body",
+    "is_retryable",
+    "list_params",
+    "parse_retry_after",
+    "read_envelope",
+    "segment",
+    "sub_account_tokens_path",
+    "token_path",
+    "update_body",
+]
+
+# seeds/000-003: every endpoint lives under this one path.
+TOKENS_PATH: Final = "/api/v1/apiClient/token"
+
+_STATUSES: Final = frozenset(s.value for s in TokenStatus)
+
+
+class ShapeError(Exception):
+    """A body that is valid JSON of the wrong shape; the caller adds method and path."""
+
+
+# --- on the way out ------------------------------------------------------------------
+
+
+def _check_id(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty")
+    return value
+
+
+def segment(value: object, what: str) -> str:
+    """Percent-encode ``value`` as exactly one path segment.
+
+    ``/``, ``?``, ``#`` and ``%`` are all encoded, and a segment made only of dots is
+    encoded too, so that ``..`` cannot climb out of ``/api/v1/apiClient/token/``.
+    """
+    text = quote(_check_id(value, what), safe="")
+    if not text.strip("."):
+        text = text.replace(".", "%2E")
+    return text
+
+
+def token_path(token_id: object) -> str:
+    """``/api/v1/apiClient/token/:id`` (seeds 000, 002, 003)."""
+    return f"{TOKENS_PATH}/{segment(token_id, 'token_id')}"
+
+
+def sub_account_tokens_path(sub_account_id: object) -> str:
+    """``/api/v1/apiClient/token/sub-account/:subAccountId`` (seed 000)."""
+    return f"{TOKENS_PATH}/sub-account/{segment(sub_account_id, 'sub_account_id')}"
+
+
+def _check_int(value: object, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_page(page: object) -> int:
+    return _check_int(page, "page", 1)
+
+
+def check_limit(limit: object) -> int:
+    return _check_int(limit, "limit", 1)
+
+
+def check_concurrency(concurrency: object) -> int:
+    return _check_int(concurrency, "concurrency", 1)
+
+
+def check_max_items(max_items: object) -> int | None:
+    return None if max_items is None else _check_int(max_items, "max_items", 0)
+
+
+def check_status(status: object) -> str:
+    """``active`` or ``inactive`` (seed 002), as a :class:`TokenStatus` or a str."""
+    if isinstance(status, TokenStatus):
+        return status.value
+    if isinstance(status, str) and status in _STATUSES:
+        return status
+    raise ValueError(f"status must be 'active' or 'inactive' (or a TokenStatus), got {status!r}")
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a str, not {type(name).__name__}")
+    if not name.strip():
+        raise ValueError("name must not be empty or blank")
+    return name
+
+
+def list_params(
+    *,
+    sub_account_id: str | None = None,
+    status: TokenStatus | str | None = None,
+    search: str | None = None,
+    page: int,
+    limit: int,
+) -> dict[str, str]:
+    """Query parameters for a token listing (seed 000 names), only those that are set."""
+    params: dict[str, str] = {}
+    if sub_account_id is not None:
+        params["subAccountId"] = _check_id(sub_account_id, "sub_account_id")
+    if status is not None:
+        params["status"] = check_status(status)
+    if search is not None:
+        if not isinstance(search, str):
+            raise ValueError(f"search must be a str, not {type(search).__name__}")
+        params["search"] = search
+    params["page"] = str(check_page(page))
+    params["limit"] = str(check_limit(limit))
+    return params
+
+
+def create_body(name: str, sub_account_id: str) -> dict[str, str]:
+    """Body of ``POST /api/v1/apiClient/token`` (seed 001)."""
+    return {
+        "name": check_name(name),
+        "subAccountId": _check_id(sub_account_id, "sub_account_id"),
+    }
+
+
+def update_body(name: str | None, status: TokenStatus | str | None) -> dict[str, str]:
+    """Body of ``PUT /api/v1/apiClient/token/:id`` (seed 002): at least one field."""
+    if name is None and status is None:
+        raise ValueError("update needs at least one of name= or status=")
+    body: dict[str, str] = {}
+    if name is not None:
+        body["name"] = check_name(name)
+    if status is not None:
+        body["status"] = check_status(status)
+    return body
+
+
+# --- retries -------------------------------------------------------------------------
+
+# DESIGN.md, "Rules every request follows".
+_RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+_IDEMPOTENT: Final = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+
+
+def is_retryable(method: str, status: int | None) -> bool:
+    """Whether a request may be sent again after this outcome.
+
+    ``status`` is ``None`` for a transport failure (no answer). POST is retried only
+    on 429, the one answer that promises nothing was done.
+    """
+    if method in _IDEMPOTENT:
+        return status is None or status in _RETRY_STATUSES
+    return status == 429
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**attempt)]``."""
+    return rng.uniform(0.0, min(cap, base * (2.0**attempt)))
+
+
+# --- on the way back -----------------------------------------------------------------
+
+_ERROR_CLASSES: Final[dict[int, type[APIError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+# An envelope with "status": false on a 2xx: the seeds' own messages name the kind.
+_CLASS_BY_MESSAGE: Final[dict[str, type[APIError]]] = {
+    "validation error": BadRequestError,
+    "bad request": BadRequestError,
+    "unauthorized": AuthenticationError,
+    "token expired": AuthenticationError,
+    "forbidden": PermissionDeniedError,
+    "not found": NotFoundError,
+    "too many requests": RateLimitError,
+}
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True  # nothing said: let the body speak for itself
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+        raise ShapeError("the body is not valid JSON") from None
+
+
+def _error_words(body: Any) -> tuple[str | None, str | None]:
+    """``(message, detail)`` from an error body, either shape the seeds show.
+
+    Envelope: ``{"status": false, "message", "error": {"message"}}``;
+    401: ``{"code", "message", "stack"}`` (the stack is never kept in the message).
+    """
+    if not isinstance(body, dict):
+        return None, None
+    message = body.get("message")
+    error = body.get("error")
+    detail = error.get("message") if isinstance(error, dict) else None
+    return (
+        message if isinstance(message, str) else None,
+        detail if isinstance(detail, str) else None,
+    )
+
+
+def error_for(
+    method: str,
+    path: str,
+    status: int,
+    body: Any,
+    *,
+    reason: str | None = None,
+    retry_after: float | None = None,
+) -> APIError:
+    """The exception for an error answer: the class by HTTP status, the words from the body."""
+    message, detail = _error_words(body)
+    if 200 <= status < 300:
+        cls = _CLASS_BY_MESSAGE.get((message or "").lower(), APIError)
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = _ERROR_CLASSES.get(status, APIError)
+    text = message or detail or reason or f"HTTP {status}"
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "detail": detail,
+        "body": body,
+        "method": method,
+        "path": path,
+    }
+    if cls is RateLimitError:
+        kwargs["retry_after"] = retry_after
+    return cls(text, **kwargs)
+
+
+def read_envelope(
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Turn one answer into its JSON envelope, or raise what it means.
+
+    - 4xx/5xx: the :class:`APIError` subclass for the status, with the server's words.
+    - 2xx whose envelope says ``"status": false``: an :class:`APIError` too.
+    - 2xx that is not a JSON object: :class:`DecodeError`.
+    """
+    retry_after = parse_retry_after(headers.get("Retry-After")) if status == 429 else None
+    if status >= 300 or status < 200:
+        try:
+            parsed: Any = _loads(body) if body else None
+        except ShapeError:
+            parsed = None  # an HTML error page: the status alone decides
+        raise error_for(method, path, status, parsed, reason=reason, retry_after=retry_after)
+    content_type = headers.get("Content-Type")
+    if not _is_json(content_type):
+        raise DecodeError(
+            f"expected a JSON answer, got {content_type!r}",
+            status_code=status,
+            method=method,
+            path=path,
+        )
+    if not body:
+        raise DecodeError("the answer is empty", status_code=status, method=method, path=path)
+    try:
+        envelope = _loads(body)
+    except ShapeError as exc:
+        raise DecodeError(str(exc), status_code=status, method=method, path=path) from None
+    if not isinstance(envelope, dict):
+        raise DecodeError(
+            "expected a JSON object envelope", status_code=status, method=method, path=path
+        )
+    if envelope.get("status") is False:
+        raise error_for(method, path, status, envelope, reason=reason)
+    return envelope

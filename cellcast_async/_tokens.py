@@ -1,0 +1,159 @@
+"""``cc.tokens``: one thin method per endpoint of seeds 000-003."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import _protocol as proto
+from ._models import ApiToken, CreatedToken, TokenStatus
+from ._pager import Page, Pager, build_page, cellcast_page_format
+from ._protocol import TOKENS_PATH, ShapeError
+
+if TYPE_CHECKING:
+    from ._session import CellcastSession
+
+__all__ = ["TokensResource"]
+
+M = TypeVar("M", bound=ApiToken)
+
+logger = logging.getLogger("cellcast_async")
+
+
+def _data_object(envelope: dict[str, Any]) -> Any:
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise ShapeError("'data' must be the token object")
+    return data
+
+
+class TokensResource:
+    """List, get, create, update and delete sub-client API tokens."""
+
+    def __init__(self, session: CellcastSession) -> None:
+        self._session = session
+        converter = session._converter
+        # Hooks resolved once here, not per item.
+        self._token_hook = converter.get_structure_hook(ApiToken)
+        self._created_hook = converter.get_structure_hook(CreatedToken)
+
+    def __repr__(self) -> str:
+        return f"<TokensResource of {self._session!r}>"
+
+    def _structure_token(self, item: Any) -> ApiToken:
+        return self._token_hook(item, ApiToken)  # type: ignore[no-any-return]
+
+    def _one(self, cls: type[M], hook: Callable[[Any, Any], Any]) -> Callable[[dict[str, Any]], M]:
+        def decode(envelope: dict[str, Any]) -> M:
+            return hook(_data_object(envelope), cls)  # type: ignore[no-any-return]
+
+        return decode
+
+    def list(
+        self,
+        sub_account_id: str | None = None,
+        status: TokenStatus | str | None = None,
+        search: str | None = None,
+        page: int = 1,
+        limit: int = 10,
+        concurrency: int = 1,
+        max_items: int | None = None,
+    ) -> Pager[ApiToken]:
+        """Your tokens, optionally filtered (``GET /api/v1/apiClient/token``, seed 000).
+
+        Returns a :class:`Pager` and sends nothing yet. ``limit`` is the page size;
+        ``max_items`` caps the total across pages; ``concurrency`` pages in flight.
+        """
+        params = proto.list_params(
+            sub_account_id=sub_account_id, status=status, search=search, page=page, limit=limit
+        )
+        return self._pager(TOKENS_PATH, params, page, limit, concurrency, max_items)
+
+    def list_for_sub_account(
+        self,
+        sub_account_id: str,
+        page: int = 1,
+        limit: int = 10,
+        concurrency: int = 1,
+        max_items: int | None = None,
+        *,
+        status: TokenStatus | str | None = None,
+        search: str | None = None,
+    ) -> Pager[ApiToken]:
+        """One sub-account's tokens (``GET .../token/sub-account/:subAccountId``, seed 000)."""
+        path = proto.sub_account_tokens_path(sub_account_id)
+        params = proto.list_params(status=status, search=search, page=page, limit=limit)
+        return self._pager(path, params, page, limit, concurrency, max_items)
+
+    def _pager(
+        self,
+        path: str,
+        params: dict[str, str],
+        page: int,
+        limit: int,
+        concurrency: int,
+        max_items: int | None,
+    ) -> Pager[ApiToken]:
+        proto.check_concurrency(concurrency)
+        proto.check_max_items(max_items)
+        session = self._session
+        structure = self._structure_token
+
+        async def fetch(number: int) -> Page[ApiToken]:
+            # Filters and credentials ride on every page request (DESIGN.md, Pager).
+            query = {**params, "page": str(number)}
+            return await session._request(
+                "GET",
+                path,
+                lambda envelope: build_page(cellcast_page_format(envelope), number, structure),
+                params=query,
+            )
+
+        return Pager(fetch, page=page, limit=limit, concurrency=concurrency, max_items=max_items)
+
+    async def get(self, token_id: str) -> ApiToken:
+        """One token by id (``GET /api/v1/apiClient/token/:id``, seed 000)."""
+        path = proto.token_path(token_id)
+        return await self._session._request("GET", path, self._one(ApiToken, self._token_hook))
+
+    async def create(self, name: str, sub_account_id: str) -> CreatedToken:
+        """Create a token (``POST /api/v1/apiClient/token``, seed 001).
+
+        The answer's ``token`` is the full secret, returned only this once: store it.
+        Sent once, retried only on 429, so it never creates a token twice.
+        """
+        body = proto.create_body(name, sub_account_id)
+        return await self._session._request(
+            "POST", TOKENS_PATH, self._one(CreatedToken, self._created_hook), json=body
+        )
+
+    async def update(
+        self,
+        token_id: str,
+        name: str | None = None,
+        status: TokenStatus | str | None = None,
+    ) -> ApiToken:
+        """Rename a token or set its status (``PUT /api/v1/apiClient/token/:id``, seed 002)."""
+        path = proto.token_path(token_id)
+        body = proto.update_body(name, status)
+        return await self._session._request(
+            "PUT", path, self._one(ApiToken, self._token_hook), json=body
+        )
+
+    async def delete(self, token_id: str) -> None:
+        """Delete a token for good (``DELETE /api/v1/apiClient/token/:id``, seed 003).
+
+        A 404 on a retry after an attempt whose answer was lost counts as done: that
+        attempt deleted it.
+        """
+        path = proto.token_path(token_id)
+        response = await self._session._send("DELETE", path)
+        if response.status == 404 and response.answer_lost:
+            logger.debug("DELETE %s: 404 after a lost answer, counted as deleted", path)
+            return
+        self._session._decode("DELETE", path, response, _ignore)
+
+
+def _ignore(envelope: dict[str, Any]) -> None:
+    return None

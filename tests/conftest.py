@@ -1,0 +1,29 @@
+"""Shared fixtures: aioresponses on today's aiohttp, and a clock that never sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from . import _aioresponses_compat
+
+_aioresponses_compat.install()
+
+
+class FakeSleep:
+    """Stands in for ``cellcast_async._transport._sleep``: records each wait, waits none."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.fixture(autouse=True)
+def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSleep]:
+    """Retries back off on a fake clock: the suite never really sleeps between attempts."""
+    fake = FakeSleep()
+    monkeypatch.setattr("cellcast_async._transport._sleep", fake)
+    yield fake

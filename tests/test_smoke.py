@@ -1,0 +1,16 @@
+"""The package imports and exposes the public contract of DESIGN.md."""
+
+from __future__ import annotations
+
+import cellcast_async
+
+CONTRACT = """CellcastSession Pager Page ApiToken CreatedToken SubAccount TokenStatus Secret
+CellcastError APIError BadRequestError AuthenticationError PermissionDeniedError NotFoundError
+RateLimitError ServerError TransportError TimeoutError DecodeError""".split()
+
+
+def test_every_contract_name_is_exported() -> None:
+    """Every name DESIGN.md promises is importable and listed in __all__."""
+    for name in CONTRACT:
+        assert hasattr(cellcast_async, name), name
+        assert name in cellcast_async.__all__, name
