@@ -1,0 +1,8 @@
+"""``python -m cellcast_async`` is ``cellcast-tokens``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
