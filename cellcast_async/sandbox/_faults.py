@@ -1,0 +1,143 @@
+"""Fault injection: which request fails, how, and how late every answer comes.
+
+Decisions come from a ``random.Random`` owned by the sandbox and seeded from ``Faults.seed``,
+so the same seed and the same request sequence give the same faults. Scripted faults (by
+1-based request number) win over random ones.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+__all__ = ["FAULT_KINDS", "FaultAction", "FaultPlan", "Faults", "ScriptEntry", "format_retry_after"]
+
+# "drop": close the connection without an answer. "hang": accept and never answer.
+# "malformed": 200 with a truncated JSON body. The rest are HTTP statuses.
+FAULT_KINDS: Final = frozenset({"500", "502", "503", "504", "429", "drop", "hang", "malformed"})
+MUTATIONS: Final = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+
+ScriptEntry: TypeAlias = "str | tuple[str, float]"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """How the sandbox misbehaves. The default misbehaves not at all."""
+
+    latency: float = 0.0
+    """Seconds added to every request."""
+    latency_jitter: float = 0.0
+    """Up to this many extra seconds, uniformly, per request (its own RNG stream)."""
+    error_rate: float = 0.0
+    """Fraction of (eligible) requests that fail, 0.0-1.0."""
+    kinds: tuple[str, ...] = ("500", "502", "503", "429", "drop")
+    """A failing request fails as one of these, chosen uniformly."""
+    retry_after: float = 0.0
+    """Seconds sent in ``Retry-After`` on injected 429s."""
+    seed: int = 0
+    """Seeds the fault RNG; same seed, same request sequence -> same faults."""
+    mutations_only: bool = False
+    """Only POST/PUT/DELETE can fail at random (GETs still get latency)."""
+    drop_before_apply: bool = False
+    """A dropped mutation is lost before it is applied (default: applied, answer lost)."""
+
+    def __post_init__(self) -> None:
+        if self.latency < 0 or self.latency_jitter < 0:
+            raise ValueError("latency and latency_jitter must be >= 0")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0.0 and 1.0")
+        if self.retry_after < 0:
+            raise ValueError("retry_after must be >= 0")
+        if not isinstance(self.kinds, tuple):
+            object.__setattr__(self, "kinds", tuple(self.kinds))
+        unknown = [k for k in self.kinds if k not in FAULT_KINDS]
+        if unknown:
+            raise ValueError(
+                f"unknown fault kinds {unknown}; expected some of {sorted(FAULT_KINDS)}"
+            )
+        if self.error_rate > 0 and not self.kinds:
+            raise ValueError("error_rate > 0 needs at least one fault kind")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAction:
+    kind: str
+    retry_after: float = 0.0
+
+
+def format_retry_after(seconds: float) -> str:
+    """An integer-valued string when whole ("1", "0"), as HTTP specifies; else the decimal."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return repr(float(seconds))
+
+
+def _parse_entry(number: int, entry: ScriptEntry, default_retry_after: float) -> FaultAction:
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ValueError(f"script keys are 1-based request numbers, got {number!r}")
+    if isinstance(entry, str):
+        kind, retry_after = entry, default_retry_after
+    elif (
+        isinstance(entry, tuple)
+        and len(entry) == 2
+        and isinstance(entry[1], (int, float))
+        and entry[0] == "429"
+    ):
+        kind, retry_after = entry[0], float(entry[1])
+    else:
+        raise ValueError(f"script entry {entry!r}: expected a fault kind or ('429', seconds)")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+    if retry_after < 0:
+        raise ValueError("retry_after must be >= 0")
+    return FaultAction(kind, retry_after)
+
+
+class FaultPlan:
+    """The sandbox's fault state: the current ``Faults``, its RNGs, and the script."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._script: dict[int, FaultAction] = {}
+        self.faults = faults or Faults()
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        # A new Faults restarts its sequence, so determinism holds from the swap on.
+        self._faults = faults
+        self._rng = random.Random(faults.seed)
+        self._jitter_rng = random.Random(f"jitter:{faults.seed}")
+
+    def script(self, entries: Mapping[int, ScriptEntry]) -> None:
+        parsed = {n: _parse_entry(n, e, self._faults.retry_after) for n, e in entries.items()}
+        self._script.update(parsed)
+
+    def clear_script(self) -> None:
+        self._script.clear()
+
+    def decide(self, number: int, method: str) -> FaultAction | None:
+        """The fault for request ``number`` (1-based), or None. Scripted entries fire once."""
+        scripted = self._script.pop(number, None)
+        if scripted is not None:
+            return scripted
+        faults = self._faults
+        if faults.error_rate <= 0:
+            return None
+        if faults.mutations_only and method.upper() not in MUTATIONS:
+            return None
+        if self._rng.random() >= faults.error_rate:
+            return None
+        kind = faults.kinds[self._rng.randrange(len(faults.kinds))]
+        return FaultAction(kind, faults.retry_after)
+
+    def delay(self) -> float:
+        faults = self._faults
+        delay = faults.latency
+        if faults.latency_jitter > 0:
+            delay += self._jitter_rng.random() * faults.latency_jitter
+        return delay

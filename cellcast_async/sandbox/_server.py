@@ -1,0 +1,420 @@
+"""The aiohttp.web glue: ``Sandbox`` (start, record, inject faults, stop) and ``serve()``.
+
+Every request is handled in this order: read the body, record it, decide its fault (before
+auth, so even an unauthenticated request can be dropped), wait out the latency, then answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json as _json
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, TypeVar, overload
+
+from aiohttp import web
+
+from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes
+from ._faults import MUTATIONS, FaultAction, FaultPlan, Faults, ScriptEntry, format_retry_after
+from ._state import REFERENCE_TIME, Store
+
+__all__ = ["RecordedRequest", "RecordedHeaders", "Sandbox", "serve"]
+
+_T = TypeVar("_T")
+_LOOPBACK_NAMES: Final = frozenset({"localhost"})
+_SHUTDOWN_TIMEOUT: Final = 2.0  # hung handlers are woken on exit; this only bounds stragglers
+_POLL: Final = 0.25  # how often a hanging handler checks whether its client gave up
+
+# What an nginx/ALB in front of the API answers with; 502 and 504 come from the gateway, not
+# the app, so they are HTML rather than the app's JSON error shape. Not in the seeds.
+_GATEWAY_HTML: Final = (
+    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def _check_loopback(host: str) -> str:
+    """The address to bind; refuses anything that is not loopback (the sandbox is local only)."""
+    if host in _LOOPBACK_NAMES:
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        raise ValueError(f"the sandbox only listens on loopback (127.0.0.1, ::1), not {host!r}")
+    return str(address)
+
+
+class RecordedHeaders(dict[str, str]):
+    """Request headers with lower-cased names: lookups ignore case, repr hides credentials."""
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        for name, value in (items or {}).items():
+            self[name] = value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        key = key.lower()
+        existing = super().get(key)
+        super().__setitem__(key, value if existing is None else f"{existing}, {value}")
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    @overload
+    def get(self, key: str, default: None = None, /) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str, /) -> str: ...
+    @overload
+    def get(self, key: str, default: _T, /) -> str | _T: ...
+    def get(self, key: str, default: object = None, /) -> object:
+        return super().get(key.lower(), default)
+
+    def __repr__(self) -> str:
+        shown = {k: ("<redacted>" if k == "authorization" else v) for k, v in self.items()}
+        return f"RecordedHeaders({shown!r})"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the sandbox received it."""
+
+    number: int  # 1-based, counted over all requests since start (or reset_requests())
+    method: str
+    path: str  # raw, still percent-encoded, without the query string
+    query: dict[str, str]  # decoded; the first value of a repeated name
+    headers: RecordedHeaders = field(repr=True)
+    json: Any  # the parsed body, or None when it was empty or not JSON
+    body: bytes = field(default=b"", repr=False)
+
+
+class Sandbox:
+    """A local Cellcast token API on 127.0.0.1, with demo data and fault injection.
+
+    ``async with Sandbox() as sb:`` starts it on an ephemeral port; ``sb.url`` is the SDK's
+    ``base_url``. Everything outside ``async with`` (data, keys, script, faults) works too.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        tokens: int = 300,
+        sub_accounts: int = 3,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+    ) -> None:
+        self._bind_host = _check_loopback(host)
+        if not 0 <= port <= 65535:
+            raise ValueError("port must be between 0 and 65535")
+        self._requested_port = port
+        self._store = Store(seed=seed, tokens=tokens, sub_accounts=sub_accounts, api_key=api_key)
+        self._plan = FaultPlan(faults)
+        self._requests: list[RecordedRequest] = []
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the sandbox is already running")
+        self._closing = asyncio.Event()
+        app = web.Application()
+        # One catch-all route: _app routes on the raw path itself, so an encoded id can
+        # never be decoded into a different route.
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # access_log=None: nothing is printed, and no Authorization header can reach a log.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._bind_host, self._requested_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._closing.set()  # wakes hanging and sleeping handlers so shutdown never waits on them
+        await runner.cleanup()
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``; the SDK appends ``/api/v1/apiClient/token``."""
+        if self._runner is None or self._port is None:
+            raise RuntimeError("the sandbox is not running; use `async with Sandbox() as sb`")
+        host = f"[{self._bind_host}]" if ":" in self._bind_host else self._bind_host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the sandbox has not been started")
+        return self._port
+
+    @property
+    def api_key(self) -> str:
+        return self._store.api_key
+
+    @property
+    def sub_account_ids(self) -> tuple[str, ...]:
+        return self._store.primary_sub_ids
+
+    @property
+    def other_api_key(self) -> str:
+        """A second valid key; its sub-accounts are not the primary key's (-> 403 / 404)."""
+        return self._store.other_api_key
+
+    @property
+    def other_sub_account_ids(self) -> tuple[str, ...]:
+        return self._store.other_sub_ids
+
+    @property
+    def reference_time(self) -> datetime:
+        """The fixed instant demo ages count back from (not now(), for reproducibility)."""
+        return REFERENCE_TIME
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self._requests
+
+    def reset_requests(self) -> None:
+        """Forget recorded requests; numbering (and script numbers) restart at 1."""
+        self._requests.clear()
+
+    @property
+    def faults(self) -> Faults:
+        return self._plan.faults
+
+    @faults.setter
+    def faults(self, faults: Faults | None) -> None:
+        self._plan.faults = faults or Faults()
+
+    def script(self, entries: Mapping[int, ScriptEntry]) -> None:
+        """Exact faults by 1-based request number, e.g. ``{3: "503", 4: ("429", 1.5)}``.
+
+        Merged into the current script; each entry fires once; wins over random faults.
+        """
+        self._plan.script(entries)
+
+    def clear_script(self) -> None:
+        self._plan.clear_script()
+
+    def add_tokens(
+        self, n: int, sub_account_id: str | None = None, status: str | None = None
+    ) -> list[str]:
+        """Bulk-load n tokens (ages spread over the demo span); returns their ids."""
+        return self._store.add_tokens(n, sub_account_id, status)
+
+    def token_count(self, sub_account_id: str | None = None) -> int:
+        """Tokens of one sub-account, or (None) of all the primary key's sub-accounts."""
+        return self._store.token_count(sub_account_id)
+
+    @property
+    def tokens_created(self) -> int:
+        """How many tokens POST has created (not counting demo data or add_tokens)."""
+        return self._store.tokens_created
+
+    def __repr__(self) -> str:
+        where = self.url if self._runner is not None else "stopped"
+        return f"<Sandbox {where} tokens={self.token_count()}>"
+
+    # ------------------------------------------------------------------ request handling
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        raw_path = request.raw_path.split("?", 1)[0]
+        query = {name: request.query.getone(name) for name in request.query}
+        number = len(self._requests) + 1
+        self._requests.append(
+            RecordedRequest(
+                number=number,
+                method=request.method,
+                path=raw_path,
+                query=query,
+                headers=RecordedHeaders(request.headers),
+                json=_parse_json(body),
+                body=body,
+            )
+        )
+        action = self._plan.decide(number, request.method)
+        delay = self._plan.delay()
+        if delay > 0 and await self._wait_closing(delay):
+            return _drop(request)
+
+        api_request = ApiRequest(
+            method=request.method,
+            raw_path=raw_path,
+            query=query,
+            authorization=request.headers.get("Authorization"),
+            content_type=request.headers.get("Content-Type", ""),
+            body=body,
+        )
+        if action is None:
+            return _to_web(handle(self._store, api_request))
+        return await self._fault(action, request, api_request)
+
+    async def _fault(
+        self, action: FaultAction, request: web.Request, api_request: ApiRequest
+    ) -> web.StreamResponse:
+        kind = action.kind
+        if kind == "drop":
+            # The answer is lost, the effect is not: what makes retrying a POST dangerous.
+            is_mutation = request.method.upper() in MUTATIONS
+            if is_mutation and not self._plan.faults.drop_before_apply:
+                handle(self._store, api_request)
+            return _drop(request)
+        if kind == "hang":
+            await self._hang(request)
+            return _drop(request)
+        if kind == "malformed":
+            answer = handle(self._store, api_request)
+            encoded = json_bytes(answer.payload)
+            return web.Response(
+                status=200,
+                body=encoded[: max(1, len(encoded) // 2)],
+                content_type="application/json",
+                charset="utf-8",
+            )
+        if kind == "429":
+            response = _to_web(failure(429, "Too many requests", "Rate limit exceeded"))
+            response.headers["Retry-After"] = format_retry_after(action.retry_after)
+            return response
+        if kind == "500":
+            return _to_web(failure(500, "Internal server error", "Something went wrong"))
+        if kind == "503":
+            return _to_web(failure(503, "Service unavailable", "Service temporarily unavailable"))
+        reason = {"502": "Bad Gateway", "504": "Gateway Time-out"}[kind]
+        return web.Response(
+            status=int(kind),
+            text=_GATEWAY_HTML.format(code=kind, reason=reason),
+            content_type="text/html",
+        )
+
+    async def _wait_closing(self, timeout: float) -> bool:
+        """Sleep up to ``timeout``; True if the sandbox began shutting down meanwhile."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), timeout)
+        return self._closing.is_set()
+
+    async def _hang(self, request: web.Request) -> None:
+        # Never answer; end when the sandbox stops or the client gives up, whichever is first.
+        while not self._closing.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await self._wait_closing(_POLL)
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return _json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _to_web(answer: ApiResponse) -> web.Response:
+    return web.Response(
+        status=answer.status,
+        body=json_bytes(answer.payload),
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection with no answer; aiohttp then skips writing the response."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=204)
+
+
+# ---------------------------------------------------------------------- serve()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    seed: int = 0,
+    tokens: int = 300,
+    faults: Faults | None = None,
+    api_key: str | None = None,
+    ready: Callable[[Sandbox], object] | None = None,
+    *,
+    sub_accounts: int = 3,
+) -> None:
+    """Run a sandbox until Ctrl-C or SIGTERM (blocking).
+
+    Prints nothing itself; ``ready(sb)`` is called once it is listening.
+    """
+    sandbox = Sandbox(
+        seed=seed,
+        tokens=tokens,
+        sub_accounts=sub_accounts,
+        faults=faults,
+        host=host,
+        port=port,
+        api_key=api_key,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_until_signal(sandbox, ready))
+
+
+async def _serve_until_signal(sandbox: Sandbox, ready: Callable[[Sandbox], object] | None) -> None:
+    stop = asyncio.Event()
+    async with sandbox:
+        with _stop_on_signals(stop):
+            if ready is not None:
+                ready(sandbox)
+            await stop.wait()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on Windows; Ctrl-C then ends asyncio.run().
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
