@@ -9,9 +9,18 @@ pages (gidgethub ``getiter`` style) and its items are a flat loop over that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hashable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Hashable,
+    Mapping,
+)
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -213,29 +222,33 @@ class Pager(Generic[T]):
         return self._items()
 
     async def _items(self) -> AsyncIterator[T]:
-        async for page, complete in self._walk():
-            items = page.items
-            if not items:
-                self.next_page = _page_after(page, complete)
-                continue
-            last = len(items) - 1
-            for index, item in enumerate(items):
-                if index == last:
-                    # Set before the last yield: the caller may stop right after it.
+        # aclosing: closing this generator closes the walk at once, so the pages it
+        # prefetched are cancelled now, not whenever the garbage collector gets to it.
+        async with contextlib.aclosing(self._walk()) as walk:
+            async for page, complete in walk:
+                items = page.items
+                if not items:
                     self.next_page = _page_after(page, complete)
-                yield item
+                    continue
+                last = len(items) - 1
+                for index, item in enumerate(items):
+                    if index == last:
+                        # Set before the last yield: the caller may stop right after it.
+                        self.next_page = _page_after(page, complete)
+                    yield item
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield each page in order (deduplicated and capped like the items)."""
-        async for page, complete in self._walk():
-            self.next_page = _page_after(page, complete)
-            yield page
+        async with contextlib.aclosing(self._walk()) as walk:
+            async for page, complete in walk:
+                self.next_page = _page_after(page, complete)
+                yield page
 
     async def collect(self) -> list[T]:
         """Every item of the walk, as a list."""
         return [item async for item in self]
 
-    async def _walk(self) -> AsyncIterator[tuple[Page[T], bool]]:
+    async def _walk(self) -> AsyncGenerator[tuple[Page[T], bool], None]:
         """Pages in order, each with whether it was yielded whole (not cut by max_items)."""
         number = self._start
         self.next_page = number
