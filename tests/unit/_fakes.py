@@ -1,0 +1,132 @@
+"""Shared fakes for the unit suite: a key, envelopes, and a paged fake listing on aioresponses."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
+
+from cellcast_async import CellcastSession
+
+BASE_URL = "https://api.cellcast.com"
+TOKENS_PATH = "/api/v1/apiClient/token"
+TOKENS_URL = BASE_URL + TOKENS_PATH
+# Long and realistic, so that "never shown" is a meaningful check.
+API_KEY = "ck_live_4f9a1c7e2b8d6f3a0e5c9b7d1a3f8e6c2b4d0a9f"
+# Every token path: `.../token`, `.../token/<id>`, `.../token/sub-account/<id>`, any query.
+ANY_TOKEN_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"(/.*)?(\?.*)?$")
+
+
+def session(**kwargs: Any) -> CellcastSession:
+    """A session on the default base URL with the test key (overridable)."""
+    kwargs.setdefault("api_key", API_KEY)
+    return CellcastSession(**kwargs)
+
+
+def envelope(data: Any, *, message: str = "OK", status: bool = True) -> dict[str, Any]:
+    """Cellcast's success envelope (seeds 000-003) around ``data``."""
+    return {
+        "app_type": "web",
+        "status": status,
+        "message": message,
+        "message_type": "toast",
+        "data": data,
+        "error": {},
+    }
+
+
+def token_json(n: int, **overrides: Any) -> dict[str, Any]:
+    """Token number ``n`` as the listing of seed 000 sends it."""
+    item: dict[str, Any] = {
+        "_id": f"tok{n:03d}",
+        "name": f"Token {n}",
+        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+        "status": "active",
+        "createdAt": "2024-01-15T10:30:00.000Z",
+        "subAccount": {
+            "_id": "6877a383d68781beb3b14110",
+            "name": "Sub Client Name",
+            "email": "sub@example.com",
+            "companyName": "Sub Client Company",
+        },
+    }
+    item.update(overrides)
+    return item
+
+
+def list_data(
+    items: Sequence[Any],
+    *,
+    page: int,
+    limit: int,
+    total: int,
+    total_pages: int,
+    has_next: bool | None = None,
+) -> dict[str, Any]:
+    """The ``data`` object of a Cellcast listing page (seed 000)."""
+    return {
+        "items": list(items),
+        "total": total,
+        "page": page,
+        "limit": limit,
+        "totalPages": total_pages,
+        "hasNextPage": page < total_pages if has_next is None else has_next,
+        "hasPrevPage": page > 1,
+    }
+
+
+def add_listing(
+    m: aioresponses,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    limit: int,
+    path: str = TOKENS_PATH,
+    total_pages: int | None = None,
+    has_next: Callable[[int], bool] | None = None,
+    pages: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
+    log: list[int] | None = None,
+) -> None:
+    """Serve ``items`` at ``path`` as Cellcast pages of ``limit``, any page, any number of times.
+
+    ``pages`` replaces the items of some page numbers; ``total_pages`` and ``has_next``
+    override what the server claims (to test a pager that must not believe it). Each
+    requested page number is appended to ``log``, in the order the requests arrive.
+    """
+    chunks = [list(items[i : i + limit]) for i in range(0, len(items), limit)]
+    claimed_pages = len(chunks) if total_pages is None else total_pages
+
+    def handler(url: URL, **kwargs: Any) -> CallbackResult:
+        number = int(url.query["page"])
+        if log is not None:
+            log.append(number)
+        if pages is not None and number in pages:
+            chunk = list(pages[number])
+        else:
+            chunk = chunks[number - 1] if 1 <= number <= len(chunks) else []
+        data = list_data(
+            copy.deepcopy(chunk),
+            page=number,
+            limit=limit,
+            total=len(items),
+            total_pages=claimed_pages,
+            has_next=None if has_next is None else has_next(number),
+        )
+        return CallbackResult(status=200, payload=envelope(data))
+
+    m.get(re.compile(r"^" + re.escape(BASE_URL + path) + r"\?.*$"), callback=handler, repeat=True)
+
+
+def sent(m: aioresponses) -> list[tuple[str, URL, dict[str, Any]]]:
+    """Every request aioresponses saw, as ``(method, url, kwargs)``."""
+    return [
+        (method, url, call.kwargs) for (method, url), calls in m.requests.items() for call in calls
+    ]
+
+
+def pages_requested(m: aioresponses) -> list[int]:
+    """The ``page`` query parameter of every GET, in order of first request."""
+    return [int(url.query["page"]) for method, url, _ in sent(m) if method == "GET"]
