@@ -122,19 +122,19 @@ def token_json(token: StoredToken, store: Store) -> dict[str, Any]:
     return {
         "_id": token.id,
         "name": token.name,
-        "token": token.masked,
+        "token": store.masked(token),
         "status": token.status,
         "createdAt": token.created_at,
         "subAccount": sub_account_json(store.sub_accounts[token.sub_account_id]),
     }
 
 
-def created_token_json(token: StoredToken) -> dict[str, Any]:
+def created_token_json(token: StoredToken, store: Store) -> dict[str, Any]:
     # seeds/001 201 data: the full token (only time it is shown), a flat subAccountId.
     return {
         "_id": token.id,
         "name": token.name,
-        "token": token.secret,
+        "token": store.secret(token),
         "status": token.status,
         "subAccountId": token.sub_account_id,
         "createdAt": token.created_at,
@@ -295,7 +295,7 @@ def _create(store: Store, owner: str, request: ApiRequest) -> ApiResponse:
     if store.name_taken(sub_account_id, name):
         return validation_error("Token name already exists for this sub-account")
     token = store.create(owner, sub_account_id, name)
-    return success("API token created successfully", created_token_json(token), status=201)
+    return success("API token created successfully", created_token_json(token, store), status=201)
 
 
 def _update(store: Store, owner: str, token_id: str, request: ApiRequest) -> ApiResponse:

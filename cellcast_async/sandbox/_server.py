@@ -391,7 +391,8 @@ def serve(
         port=port,
         api_key=api_key,
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    # Ctrl-C off the main thread, or a cancelled main task, is a normal way to stop too.
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(_serve_until_signal(sandbox, ready))
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Final
 
 __all__ = [
@@ -99,7 +101,6 @@ class StoredSubAccount:
 class StoredToken:
     id: str
     name: str
-    secret: str  # the full value; only the create response shows it
     status: str
     created_ms: int
     sub_account_id: str
@@ -109,16 +110,12 @@ class StoredToken:
         return (self.created_ms, self.id)
 
     @property
-    def masked(self) -> str:
-        return mask_secret(self.secret)
-
-    @property
     def created_at(self) -> str:
         return format_timestamp(self.created_ms)
 
 
-def _sort_key(token: StoredToken) -> tuple[int, str]:
-    return (token.created_ms, token.id)
+# attrgetter runs in C: re-sorting 100k tokens after a bulk load stays well under a second.
+_sort_key: Final[Callable[[StoredToken], tuple[int, str]]] = attrgetter("created_ms", "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +169,7 @@ class Store:
         key_rng = random.Random(f"cellcast-sandbox-keys:{seed}")
         self._rng = random.Random(f"cellcast-sandbox-data:{seed}")
         self._ids = _Ids(self._rng)
+        self._secret_key = self._rng.getrandbits(128).to_bytes(16, "big")
 
         self.api_key: str = api_key if api_key is not None else _new_key(key_rng)
         other = _new_key(key_rng)
@@ -228,17 +226,25 @@ class Store:
         self._count_by_sub[sub_id] = 0
         return sub_id
 
-    def _new_secret(self) -> str:
-        # 30 random bytes -> exactly 40 url-safe base64 characters, no padding.
-        raw = self._rng.getrandbits(240).to_bytes(30, "big")
-        return _SECRET_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii")
+    def secret(self, token: StoredToken) -> str:
+        """The full token value: a keyed hash of its id, so 100k of them cost nothing to load.
+
+        30 bytes -> exactly 40 url-safe base64 characters, no padding.
+        """
+        digest = hashlib.blake2b(
+            token.id.encode("ascii"), key=self._secret_key, digest_size=30
+        ).digest()
+        return _SECRET_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii")
+
+    def masked(self, token: StoredToken) -> str:
+        return mask_secret(self.secret(token))
 
     def _next_generated_name(self, prefix: str | None = None) -> str:
         self._name_counter += 1
         if prefix is not None:
             return f"{prefix} #{self._name_counter:05d}"
-        purpose = _PURPOSES[self._rng.randrange(len(_PURPOSES))]
-        env = _ENVIRONMENTS[self._rng.randrange(len(_ENVIRONMENTS))]
+        purpose = _PURPOSES[_below(self._rng, len(_PURPOSES))]
+        env = _ENVIRONMENTS[_below(self._rng, len(_ENVIRONMENTS))]
         return f"{purpose} ({env}) #{self._name_counter:05d}"
 
     def _bulk_load(
@@ -257,7 +263,7 @@ class Store:
         made: list[StoredToken] = []
         per_sub: dict[str, int] = {}
         for _ in range(n):
-            sub_id = sub_ids[rng.randrange(len(sub_ids))]
+            sub_id = sub_ids[_below(rng, len(sub_ids))]
             seen = per_sub.get(sub_id, 0)
             per_sub[sub_id] = seen + 1
             name: str | None = None
@@ -267,14 +273,13 @@ class Store:
                     name = candidate
             while name is None or (sub_id, name) in self._by_name:
                 name = self._next_generated_name(name_prefix)
-            created = _REFERENCE_MS - 60_000 - rng.randrange(_DEMO_SPAN_MS)
+            created = _REFERENCE_MS - 60_000 - _below(rng, _DEMO_SPAN_MS)
             token_id = self._ids.new(created)
             while token_id in self.tokens:
                 token_id = self._ids.new(created)
             token = StoredToken(
                 id=token_id,
                 name=name,
-                secret=self._new_secret(),
                 status=status or ("active" if rng.random() < 0.8 else "inactive"),
                 created_ms=created,
                 sub_account_id=sub_id,
@@ -354,7 +359,7 @@ class Store:
         token_id = self._ids.new(created)
         while token_id in self.tokens:
             token_id = self._ids.new(created)
-        token = StoredToken(token_id, name, self._new_secret(), "active", created, sub_account_id)
+        token = StoredToken(token_id, name, "active", created, sub_account_id)
         self.tokens[token_id] = token
         self._by_name[(sub_account_id, name)] = token_id
         self._count_by_sub[sub_account_id] += 1
@@ -396,6 +401,11 @@ def _filtered(
         if search is not None and search not in token.name.lower():
             continue
         yield token
+
+
+def _below(rng: random.Random, n: int) -> int:
+    """Like ``rng.randrange(n)`` (n < 2**53), at a fraction of the cost for bulk loads."""
+    return int(rng.random() * n)
 
 
 def _new_key(rng: random.Random) -> str:

@@ -42,6 +42,10 @@ async def sb() -> AsyncIterator[Sandbox]:
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
+        # aiohttp (>= 3.10) silently resends a GET/PUT/DELETE once when the server drops the
+        # connection; these tests must see each drop, so switch that off the way aiohttp's
+        # own test client does (a private attribute: aiohttp.test_utils.TestClient).
+        session._retry_connection = False
         yield session
 
 
