@@ -69,6 +69,33 @@ class TestDemoData:
             with pytest.raises(ValueError, match="loopback"):
                 Sandbox(host=host)
 
+    @pytest.mark.parametrize(
+        ("host", "url"), [("localhost", "http://127.0.0.1:"), ("::1", "http://[::1]:")]
+    )
+    async def test_other_loopback_hosts(
+        self, http: aiohttp.ClientSession, host: str, url: str
+    ) -> None:
+        sb = Sandbox(tokens=2, host=host)
+        try:
+            await sb.start()
+        except OSError:  # pragma: no cover - a host without IPv6 loopback
+            pytest.skip(f"cannot listen on {host}")
+        try:
+            assert sb.url.startswith(url)
+            assert (await Api(http, sb).get()).status == 200
+        finally:
+            await sb.stop()
+
+    async def test_restart(self, http: aiohttp.ClientSession) -> None:
+        sb = Sandbox(tokens=2)
+        async with sb:
+            with pytest.raises(RuntimeError, match="already running"):
+                await sb.start()
+            await Api(http, sb).create("Survives a restart")
+        await sb.stop()  # a second stop is a no-op
+        async with sb:
+            assert (await Api(http, sb).get()).data["total"] == 3
+
     def test_refuses_bad_sizes(self) -> None:
         with pytest.raises(ValueError, match="tokens"):
             Sandbox(tokens=-1)
