@@ -130,3 +130,8 @@ def sent(m: aioresponses) -> list[tuple[str, URL, dict[str, Any]]]:
 def pages_requested(m: aioresponses) -> list[int]:
     """The ``page`` query parameter of every GET, in order of first request."""
     return [int(url.query["page"]) for method, url, _ in sent(m) if method == "GET"]
+
+
+def exactly(message: str) -> str:
+    """A ``pytest.raises(match=...)`` pattern for exactly ``message``."""
+    return "^" + re.escape(message) + "$"
