@@ -545,7 +545,9 @@ def main(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        # argparse prints --help and --version to sys.stdout; send them to our stdout.
+        with contextlib.redirect_stdout(out):
+            args = build_parser().parse_args(argv)
     except UsageError as exc:
         err.write(f"{exc}\n")
         return EXIT_USAGE
