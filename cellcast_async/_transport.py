@@ -138,6 +138,13 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit),
             )
+            # aiohttp >= 3.10 silently resends a GET/PUT/DELETE once when the connection
+            # drops. That hides a lost answer from us: a DELETE that was applied, then
+            # resent, would come back 404 and look like a failure. Our own retries cover
+            # a stale keep-alive connection, and count against max_retries as documented.
+            # (aiohttp's own test client turns it off the same way.)
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def request(
