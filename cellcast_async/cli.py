@@ -535,6 +535,29 @@ def _serve_sandbox(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _debug_log(stream: TextIO, *, enabled: bool) -> Iterator[None]:
+    """The SDK's DEBUG log on ``stream`` for one run; the logger is then left as it was.
+
+    ``main()`` may run many times in one process (tests, embedding): a handler left behind
+    would keep writing to an old run's stream, and DEBUG would outlive ``--debug``.
+    """
+    if not enabled:
+        yield
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("cellcast_async")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -553,16 +576,11 @@ def main(
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
-    if args.debug:
-        handler = logging.StreamHandler(err)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger = logging.getLogger("cellcast_async")
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
     try:
-        if args.command == "sandbox":
-            return _serve_sandbox(args, out)
-        return asyncio.run(_run(args, out, err))
+        with _debug_log(err, enabled=args.debug):
+            if args.command == "sandbox":
+                return _serve_sandbox(args, out)
+            return asyncio.run(_run(args, out, err))
     except CellcastError as exc:
         if args.debug:
             traceback.print_exc(file=err)
