@@ -1,0 +1,195 @@
+"""Helpers for the CLI tests: a sandbox on its own thread, a CLI runner, plain-HTTP reads.
+
+``cli.main()`` calls ``asyncio.run`` itself, so the tests are plain synchronous functions
+and the sandbox they talk to runs on a background thread with its own event loop. What the
+tests compare the CLI's output against is read from the sandbox over plain HTTP (urllib,
+no SDK), so the SDK's pager and models are not checking themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from cellcast_async.cli import main
+from cellcast_async.sandbox import Sandbox
+
+T = TypeVar("T")
+
+BASE_PATH = "/api/v1/apiClient/token"
+# The shape of a full sandbox token (what create returns): a leaked one matches this.
+FULL_SECRET = re.compile(r"ccst_[A-Za-z0-9_-]{40}")
+# No proxy: every request in these tests goes to 127.0.0.1 and nowhere else.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``cellcast-tokens`` run: its exit code and everything it wrote."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+
+class TtyStringIO(io.StringIO):
+    """A StringIO that says it is a terminal, as stderr does in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_cli(*argv: str, stderr: io.StringIO | None = None) -> Run:
+    """``main(argv)`` with both streams captured."""
+    out = io.StringIO()
+    err = stderr if stderr is not None else io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+class LiveSandbox:
+    """A :class:`Sandbox` served from a background thread's event loop."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+        async def start() -> Sandbox:
+            sandbox = Sandbox(**kwargs)
+            await sandbox.start()
+            return sandbox
+
+        self.sb = self.run(start())
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the sandbox's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` on the sandbox's thread, so it never races a request handler."""
+
+        async def call() -> T:
+            return fn()
+
+        return self.run(call())
+
+    def close(self) -> None:
+        self.run(self.sb.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    # --- plain HTTP reads ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.sb.url
+
+    @property
+    def api_key(self) -> str:
+        return self.sb.api_key
+
+    def args(self, *argv: str, key: str | None = None) -> list[str]:
+        """Global options pointing the CLI at this sandbox, then ``argv``."""
+        return ["--api-key", key or self.api_key, "--base-url", self.url, *argv]
+
+    def cli(self, *argv: str, key: str | None = None, stderr: io.StringIO | None = None) -> Run:
+        return run_cli(*self.args(*argv, key=key), stderr=stderr)
+
+    def http(
+        self, method: str, path: str = BASE_PATH, body: Any = None, key: str | None = None
+    ) -> tuple[int, Any]:
+        """One raw request; returns (status, decoded JSON body)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {key or self.api_key}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with _OPENER.open(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.load(exc)
+
+    def items(self, **query: str) -> list[dict[str, Any]]:
+        """Every token the listing returns for ``query``, newest first, page by page."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params = urllib.parse.urlencode({**query, "page": page, "limit": 1000})
+            status, body = self.http("GET", f"{BASE_PATH}?{params}")
+            assert status == 200, body
+            found.extend(body["data"]["items"])
+            if not body["data"]["hasNextPage"]:
+                return found
+            page += 1
+
+    def cli_requests(self) -> list[tuple[str, str, dict[str, str], Any]]:
+        """(method, path, query, json) of each request the SDK sent, not our own reads."""
+        return [
+            (r.method, r.path, r.query, r.json)
+            for r in self.call(lambda: list(self.sb.requests))
+            if r.headers.get("user-agent", "").startswith("cellcast-async/")
+        ]
+
+    def token(self, token_id: str) -> tuple[int, Any]:
+        return self.http("GET", f"{BASE_PATH}/{token_id}")
+
+    def create(self, name: str, sub_account_id: str | None = None) -> dict[str, Any]:
+        """Create a token over plain HTTP; returns ``data`` (with the full token)."""
+        body = {"name": name, "subAccountId": sub_account_id or self.sb.sub_account_ids[0]}
+        status, answer = self.http("POST", BASE_PATH, body)
+        assert status == 201, answer
+        data: dict[str, Any] = answer["data"]
+        return data
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def expected_summary(
+    items: Sequence[Mapping[str, Any]], *, as_of: datetime, stale_days: int
+) -> dict[str, Any]:
+    """The audit summary (``--json``), computed from raw listing items on our own."""
+    by_sub: Counter[str] = Counter(item["subAccount"]["_id"] for item in items)
+    sub_names = {item["subAccount"]["_id"]: item["subAccount"]["name"] for item in items}
+    subs_by_name: dict[str, set[str]] = {}
+    for item in items:
+        subs_by_name.setdefault(item["name"], set()).add(item["subAccount"]["_id"])
+    created = [parse_time(item["createdAt"]) for item in items]
+    return {
+        "total": len(items),
+        "by_status": dict(sorted(Counter(item["status"] for item in items).items())),
+        "by_sub_account": [
+            {"id": sub, "name": sub_names[sub], "tokens": by_sub[sub]} for sub in sorted(by_sub)
+        ],
+        "stale_days": stale_days,
+        "stale": sum(as_of - moment > timedelta(days=stale_days) for moment in created),
+        "inactive": sum(item["status"] == "inactive" for item in items),
+        "oldest_created_at": min(created).isoformat() if created else None,
+        "names_in_several_sub_accounts": {
+            name: sorted(subs) for name, subs in sorted(subs_by_name.items()) if len(subs) > 1
+        },
+    }
+
+
+AS_OF = "2025-07-16T00:00:00Z"
+AS_OF_TIME = datetime(2025, 7, 16, tzinfo=timezone.utc)

@@ -1,0 +1,247 @@
+"""``cellcast-tokens audit``: records, summary and progress, checked against the sandbox's data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._support import AS_OF, AS_OF_TIME, LiveSandbox, TtyStringIO, expected_summary, parse_time
+
+HEADER = "id,name,status,sub_account_id,sub_account_name,created_at,age_days,stale,token"
+MASKED = re.compile(r"\*{4}.{0,4}")
+
+
+def expected_record(item: dict[str, Any], stale_days: int) -> dict[str, Any]:
+    """One audit record as JSON Lines should hold it, from a raw listing item."""
+    created = parse_time(item["createdAt"])
+    return {
+        "id": item["_id"],
+        "name": item["name"],
+        "status": item["status"],
+        "sub_account_id": item["subAccount"]["_id"],
+        "sub_account_name": item["subAccount"]["name"],
+        "created_at": created.isoformat(),
+        "age_days": (AS_OF_TIME - created).days,
+        "stale": AS_OF_TIME - created > timedelta(days=stale_days),
+        "token": "****" + item["token"][-4:],
+    }
+
+
+def as_csv_row(record: dict[str, Any]) -> dict[str, str]:
+    return {key: str(value) for key, value in record.items()}
+
+
+def summary_lines(summary: dict[str, Any]) -> list[list[str]]:
+    """The text summary's lines, split on whitespace, built from an expected JSON summary."""
+    shared = summary["names_in_several_sub_accounts"]
+    lines = [f"Audited {summary['total']} token(s).", "", "STATUS TOKENS", "---"]
+    lines += [f"{status} {count}" for status, count in summary["by_status"].items()]
+    lines += ["", "SUB-ACCOUNT NAME TOKENS", "---"]
+    lines += [f"{s['id']} {s['name']} {s['tokens']}" for s in summary["by_sub_account"]]
+    lines += [
+        "",
+        f"Older than {summary['stale_days']} days: {summary['stale']}",
+        f"Inactive: {summary['inactive']}",
+        f"Names used in more than one sub-account: {len(shared)}",
+    ]
+    lines += [f"{name!r}: {', '.join(subs)}" for name, subs in shared.items()]
+    return [line.split() for line in lines]
+
+
+def split_lines(text: str) -> list[list[str]]:
+    """Lines split on whitespace; a table's dashed rule becomes ``["---"]``."""
+    return [
+        ["---"] if line and set(line) <= {"-", " "} else line.split() for line in text.splitlines()
+    ]
+
+
+class TestRecords:
+    """One record per token, masked, as CSV or JSON Lines, to a file or to stdout."""
+
+    def test_csv_file_has_the_exact_header_and_one_row_per_token(
+        self, live: LiveSandbox, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "tokens.csv"
+        result = live.cli("audit", "--output", str(target), "--as-of", AS_OF, "--quiet")
+        items = live.items()
+        text = target.read_bytes().decode()
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        assert (result.code, result.err) == (0, "")
+        assert text.startswith(HEADER + "\r\n")
+        assert len(rows) == live.call(live.sb.token_count) == 300
+        assert rows == [as_csv_row(expected_record(item, 365)) for item in items]
+        assert all(MASKED.fullmatch(row["token"]) for row in rows)
+        assert result.out.startswith("Audited 300 token(s).\n")
+
+    def test_jsonl_file(self, live: LiveSandbox, tmp_path: Path) -> None:
+        target = tmp_path / "tokens.jsonl"
+        argv = ["audit", "--format", "jsonl", "--output", str(target), "--stale-days", "90"]
+        result = live.cli(*argv, "--as-of", AS_OF, "--quiet")
+        records = [json.loads(line) for line in target.read_bytes().decode().splitlines()]
+        assert (result.code, result.err) == (0, "")
+        assert records == [expected_record(item, 90) for item in live.items()]
+        assert {r["stale"] for r in records} == {True, False}
+
+    def test_csv_to_stdout_sends_the_summary_to_stderr(self, live: LiveSandbox) -> None:
+        result = live.cli("audit", "--output", "-", "--as-of", AS_OF, "--quiet")
+        rows = list(csv.DictReader(io.StringIO(result.out, newline="")))
+        expected = expected_summary(live.items(), as_of=AS_OF_TIME, stale_days=365)
+        assert result.code == 0
+        assert result.out.startswith(HEADER + "\r\n")
+        assert [row["id"] for row in rows] == [item["_id"] for item in live.items()]
+        assert split_lines(result.err) == summary_lines(expected)
+
+    def test_jsonl_to_stdout_with_a_json_summary_on_stderr(self, live: LiveSandbox) -> None:
+        argv = ["--json", "audit", "--format", "jsonl", "--output", "-", "--as-of", AS_OF]
+        result = live.cli(*argv, "--quiet")
+        items = live.items()
+        assert result.code == 0
+        assert [json.loads(line) for line in result.out.splitlines()] == [
+            expected_record(item, 365) for item in items
+        ]
+        assert json.loads(result.err) == expected_summary(items, as_of=AS_OF_TIME, stale_days=365)
+
+    def test_status_filter(self, live: LiveSandbox, tmp_path: Path) -> None:
+        target = tmp_path / "inactive.csv"
+        result = live.cli("audit", "--status", "inactive", "--output", str(target), "--quiet")
+        rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+        expected = live.items(status="inactive")
+        assert result.code == 0
+        assert [row["id"] for row in rows] == [item["_id"] for item in expected]
+        assert {row["status"] for row in rows} == {"inactive"}
+        assert live.cli_requests()[0][2]["status"] == "inactive"
+
+    def test_sub_account_filter(self, live: LiveSandbox, tmp_path: Path) -> None:
+        sub = live.sb.sub_account_ids[2]
+        target = tmp_path / "one.csv"
+        result = live.cli("audit", "--sub-account", sub, "--output", str(target), "--quiet")
+        rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+        assert result.code == 0
+        assert len(rows) == live.call(lambda: live.sb.token_count(sub))
+        assert {row["sub_account_id"] for row in rows} == {sub}
+
+    def test_concurrency_changes_nothing_in_the_records(
+        self, live: LiveSandbox, tmp_path: Path
+    ) -> None:
+        outputs = []
+        for concurrency in ("1", "8"):
+            target = tmp_path / f"c{concurrency}.csv"
+            argv = ["audit", "--concurrency", concurrency, "--page-size", "20", "--as-of", AS_OF]
+            result = live.cli(*argv, "--output", str(target), "--quiet")
+            assert result.code == 0
+            outputs.append((target.read_bytes().decode(), result.out))
+        pages = sorted(int(query["page"]) for _, _, query, _ in live.cli_requests())
+        assert outputs[0] == outputs[1]
+        assert outputs[0][0].count("\r\n") == 301
+        assert pages == sorted(list(range(1, 16)) * 2)
+
+    def test_a_retried_page_loses_nothing(self, live: LiveSandbox, fake_sleep: Any) -> None:
+        live.call(lambda: (live.sb.reset_requests(), live.sb.script({2: "503"})))
+        result = live.cli("--json", "audit", "--as-of", AS_OF, "--quiet", "--concurrency", "1")
+        assert result.code == 0
+        assert json.loads(result.out)["total"] == 300
+        assert len(fake_sleep.delays) == 1
+
+    def test_a_failed_page_is_one_error_line(self, live: LiveSandbox, tmp_path: Path) -> None:
+        live.call(lambda: (live.sb.reset_requests(), live.sb.script({2: "500"})))
+        target = tmp_path / "partial.csv"
+        argv = ["--max-retries", "0", "audit", "--concurrency", "1", "--output", str(target)]
+        result = live.cli(*argv)
+        assert (result.code, result.out) == (1, "")
+        assert result.err_lines == [
+            "audit: 100/300 tokens",
+            "error: GET /api/v1/apiClient/token -> 500 Internal server error: Something went wrong",
+        ]
+
+    def test_output_folder_missing(self, live: LiveSandbox, tmp_path: Path) -> None:
+        target = tmp_path / "missing" / "tokens.csv"
+        result = live.cli("audit", "--output", str(target), "--quiet")
+        assert (result.code, result.out) == (1, "")
+        assert result.err == f"error: [Errno 2] No such file or directory: '{target}'\n"
+
+
+class TestSummary:
+    """The summary's figures equal what we compute from the listing ourselves."""
+
+    @pytest.mark.parametrize(
+        ("stale_days", "as_of"),
+        [("365", AS_OF), ("180", AS_OF), ("0", AS_OF), ("30", "2027-01-01T00:00:00+00:00")],
+    )
+    def test_json_summary(self, live: LiveSandbox, stale_days: str, as_of: str) -> None:
+        argv = ["--json", "audit", "--stale-days", stale_days, "--as-of", as_of, "--quiet"]
+        result = live.cli(*argv)
+        items = live.items()
+        expected = expected_summary(items, as_of=parse_time(as_of), stale_days=int(stale_days))
+        assert (result.code, result.err) == (0, "")
+        assert json.loads(result.out) == expected
+        assert set(expected["names_in_several_sub_accounts"]) == {
+            "Development API",
+            "Production API",
+        }
+        assert 0 < expected["inactive"] < expected["total"] == 300
+
+    def test_text_summary(self, live: LiveSandbox) -> None:
+        live.create("Zapier Hook", live.sb.sub_account_ids[0])
+        live.create("Zapier Hook", live.sb.sub_account_ids[1])
+        active = next(item for item in live.items() if item["status"] == "active")
+        live.http("PUT", f"/api/v1/apiClient/token/{active['_id']}", {"status": "inactive"})
+        result = live.cli("audit", "--stale-days", "200", "--as-of", AS_OF, "--quiet")
+        expected = expected_summary(live.items(), as_of=AS_OF_TIME, stale_days=200)
+        assert (result.code, result.err) == (0, "")
+        assert "Zapier Hook" in expected["names_in_several_sub_accounts"]
+        assert split_lines(result.out) == summary_lines(expected)
+
+    def test_one_sub_account_shares_no_names(self, live: LiveSandbox) -> None:
+        sub = live.sb.sub_account_ids[0]
+        result = live.cli("--json", "audit", "--sub-account", sub, "--as-of", AS_OF, "--quiet")
+        items = live.items(subAccountId=sub)
+        summary = json.loads(result.out)
+        assert result.code == 0
+        assert summary == expected_summary(items, as_of=AS_OF_TIME, stale_days=365)
+        assert summary["names_in_several_sub_accounts"] == {}
+
+    def test_stale_days_0_without_as_of_counts_every_token(self, live: LiveSandbox) -> None:
+        result = live.cli("--json", "audit", "--stale-days", "0", "--quiet")
+        summary = json.loads(result.out)
+        assert (result.code, summary["stale"], summary["total"]) == (0, 300, 300)
+
+    def test_bad_as_of_is_a_usage_error(self, live: LiveSandbox) -> None:
+        result = live.cli("audit", "--as-of", "yesterday")
+        assert (result.code, result.out) == (2, "")
+        assert result.err == (
+            "cellcast-tokens audit: argument --as-of: expected an ISO-8601 time, got 'yesterday'\n"
+        )
+
+
+class TestProgress:
+    """Progress goes to stderr: plain lines, a redrawn bar on a terminal, or nothing."""
+
+    def test_plain_lines_when_stderr_is_not_a_terminal(self, live: LiveSandbox) -> None:
+        result = live.cli("audit", "--page-size", "150", "--concurrency", "1")
+        assert result.code == 0
+        assert result.err == "audit: 150/300 tokens\naudit: 300/300 tokens\n"
+        assert result.out.startswith("Audited 300 token(s).\n")
+
+    def test_a_bar_when_stderr_is_a_terminal(self, live: LiveSandbox) -> None:
+        result = live.cli("audit", "--page-size", "100", "--concurrency", "1", stderr=TtyStringIO())
+        frames = [
+            r"\raudit \[#{10}-{20}\] 100/300 tokens  [\d,]+/s",
+            r"\raudit \[#{20}-{10}\] 200/300 tokens  [\d,]+/s",
+            r"\raudit \[#{30}\] 300/300 tokens  [\d,]+/s",
+        ]
+        assert result.code == 0
+        assert re.fullmatch("".join(frames) + "\n", result.err)
+        assert result.out.startswith("Audited 300 token(s).\n")
+
+    @pytest.mark.parametrize("stderr", [io.StringIO, TtyStringIO])
+    def test_quiet_shows_none(self, live: LiveSandbox, stderr: type[io.StringIO]) -> None:
+        result = live.cli("audit", "--quiet", stderr=stderr())
+        assert (result.code, result.err) == (0, "")
+        assert result.out.startswith("Audited 300 token(s).\n")

@@ -1,0 +1,292 @@
+"""Exit codes and error lines: 1 for API and network errors, 2 for usage errors, 0 otherwise."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cellcast_async import __version__
+
+from ._support import LiveSandbox, run_cli
+
+MISSING = "0" * 24
+NOT_YOURS = "Forbidden: Sub account does not belong to you or does not exist"
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port that nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def restore_logger() -> Iterator[logging.Logger]:
+    """The SDK's logger as it was before the test, whatever ``--debug`` did to it."""
+    logger = logging.getLogger("cellcast_async")
+    handlers, level = list(logger.handlers), logger.level
+    yield logger
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+class TestApiErrors:
+    """An error answer from the API is exit code 1 and one line on stderr."""
+
+    def test_get_missing_token(self, live: LiveSandbox) -> None:
+        result = live.cli("get", MISSING)
+        assert (result.code, result.out) == (1, "")
+        assert result.err == (
+            f"error: GET /api/v1/apiClient/token/{MISSING} -> 404 Not found: API token not found\n"
+        )
+
+    def test_list_another_keys_sub_account(self, live: LiveSandbox) -> None:
+        result = live.cli("list", "--sub-account", live.sb.other_sub_account_ids[0])
+        assert (result.code, result.out) == (1, "")
+        assert result.err == f"error: GET /api/v1/apiClient/token -> 403 {NOT_YOURS}\n"
+
+    def test_create_in_another_keys_sub_account(self, live: LiveSandbox) -> None:
+        other = live.sb.other_sub_account_ids[0]
+        result = live.cli("create", "--name", "Sneaky", "--sub-account", other)
+        assert (result.code, result.out) == (1, "")
+        assert result.err == f"error: POST /api/v1/apiClient/token -> 403 {NOT_YOURS}\n"
+        assert live.call(lambda: live.sb.tokens_created) == 0
+
+    def test_another_keys_token_is_not_found(self, live: LiveSandbox) -> None:
+        theirs = live.items()[0]["_id"]
+        result = live.cli("get", theirs, key=live.sb.other_api_key)
+        assert (result.code, result.out) == (1, "")
+        assert result.err == (
+            f"error: GET /api/v1/apiClient/token/{theirs} -> 404 Not found: API token not found\n"
+        )
+
+    def test_unknown_key(self, live: LiveSandbox) -> None:
+        result = live.cli("audit", key="cc_not_a_real_key")
+        assert (result.code, result.out) == (1, "")
+        assert result.err == "error: GET /api/v1/apiClient/token -> 401 Token expired\n"
+
+    def test_server_error_after_retries(self, live: LiveSandbox, fake_sleep: Any) -> None:
+        live.call(lambda: live.sb.script({1: "503", 2: "502", 3: "503"}))
+        result = live.cli("list")
+        assert (result.code, result.out) == (1, "")
+        assert result.err == (
+            "error: GET /api/v1/apiClient/token -> 503 Service unavailable: "
+            "Service temporarily unavailable\n"
+        )
+        assert len(fake_sleep.delays) == 2
+
+    def test_malformed_body(self, live: LiveSandbox) -> None:
+        live.call(lambda: live.sb.script({1: "malformed"}))
+        result = live.cli("--max-retries", "0", "get", MISSING)
+        assert (result.code, result.out) == (1, "")
+        assert result.err == (
+            f"error: GET /api/v1/apiClient/token/{MISSING}: the body is not valid JSON\n"
+        )
+
+
+class TestNetworkErrors:
+    """No usable answer at all is exit code 1 and one line on stderr."""
+
+    def test_connection_refused(self, closed_port: int) -> None:
+        base = f"http://127.0.0.1:{closed_port}"
+        result = run_cli("--api-key", "k", "--base-url", base, "--max-retries", "0", "list")
+        assert (result.code, result.out) == (1, "")
+        assert len(result.err_lines) == 1
+        assert result.err.startswith(
+            "error: GET /api/v1/apiClient/token: ClientConnectorError: "
+            f"Cannot connect to host 127.0.0.1:{closed_port} "
+        )
+
+    def test_connection_refused_after_retries(self, closed_port: int, fake_sleep: Any) -> None:
+        base = f"http://127.0.0.1:{closed_port}"
+        result = run_cli("--api-key", "k", "--base-url", base, "get", MISSING)
+        assert (result.code, result.out, len(result.err_lines)) == (1, "", 1)
+        assert result.err.startswith(
+            f"error: GET /api/v1/apiClient/token/{MISSING}: ClientConnectorError: "
+        )
+        assert len(fake_sleep.delays) == 2
+
+    def test_timeout(self, live: LiveSandbox) -> None:
+        live.call(lambda: live.sb.script({1: "hang"}))
+        result = live.cli("--timeout", "0.2", "--max-retries", "0", "list")
+        assert (result.code, result.out) == (1, "")
+        assert result.err == "error: GET /api/v1/apiClient/token: no answer within 0.2 s\n"
+
+
+class TestUsageErrors:
+    """A mistake in the command line is exit code 2, one line on stderr, and nothing sent."""
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            ([], "cellcast-tokens: the following arguments are required: COMMAND"),
+            (
+                ["create", "--name", "x"],
+                "cellcast-tokens create: the following arguments are required: --sub-account",
+            ),
+            (["get"], "cellcast-tokens get: the following arguments are required: TOKEN_ID"),
+            (
+                ["list", "--page-size", "0"],
+                "cellcast-tokens list: argument --page-size: must be at least 1, got 0",
+            ),
+            (
+                ["audit", "--concurrency", "0"],
+                "cellcast-tokens audit: argument --concurrency: must be at least 1, got 0",
+            ),
+            (
+                ["list", "--max-items", "-1"],
+                "cellcast-tokens list: argument --max-items: must be 0 or more, got -1",
+            ),
+            (
+                ["--timeout", "0", "list"],
+                "cellcast-tokens: argument --timeout: must be more than 0, got 0",
+            ),
+            (
+                ["--max-retries", "x", "list"],
+                "cellcast-tokens: argument --max-retries: expected a whole number, got 'x'",
+            ),
+            (["list", "--json"], "cellcast-tokens: unrecognized arguments: --json"),
+        ],
+    )
+    def test_parser_errors(self, live: LiveSandbox, argv: list[str], message: str) -> None:
+        result = live.cli(*argv)
+        assert (result.code, result.out, result.err) == (2, "", message + "\n")
+        assert live.cli_requests() == []
+
+    @pytest.mark.parametrize(
+        ("argv", "start"),
+        [
+            (["frob"], "cellcast-tokens: argument COMMAND: invalid choice: 'frob' (choose from "),
+            (
+                ["list", "--status", "maybe"],
+                "cellcast-tokens list: argument --status: invalid choice: 'maybe' (choose from ",
+            ),
+            (
+                ["update", MISSING, "--status", "paused"],
+                "cellcast-tokens update: argument --status: invalid choice: 'paused' (choose from ",
+            ),
+        ],
+    )
+    def test_invalid_choices(self, live: LiveSandbox, argv: list[str], start: str) -> None:
+        # How argparse quotes the choices differs between Python versions; the start does not.
+        result = live.cli(*argv)
+        assert (result.code, result.out, len(result.err_lines)) == (2, "", 1)
+        assert result.err.startswith(start)
+        assert live.cli_requests() == []
+
+    def test_missing_api_key_with_the_environment_unset(self, live: LiveSandbox) -> None:
+        result = run_cli("--base-url", live.url, "list")
+        assert (result.code, result.out) == (2, "")
+        assert result.err == "usage error: no API key: pass api_key=... or set $CELLCAST_API_KEY\n"
+        assert live.cli_requests() == []
+
+    def test_the_key_and_url_come_from_the_environment(
+        self, live: LiveSandbox, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CELLCAST_API_KEY", live.api_key)
+        monkeypatch.setenv("CELLCAST_BASE_URL", live.url)
+        result = run_cli("list", "--max-items", "2")
+        assert (result.code, result.err) == (0, "")
+        assert result.out.splitlines()[-1] == "2 token(s)"
+
+    @pytest.mark.parametrize("key", ["abc\r\nX-Injected: 1", "abc\ndef", "abc\rdef"])
+    def test_a_key_with_cr_or_lf(self, live: LiveSandbox, key: str) -> None:
+        result = live.cli("list", key=key)
+        assert (result.code, result.out) == (2, "")
+        assert result.err == (
+            "usage error: api_key must not contain CR, LF or other control characters\n"
+        )
+        assert live.cli_requests() == []
+
+    def test_a_key_with_lf_from_the_environment(
+        self, live: LiveSandbox, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CELLCAST_API_KEY", "abc\ndef")
+        result = run_cli("--base-url", live.url, "list")
+        assert (result.code, result.out) == (2, "")
+        assert result.err == (
+            "usage error: $CELLCAST_API_KEY must not contain CR, LF or other control characters\n"
+        )
+
+    def test_an_empty_key(self, live: LiveSandbox) -> None:
+        result = run_cli("--api-key", "", "--base-url", live.url, "list")
+        assert (result.code, result.out, result.err) == (2, "", "usage error: api_key is empty\n")
+
+    def test_plain_http_to_a_remote_host(self) -> None:
+        result = run_cli("--api-key", "k", "--base-url", "http://example.com", "list")
+        assert (result.code, result.out) == (2, "")
+        assert result.err == (
+            "usage error: refusing plain http:// to 'example.com': the API key would travel in "
+            "the clear; use https:// (plain http is allowed only for loopback hosts)\n"
+        )
+
+
+class TestDebug:
+    """``--debug`` adds the traceback and the SDK's DEBUG log; without it there is neither."""
+
+    @pytest.mark.usefixtures("restore_logger")
+    def test_api_error_with_traceback(self, live: LiveSandbox) -> None:
+        result = live.cli("--debug", "get", MISSING)
+        lines = result.err_lines
+        assert (result.code, result.out) == (1, "")
+        assert f"cellcast_async DEBUG GET /api/v1/apiClient/token/{MISSING} -> 404 in" in lines[0]
+        assert lines[1] == "Traceback (most recent call last):"
+        assert lines[-2] == (
+            "cellcast_async._exceptions.NotFoundError: "
+            f"GET /api/v1/apiClient/token/{MISSING} -> 404 Not found: API token not found"
+        )
+        assert lines[-1] == (
+            f"error: GET /api/v1/apiClient/token/{MISSING} -> 404 Not found: API token not found"
+        )
+
+    @pytest.mark.usefixtures("restore_logger")
+    def test_usage_error_with_traceback(self, live: LiveSandbox) -> None:
+        result = live.cli("--debug", "update", MISSING)
+        lines = result.err_lines
+        assert (result.code, result.out) == (2, "")
+        assert lines[0] == "Traceback (most recent call last):"
+        assert lines[-2] == "ValueError: update needs at least one of name= or status="
+        assert lines[-1] == "usage error: update needs at least one of name= or status="
+
+    def test_the_debug_log_ends_with_the_run(
+        self, live: LiveSandbox, restore_logger: logging.Logger
+    ) -> None:
+        debug_err = io.StringIO()
+        debug = live.cli("--debug", "get", MISSING, stderr=debug_err)
+        later = live.cli("get", MISSING)
+        assert (debug.code, later.code) == (1, 1)
+        assert debug.err.count(" DEBUG ") == 1
+        assert debug_err.getvalue() == debug.err
+        assert later.err.count(" DEBUG ") == 0
+        assert restore_logger.level == logging.NOTSET
+        assert not any(
+            isinstance(h, logging.StreamHandler) and h.stream is debug_err
+            for h in restore_logger.handlers
+        )
+
+
+class TestHelpAndVersion:
+    """``--help`` and ``--version`` write to the given stdout and exit 0."""
+
+    def test_version(self) -> None:
+        result = run_cli("--version")
+        assert (result.code, result.out, result.err) == (0, f"cellcast-tokens {__version__}\n", "")
+
+    @pytest.mark.parametrize(
+        ("argv", "usage"),
+        [
+            (["--help"], "usage: cellcast-tokens "),
+            (["audit", "-h"], "usage: cellcast-tokens audit "),
+        ],
+    )
+    def test_help(self, argv: list[str], usage: str) -> None:
+        result = run_cli(*argv)
+        assert (result.code, result.err) == (0, "")
+        assert result.out.startswith(usage)
