@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import aiohttp
 import attrs
+from aiohttp import hdrs
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _protocol
@@ -75,11 +77,32 @@ def _map_exceptions(method: str, path: str, timeout: float | None) -> Iterator[N
             path=path,
         ) from exc
     except aiohttp.ClientError as exc:
+        if isinstance(exc, aiohttp.ClientResponseError):
+            _mask_request_headers(exc)
         raise TransportError(
             f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
             method=method,
             path=path,
         ) from exc
+
+
+def _mask_request_headers(exc: aiohttp.ClientResponseError) -> None:
+    """Mask the key in the request headers aiohttp hangs on this error.
+
+    aiohttp raises ``ClientResponseError`` for a malformed answer with the request's
+    ``request_info``, whose headers hold ``Authorization: Bearer <key>``, and its repr
+    prints them. It stays our error's ``__cause__`` (its words help debugging), so the
+    key is masked in place: DESIGN.md, the key never appears in a repr.
+    """
+    info = exc.request_info
+    if hdrs.AUTHORIZATION not in info.headers:
+        return
+    headers = CIMultiDict(info.headers)
+    headers[hdrs.AUTHORIZATION] = "Bearer ****"
+    masked = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+    exc.request_info = masked
+    # BaseException.args holds the same request_info, and pickling and tracebacks read it.
+    exc.args = tuple(masked if arg is info else arg for arg in exc.args)
 
 
 class AiohttpTransport:
