@@ -417,6 +417,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every command takes, before or after the command's name.
+
+    On the subcommands their defaults are SUPPRESS, so ``audit --json`` sets ``json``
+    while a bare ``audit`` leaves the value parsed before the command untouched.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--api-key", default=default(None), help="API key (default: $CELLCAST_API_KEY)"
+    )
+    parser.add_argument(
+        "--base-url",
+        default=default(None),
+        help="API base URL (default: $CELLCAST_BASE_URL or https://api.cellcast.com)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=default(False),
+        help="start an embedded sandbox with demo data and run the command against it",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="machine-readable output"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=default(False), help="tracebacks and DEBUG logging"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=default(30.0), help="seconds per try"
+    )
+    parser.add_argument("--max-retries", type=_non_negative_int, default=default(2), metavar="N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cellcast-tokens",
@@ -424,21 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 API or network error, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--api-key", help="API key (default: $CELLCAST_API_KEY)")
-    parser.add_argument(
-        "--base-url", help="API base URL (default: $CELLCAST_BASE_URL or https://api.cellcast.com)"
-    )
-    parser.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="start an embedded sandbox with demo data and run the command against it",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--debug", action="store_true", help="tracebacks and DEBUG logging")
-    parser.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per try")
-    parser.add_argument("--max-retries", type=_non_negative_int, default=2)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    _add_global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help)
+        _add_global_options(p, suppress=True)
+        return p
 
     def listing(p: argparse.ArgumentParser) -> None:
         p.add_argument("--sub-account", metavar="ID", help="only this sub-account's tokens")
@@ -448,15 +477,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--concurrency", type=_positive_int, default=4, metavar="N", help="pages in flight"
         )
 
-    p = sub.add_parser("list", help="list tokens")
+    p = command("list", help="list tokens")
     listing(p)
     p.add_argument("--search", help="only tokens whose name contains this")
     p.add_argument("--max-items", type=_non_negative_int, metavar="N")
 
-    p = sub.add_parser("get", help="show one token")
+    p = command("get", help="show one token")
     p.add_argument("token_id", metavar="TOKEN_ID")
 
-    p = sub.add_parser("create", help="create a token (prints the full secret once)")
+    p = command("create", help="create a token (prints the full secret once)")
     p.add_argument("--name", required=True)
     p.add_argument(
         "--sub-account",
@@ -465,15 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the sub-account to create it in (with --sandbox, 'demo' means the first one)",
     )
 
-    p = sub.add_parser("update", help="rename a token or set its status")
+    p = command("update", help="rename a token or set its status")
     p.add_argument("token_id", metavar="TOKEN_ID")
     p.add_argument("--name")
     p.add_argument("--status", choices=[s.value for s in TokenStatus])
 
-    p = sub.add_parser("delete", help="delete a token for good")
+    p = command("delete", help="delete a token for good")
     p.add_argument("token_id", metavar="TOKEN_ID")
 
-    p = sub.add_parser("audit", help="walk every token and summarise")
+    p = command("audit", help="walk every token and summarise")
     listing(p)
     p.add_argument("--format", choices=["csv", "jsonl"], help="record format (default csv)")
     p.add_argument("--output", metavar="FILE", help="write one record per token here (- = stdout)")
@@ -481,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=_timestamp, metavar="TIME", help="judge ages as of this time")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
-    p = sub.add_parser("sandbox", help="serve a local sandbox API until Ctrl-C")
+    p = command("sandbox", help="serve a local sandbox API until Ctrl-C")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_non_negative_int, default=8080)
     p.add_argument("--seed", type=_non_negative_int, default=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,15 +15,6 @@ from ._support import LiveSandbox, run_cli
 
 MISSING = "0" * 24
 NOT_YOURS = "Forbidden: Sub account does not belong to you or does not exist"
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A 127.0.0.1 port that nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -152,7 +142,7 @@ class TestUsageErrors:
                 ["--max-retries", "x", "list"],
                 "cellcast-tokens: argument --max-retries: expected a whole number, got 'x'",
             ),
-            (["list", "--json"], "cellcast-tokens: unrecognized arguments: --json"),
+            (["list", "--bogus"], "cellcast-tokens: unrecognized arguments: --bogus"),
         ],
     )
     def test_parser_errors(self, live: LiveSandbox, argv: list[str], message: str) -> None:
@@ -290,3 +280,26 @@ class TestHelpAndVersion:
         result = run_cli(*argv)
         assert (result.code, result.err) == (0, "")
         assert result.out.startswith(usage)
+
+
+class TestGlobalOptionsAfterTheCommand:
+    """Global options work after the command's name as well as before it."""
+
+    def test_json_after_the_command(self) -> None:
+        """`list --json` and `--json list` parse to the same namespace."""
+        from cellcast_async.cli import build_parser
+
+        parser = build_parser()
+        before = parser.parse_args(["--json", "--max-retries", "5", "list"])
+        after = parser.parse_args(["list", "--json", "--max-retries", "5"])
+        assert vars(before) == vars(after)
+        assert after.json is True
+        assert after.max_retries == 5
+
+    def test_an_option_before_is_kept_when_not_repeated(self) -> None:
+        """A global option given before the command is not reset by the command's parser."""
+        from cellcast_async.cli import build_parser
+
+        args = build_parser().parse_args(["--timeout", "7", "--sandbox", "audit"])
+        assert args.timeout == 7.0
+        assert args.sandbox is True
