@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +25,12 @@ def live() -> Iterator[LiveSandbox]:
         yield sandbox
     finally:
         sandbox.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port that nothing listens on (bound, then closed): connection refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
