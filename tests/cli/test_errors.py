@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -303,3 +304,14 @@ class TestGlobalOptionsAfterTheCommand:
         args = build_parser().parse_args(["--timeout", "7", "--sandbox", "audit"])
         assert args.timeout == 7.0
         assert args.sandbox is True
+
+    def test_same_output_either_side(self, live: LiveSandbox) -> None:
+        """``audit --json`` after the command prints what ``--json audit`` prints."""
+        before = live.cli("--json", "audit", "--quiet", "--as-of", "2025-07-16")
+        after = run_cli(
+            *("audit", "--quiet", "--as-of", "2025-07-16", "--json"),
+            *("--api-key", live.api_key, "--base-url", live.url),
+        )
+        assert (before.code, before.err) == (after.code, after.err) == (0, "")
+        assert json.loads(after.out)["total"] == 300
+        assert after.out == before.out
