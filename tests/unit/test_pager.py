@@ -195,6 +195,16 @@ class TestStops:
         assert log == [1, 2]
         assert pager.next_page == 3
 
+    async def test_max_items_cuts_pages_too(self) -> None:
+        with aioresponses() as m:
+            add_listing(m, tokens(9), limit=3)
+            async with session() as cc:
+                pager = cc.tokens.list(limit=3, max_items=5)
+                pages = [page async for page in pager.pages()]
+
+        assert [ids(p.items) for p in pages] == [expected_ids(3), expected_ids(2, 4)]
+        assert pager.next_page == 2
+
     async def test_max_items_zero_sends_nothing(self) -> None:
         with aioresponses() as m:
             add_listing(m, tokens(9), limit=3)
@@ -407,6 +417,27 @@ class TestConcurrency:
 
         assert ids(seen) == expected_ids(4)
         assert sorted(log) == [1, 2]
+
+    async def test_without_total_pages_walks_one_page_at_a_time(self) -> None:
+        log: list[int] = []
+
+        def no_counts(url: URL, **kwargs: Any) -> CallbackResult:
+            number = int(url.query["page"])
+            log.append(number)
+            data = {"items": [token_json(number)], "hasNextPage": number < 4}
+            return CallbackResult(payload=envelope(data))
+
+        with aioresponses() as m:
+            m.get(
+                re.compile(re.escape(BASE_URL + TOKENS_PATH) + r"\?.*"),
+                callback=no_counts,
+                repeat=True,
+            )
+            async with session() as cc:
+                seen = await cc.tokens.list(limit=1, concurrency=3).collect()
+
+        assert ids(seen) == expected_ids(4)
+        assert log == [1, 2, 3, 4]
 
     async def test_max_items_limits_prefetch(self) -> None:
         log: list[int] = []

@@ -27,7 +27,16 @@ from cellcast_async import (
 from cellcast_async._protocol import backoff_delay, is_retryable, parse_retry_after
 
 from ..seed_samples import CREATE_201, CREATE_400_DUPLICATE, DELETE_200, NOT_FOUND_404
-from ._fakes import ANY_TOKEN_URL, API_KEY, TOKENS_PATH, TOKENS_URL, envelope, session, token_json
+from ._fakes import (
+    ANY_TOKEN_URL,
+    API_KEY,
+    TOKENS_PATH,
+    TOKENS_URL,
+    envelope,
+    exactly,
+    session,
+    token_json,
+)
 
 TOKEN_PATH = f"{TOKENS_PATH}/tok001"
 OK = envelope(token_json(1))
@@ -117,6 +126,15 @@ class TestRetryAfter:
         assert info.value.retry_after == 3.0
         assert fake_sleep.delays == [3.0, 3.0]
         assert count(m) == 3
+
+    async def test_retry_after_on_a_503_is_honoured(self, fake_sleep: Any) -> None:
+        with aioresponses() as m:
+            m.get(ANY_TOKEN_URL, status=503, headers={"Retry-After": "4"}, payload=UNAVAILABLE)
+            m.get(ANY_TOKEN_URL, payload=OK)
+            async with session() as cc:
+                await cc.tokens.get("tok001")
+
+        assert fake_sleep.delays == [4.0]
 
     async def test_unparseable_retry_after_falls_back_to_backoff(self, fake_sleep: Any) -> None:
         with aioresponses() as m:
@@ -312,6 +330,13 @@ class TestRetryOnTransport:
         assert type(info.value) is TimeoutError
         assert str(info.value) == f"GET {TOKEN_PATH}: no answer within 5 s"
         assert count(m) == 2
+
+    async def test_timeout_without_a_limit(self, fake_sleep: Any) -> None:
+        with aioresponses() as m:
+            m.get(ANY_TOKEN_URL, exception=asyncio.TimeoutError(), repeat=True)
+            async with session(timeout=None, max_retries=0) as cc:
+                with pytest.raises(TimeoutError, match=exactly(f"GET {TOKEN_PATH}: timed out")):
+                    await cc.tokens.get("tok001")
 
     async def test_aiohttp_server_timeout_is_a_timeout(self, fake_sleep: Any) -> None:
         with aioresponses() as m:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -281,6 +282,32 @@ class TestLifecycle:
         with pytest.raises(RuntimeError, match="is closed"):
             await cc.tokens.delete("tok001")
         assert sent(m) == []
+
+    async def test_repr_shows_base_url_and_state_only(self) -> None:
+        cc = session()
+        assert repr(cc) == "<CellcastSession https://api.cellcast.com open>"
+        await cc.aclose()
+        assert repr(cc) == "<CellcastSession https://api.cellcast.com closed>"
+
+    async def test_one_session_shared_by_many_tasks(
+        self, m: aioresponses, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        created: list[object] = []
+        original_init: Callable[..., None] = aiohttp.ClientSession.__init__
+
+        def spy(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+            original_init(self, *args, **kwargs)
+            created.append(self)
+
+        monkeypatch.setattr(aiohttp.ClientSession, "__init__", spy)
+
+        async with session() as cc:
+            tokens = await asyncio.gather(*(cc.tokens.get(f"t{n}") for n in range(300)))
+
+        assert len(tokens) == 300
+        assert all(t.id == "tok001" for t in tokens)
+        assert len(created) == 1
+        assert len(sent(m)) == 300
 
     async def test_reentering_a_closed_session_raises(self) -> None:
         cc = session()
