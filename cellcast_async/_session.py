@@ -66,10 +66,15 @@ def _resolve_base_url(base_url: str | None) -> str:
     if not isinstance(base_url, str):
         raise ValueError(f"base_url must be a str, not {type(base_url).__name__}")
     parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+    # First, so that no later message quotes a URL that holds a password.
     if parts.username is not None or parts.password is not None:
         raise ValueError("base_url must not carry credentials; pass api_key= instead")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in 0-65535)
+    except ValueError:
+        raise ValueError(f"base_url has an invalid port, got {base_url!r}") from None
     if parts.query or parts.fragment:
         raise ValueError("base_url must not have a query string or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
