@@ -208,6 +208,23 @@ class TestBaseUrl:
         with pytest.raises(ValueError, match=exactly(message)):
             session(base_url=base_url)
 
+    @pytest.mark.parametrize(
+        "base_url", ["https://api.cellcast.com:99999", "https://api.cellcast.com:abc"]
+    )
+    def test_bad_port_refused_up_front(self, base_url: str) -> None:
+        message = f"base_url has an invalid port, got {base_url!r}"
+
+        with pytest.raises(ValueError, match=exactly(message)):
+            session(base_url=base_url)
+
+    def test_credentials_never_quoted_even_with_a_bad_scheme(self) -> None:
+        message = "base_url must not carry credentials; pass api_key= instead"
+
+        with pytest.raises(ValueError, match=exactly(message)) as info:
+            session(base_url="ftp://user:hunter2@api.cellcast.com")
+
+        assert "hunter2" not in str(info.value)
+
     async def test_environment_variable_is_honoured(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("CELLCAST_BASE_URL", "http://127.0.0.1:9999/")
 
