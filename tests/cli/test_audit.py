@@ -111,7 +111,7 @@ class TestRecords:
     def test_status_filter(self, live: LiveSandbox, tmp_path: Path) -> None:
         target = tmp_path / "inactive.csv"
         result = live.cli("audit", "--status", "inactive", "--output", str(target), "--quiet")
-        rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+        rows = list(csv.DictReader(io.StringIO(target.read_bytes().decode(), newline="")))
         expected = live.items(status="inactive")
         assert result.code == 0
         assert [row["id"] for row in rows] == [item["_id"] for item in expected]
@@ -122,7 +122,7 @@ class TestRecords:
         sub = live.sb.sub_account_ids[2]
         target = tmp_path / "one.csv"
         result = live.cli("audit", "--sub-account", sub, "--output", str(target), "--quiet")
-        rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+        rows = list(csv.DictReader(io.StringIO(target.read_bytes().decode(), newline="")))
         assert result.code == 0
         assert len(rows) == live.call(lambda: live.sb.token_count(sub))
         assert {row["sub_account_id"] for row in rows} == {sub}
