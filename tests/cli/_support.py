@@ -89,6 +89,15 @@ class LiveSandbox:
 
         return self.run(call())
 
+    def script(self, entries: Mapping[int, str]) -> None:
+        """Forget the requests so far, then fault exactly these (1-based) next requests."""
+
+        def script() -> None:
+            self.sb.reset_requests()
+            self.sb.script(entries)
+
+        self.call(script)
+
     def close(self) -> None:
         self.run(self.sb.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -143,14 +143,14 @@ class TestRecords:
         assert pages == sorted(list(range(1, 16)) * 2)
 
     def test_a_retried_page_loses_nothing(self, live: LiveSandbox, fake_sleep: Any) -> None:
-        live.call(lambda: (live.sb.reset_requests(), live.sb.script({2: "503"})))
+        live.script({2: "503"})
         result = live.cli("--json", "audit", "--as-of", AS_OF, "--quiet", "--concurrency", "1")
         assert result.code == 0
         assert json.loads(result.out)["total"] == 300
         assert len(fake_sleep.delays) == 1
 
     def test_a_failed_page_is_one_error_line(self, live: LiveSandbox, tmp_path: Path) -> None:
-        live.call(lambda: (live.sb.reset_requests(), live.sb.script({2: "500"})))
+        live.script({2: "500"})
         target = tmp_path / "partial.csv"
         argv = ["--max-retries", "0", "audit", "--concurrency", "1", "--output", str(target)]
         result = live.cli(*argv)

@@ -13,7 +13,7 @@ WARNING = "warning: this is the only time the full token is shown; store it secu
 
 def masked(item: dict[str, Any]) -> str:
     """How the CLI shows a token the API sent masked: ``****`` and its last 4 characters."""
-    return "****" + item["token"][-4:]
+    return "****" + str(item["token"])[-4:]
 
 
 def view(item: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class TestApiErrors:
         assert result.err == "error: GET /api/v1/apiClient/token -> 401 Token expired\n"
 
     def test_server_error_after_retries(self, live: LiveSandbox, fake_sleep: Any) -> None:
-        live.call(lambda: live.sb.script({1: "503", 2: "502", 3: "503"}))
+        live.script({1: "503", 2: "502", 3: "503"})
         result = live.cli("list")
         assert (result.code, result.out) == (1, "")
         assert result.err == (
@@ -74,7 +74,7 @@ class TestApiErrors:
         assert len(fake_sleep.delays) == 2
 
     def test_malformed_body(self, live: LiveSandbox) -> None:
-        live.call(lambda: live.sb.script({1: "malformed"}))
+        live.script({1: "malformed"})
         result = live.cli("--max-retries", "0", "get", MISSING)
         assert (result.code, result.out) == (1, "")
         assert result.err == (
@@ -105,7 +105,7 @@ class TestNetworkErrors:
         assert len(fake_sleep.delays) == 2
 
     def test_timeout(self, live: LiveSandbox) -> None:
-        live.call(lambda: live.sb.script({1: "hang"}))
+        live.script({1: "hang"})
         result = live.cli("--timeout", "0.2", "--max-retries", "0", "list")
         assert (result.code, result.out) == (1, "")
         assert result.err == "error: GET /api/v1/apiClient/token: no answer within 0.2 s\n"
