@@ -14,7 +14,6 @@ import math
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Generator,
@@ -218,10 +217,10 @@ class Pager(Generic[T]):
             self.next_page = self._start + 1
         return page
 
-    def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> AsyncGenerator[T, None]:
         return self._items()
 
-    async def _items(self) -> AsyncIterator[T]:
+    async def _items(self) -> AsyncGenerator[T, None]:
         # aclosing: closing this generator closes the walk at once, so the pages it
         # prefetched are cancelled now, not whenever the garbage collector gets to it.
         async with contextlib.aclosing(self._walk()) as walk:
@@ -237,7 +236,7 @@ class Pager(Generic[T]):
                         self.next_page = _page_after(page, complete)
                     yield item
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in order (deduplicated and capped like the items)."""
         async with contextlib.aclosing(self._walk()) as walk:
             async for page, complete in walk:
