@@ -265,8 +265,10 @@ async def _audit(cc: CellcastSession, args: argparse.Namespace, out: TextIO, err
         concurrency=args.concurrency,
     )
     progress = Progress(err, enabled=not args.quiet)
-    fmt = args.format or ("csv" if args.output else None)
-    with _open_output(args.output, out) as handle:
+    # --format alone means "records on stdout"; --output alone means CSV.
+    output = args.output or ("-" if args.format else None)
+    fmt = args.format or "csv"
+    with _open_output(output, out) as handle:
         writer: Callable[[dict[str, Any]], object] | None = None
         if handle is not None and fmt == "csv":
             dict_writer = csv.DictWriter(handle, fieldnames=AUDIT_FIELDS)
@@ -289,7 +291,7 @@ async def _audit(cc: CellcastSession, args: argparse.Namespace, out: TextIO, err
         finally:
             progress.close()
     # Records on stdout keep stdout machine-readable: the summary then goes to stderr.
-    target = err if args.output == "-" else out
+    target = err if output == "-" else out
     if args.json:
         target.write(json.dumps(summary.as_json(), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -505,7 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("audit", help="walk every token and summarise")
     listing(p)
     p.add_argument("--format", choices=["csv", "jsonl"], help="record format (default csv)")
-    p.add_argument("--output", metavar="FILE", help="write one record per token here (- = stdout)")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write one record per token here (- = stdout, the default when --format is given)",
+    )
     p.add_argument("--stale-days", type=_non_negative_int, default=365, metavar="N")
     p.add_argument("--as-of", type=_timestamp, metavar="TIME", help="judge ages as of this time")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

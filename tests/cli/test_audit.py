@@ -245,3 +245,17 @@ class TestProgress:
         result = live.cli("audit", "--quiet", stderr=stderr())
         assert (result.code, result.err) == (0, "")
         assert result.out.startswith("Audited 300 token(s).\n")
+
+
+class TestFormatWithoutOutput:
+    """`--format` without `--output` writes the records to stdout."""
+
+    def test_jsonl_to_stdout(self, live: LiveSandbox) -> None:
+        """One JSON line per token on stdout, the summary on stderr."""
+        result = live.cli("audit", "--format", "jsonl", "--as-of", AS_OF, "--quiet")
+        items = live.items()
+        assert result.code == 0
+        assert [json.loads(line) for line in result.out.splitlines()] == [
+            expected_record(item, 365) for item in items
+        ]
+        assert result.err.startswith(f"Audited {len(items)} token(s).\n")
