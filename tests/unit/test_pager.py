@@ -57,7 +57,7 @@ async def other_tasks() -> set[asyncio.Task[Any]]:
     """Tasks other than this one, after letting the loop settle a few turns."""
     for _ in range(5):
         await asyncio.sleep(0)
-    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+    return asyncio.all_tasks() - {asyncio.current_task()}
 
 
 class TestAwaitPager:

@@ -244,9 +244,9 @@ class TestSecret:
         secret = Secret(FULL_TOKEN)
 
         with pytest.raises(AttributeError, match="Secret is immutable"):
-            secret._value = "other"  # type: ignore[misc]
+            secret._value = "other"
         with pytest.raises(AttributeError, match="Secret is immutable"):
-            secret.extra = 1  # type: ignore[attr-defined]
+            secret.extra = 1
         with pytest.raises(AttributeError, match="Secret is immutable"):
             del secret._value
         assert secret.reveal() == FULL_TOKEN

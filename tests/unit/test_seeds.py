@@ -60,8 +60,8 @@ SEED_SUB_ACCOUNT = SubAccount(
 Call = Callable[[CellcastSession], Awaitable[Any]]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
 
 
 def assert_api_error(

@@ -46,6 +46,20 @@ def m() -> Iterator[aioresponses]:
         yield mock
 
 
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
+    """Every aiohttp.ClientSession created during the test, in order."""
+    sessions: list[aiohttp.ClientSession] = []
+    original_init: Callable[..., None] = aiohttp.ClientSession.__init__
+
+    def spy(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        sessions.append(self)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", spy)
+    return sessions
+
+
 class TestApiKey:
     """The key comes from ``api_key=`` or ``$CELLCAST_API_KEY`` and must be one clean line."""
 
@@ -307,17 +321,8 @@ class TestLifecycle:
         assert repr(cc) == "<CellcastSession https://api.cellcast.com closed>"
 
     async def test_one_session_shared_by_many_tasks(
-        self, m: aioresponses, monkeypatch: pytest.MonkeyPatch
+        self, m: aioresponses, created: list[aiohttp.ClientSession]
     ) -> None:
-        created: list[object] = []
-        original_init: Callable[..., None] = aiohttp.ClientSession.__init__
-
-        def spy(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
-            original_init(self, *args, **kwargs)
-            created.append(self)
-
-        monkeypatch.setattr(aiohttp.ClientSession, "__init__", spy)
-
         async with session() as cc:
             tokens = await asyncio.gather(*(cc.tokens.get(f"t{n}") for n in range(300)))
 
@@ -351,17 +356,8 @@ class TestLifecycle:
         assert len(sent(m)) == 1
 
     async def test_owned_session_is_closed_on_exit(
-        self, m: aioresponses, monkeypatch: pytest.MonkeyPatch
+        self, m: aioresponses, created: list[aiohttp.ClientSession]
     ) -> None:
-        created: list[aiohttp.ClientSession] = []
-        original_init: Callable[..., None] = aiohttp.ClientSession.__init__
-
-        def spy(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
-            original_init(self, *args, **kwargs)
-            created.append(self)
-
-        monkeypatch.setattr(aiohttp.ClientSession, "__init__", spy)
-
         async with session() as cc:
             await cc.tokens.get("tok001")
             await cc.tokens.get("tok002")
@@ -372,17 +368,8 @@ class TestLifecycle:
         assert len(created) == 1
 
     async def test_no_session_is_created_without_a_request(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, created: list[aiohttp.ClientSession]
     ) -> None:
-        created: list[object] = []
-        original_init: Callable[..., None] = aiohttp.ClientSession.__init__
-
-        def spy(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
-            original_init(self, *args, **kwargs)
-            created.append(self)
-
-        monkeypatch.setattr(aiohttp.ClientSession, "__init__", spy)
-
         async with session() as cc:
             cc.tokens.list()
 
