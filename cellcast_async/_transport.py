@@ -30,6 +30,9 @@ __all__ = ["AiohttpTransport", "Response", "Transport"]
 
 logger = logging.getLogger("cellcast_async")
 
+# Failures that the same request will meet again: a certificate or TLS setup error.
+_NOT_RETRIED = (aiohttp.ClientSSLError,)
+
 # Looked up at call time so tests can swap it for a fake clock: the suite never sleeps.
 _sleep = asyncio.sleep
 
@@ -209,7 +212,11 @@ class AiohttpTransport:
                     answer_lost=answer_lost,
                 )
             except TransportError as exc:
-                if attempt >= self._max_retries or not _protocol.is_retryable(method, None):
+                if (
+                    attempt >= self._max_retries
+                    or not _protocol.is_retryable(method, None)
+                    or isinstance(exc.__cause__, _NOT_RETRIED)
+                ):
                     raise
                 answer_lost = True
                 delay = self._backoff(attempt)

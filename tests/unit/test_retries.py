@@ -298,6 +298,23 @@ class TestRetryOnTransport:
         assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError)
         assert count(m) == 3
 
+    async def test_tls_certificate_error_is_not_retried(self, fake_sleep: Any) -> None:
+        """A bad certificate will be just as bad on the next attempt: raised at once."""
+        from aiohttp.client_reqrep import ConnectionKey
+
+        key = ConnectionKey("api.cellcast.com", 443, True, True, None, None, None)
+        error = aiohttp.ClientConnectorCertificateError(key, ValueError("self-signed"))
+        with aioresponses() as m:
+            m.get(ANY_TOKEN_URL, exception=error, repeat=True)
+            async with session(max_retries=3) as cc:
+                with pytest.raises(TransportError) as info:
+                    await cc.tokens.get("tok001")
+
+        assert type(info.value) is TransportError
+        assert isinstance(info.value.__cause__, aiohttp.ClientConnectorCertificateError)
+        assert count(m) == 1
+        assert fake_sleep.delays == []
+
     async def test_post_connection_error_is_not_retried(self, fake_sleep: Any) -> None:
         with aioresponses() as m:
             m.post(TOKENS_URL, exception=aiohttp.ServerDisconnectedError())
@@ -392,6 +409,15 @@ class TestDelete:
             async with session() as cc:
                 with pytest.raises(NotFoundError):
                     await cc.tokens.delete("tok001")
+
+    async def test_204_no_content_is_done(self, fake_sleep: Any) -> None:
+        """A bare 204 (not in seed 003, but common) counts as deleted."""
+        with aioresponses() as m:
+            m.delete(ANY_TOKEN_URL, status=204, body=b"", content_type="text/plain")
+            async with session() as cc:
+                assert await cc.tokens.delete("tok001") is None
+
+        assert count(m) == 1
 
     async def test_503_then_200(self, fake_sleep: Any) -> None:
         with aioresponses() as m:
