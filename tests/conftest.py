@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from . import _aioresponses_compat
@@ -22,8 +20,8 @@ class FakeSleep:
 
 
 @pytest.fixture(autouse=True)
-def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSleep]:
+def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
     """Retries back off on a fake clock: the suite never really sleeps between attempts."""
     fake = FakeSleep()
     monkeypatch.setattr("cellcast_async._transport._sleep", fake)
-    yield fake
+    return fake
