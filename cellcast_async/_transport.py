@@ -108,6 +108,15 @@ def _mask_request_headers(exc: aiohttp.ClientResponseError) -> None:
     exc.args = tuple(masked if arg is info else arg for arg in exc.args)
 
 
+def _pool_slots(session: aiohttp.ClientSession) -> asyncio.Semaphore | None:
+    """One slot per connection the session's pool allows to our host (None: no bound)."""
+    connector = session.connector
+    if connector is None:
+        return None
+    bounds = [n for n in (connector.limit, connector.limit_per_host) if n > 0]
+    return asyncio.Semaphore(min(bounds)) if bounds else None
+
+
 class AiohttpTransport:
     """Sends requests with aiohttp, retrying what the rules allow.
 
@@ -147,6 +156,7 @@ class AiohttpTransport:
         self._backoff_cap = backoff_cap
         self._retry_after_cap = retry_after_cap
         self._connection_limit = connection_limit
+        self._slots = None if session is None else _pool_slots(session)
         self._rng = random.Random()
         self._closed = False
 
@@ -171,6 +181,7 @@ class AiohttpTransport:
             # (aiohttp's own test client turns it off the same way.)
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
+            self._slots = _pool_slots(self._session)
         return self._session
 
     async def request(
@@ -191,18 +202,22 @@ class AiohttpTransport:
         answer_lost = False
         attempt = 0
         while True:
-            started = time.monotonic()
             try:
-                with _map_exceptions(method, path, self._timeout):
-                    async with client.request(
-                        method,
-                        url,
-                        json=json,
-                        headers=self._headers,
-                        timeout=self._client_timeout,
-                        allow_redirects=False,
-                    ) as raw:
-                        body = await raw.read()
+                # Wait for a free connection before the attempt's clock starts: aiohttp's
+                # timeout also runs while a request queues for the pool, so thousands of
+                # calls sharing one session would time out without ever being sent.
+                async with self._slots or contextlib.nullcontext():
+                    started = time.monotonic()
+                    with _map_exceptions(method, path, self._timeout):
+                        async with client.request(
+                            method,
+                            url,
+                            json=json,
+                            headers=self._headers,
+                            timeout=self._client_timeout,
+                            allow_redirects=False,
+                        ) as raw:
+                            body = await raw.read()
                 response = Response(
                     status=raw.status,
                     reason=raw.reason,
