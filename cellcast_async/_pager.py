@@ -299,10 +299,15 @@ class Pager(Generic[T]):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     def _fresh(self, items: tuple[T, ...], seen: set[Hashable]) -> tuple[T, ...]:
-        key = self._key
+        keys = list(map(self._key, items))
+        if seen.isdisjoint(keys):
+            distinct = set(keys)
+            if len(distinct) == len(keys) and None not in distinct:
+                # The usual page, every id new: set operations in C, no loop here (issue 5).
+                seen.update(distinct)
+                return items
         fresh = []
-        for item in items:
-            k = key(item)
+        for item, k in zip(items, keys, strict=True):
             if k is None:
                 fresh.append(item)
             elif k not in seen:
