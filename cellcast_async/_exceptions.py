@@ -145,8 +145,9 @@ class TimeoutError(TransportError):
 class DecodeError(CellcastError):
     """The server answered with something that is not the documented JSON shape.
 
-    ``status_code`` is the HTTP status of that answer. The body is never quoted in
-    the message: a malformed answer to ``create`` could hold a full token.
+    ``status_code`` is the HTTP status of that answer (0 if the body failed to decode
+    before the status was handed over). The body is never quoted in the message: a
+    malformed answer to ``create`` could hold a full token.
     """
 
     def __init__(

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 import aiohttp
 import attrs
 from aiohttp import hdrs
+from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _protocol
-from ._exceptions import TimeoutError, TransportError
+from ._exceptions import DecodeError, TimeoutError, TransportError
 
 __all__ = ["AiohttpTransport", "Response", "Transport"]
 
@@ -82,11 +83,46 @@ def _map_exceptions(method: str, path: str, timeout: float | None) -> Iterator[N
     except aiohttp.ClientError as exc:
         if isinstance(exc, aiohttp.ClientResponseError):
             _mask_request_headers(exc)
+        undecodable = _content_encoding_failure(exc)
+        if undecodable is not None:
+            # An answer came, but its body is not what its Content-Encoding says: the
+            # same request gets the same answer, so it is a DecodeError, not retried.
+            # (aiohttp failed before handing over the status: status_code stays 0.)
+            raise DecodeError(undecodable, method=method, path=path) from exc
         raise TransportError(
             f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
             method=method,
             path=path,
         ) from exc
+
+
+def _content_encoding_failure(exc: BaseException) -> str | None:
+    """What went wrong if ``exc`` comes from a body that its Content-Encoding cannot decode.
+
+    aiohttp wraps that failure in ``ClientPayloadError`` (while the body is read) or in
+    ``ClientResponseError`` (when it arrived with the headers); the cause says which.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ContentEncodingError):
+            return f"the body does not decode as its Content-Encoding says ({seen.message})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+async def _read(raw: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    """The whole body; an undecodable one is a DecodeError, or empty on an error status."""
+    try:
+        return await raw.read()
+    except aiohttp.ClientPayloadError as exc:
+        undecodable = _content_encoding_failure(exc)
+        if undecodable is None:
+            raise
+        if 200 <= raw.status < 300:
+            raise DecodeError(
+                undecodable, status_code=raw.status, method=method, path=path
+            ) from exc
+        return b""  # an error answer: like an HTML error page, its status says enough
 
 
 def _mask_request_headers(exc: aiohttp.ClientResponseError) -> None:
@@ -217,7 +253,7 @@ class AiohttpTransport:
                             timeout=self._client_timeout,
                             allow_redirects=False,
                         ) as raw:
-                            body = await raw.read()
+                            body = await _read(raw, method, path)
                 response = Response(
                     status=raw.status,
                     reason=raw.reason,
