@@ -145,8 +145,9 @@ class Sandbox:
         self._closing = asyncio.Event()
         app = web.Application()
         # One catch-all route: _app routes on the raw path itself, so an encoded id can
-        # never be decoded into a different route.
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # never be decoded into a different route. aiohttp matches the decoded path, and
+        # "." stops at a newline: [\s\S] lets an id with %0A through to be recorded.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         # access_log=None: nothing is printed, and no Authorization header can reach a log.
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
