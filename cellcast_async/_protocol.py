@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ._exceptions import (
     APIError,
@@ -298,6 +298,16 @@ def error_for(
     return cls(text, **kwargs)
 
 
+def _not_followed(location: str | None) -> str:
+    """Why a 3xx is an error, and where it pointed (without a query: it may hold a secret)."""
+    if not location:
+        return "a redirect, not followed (check base_url)"
+    parts = urlsplit(location.strip())
+    host = parts.netloc.rpartition("@")[2]  # never repeat credentials in a message
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return f"redirect to {shown} not followed (check base_url)"
+
+
 def read_envelope(
     method: str,
     path: str,
@@ -310,6 +320,7 @@ def read_envelope(
     """Turn one answer into its JSON envelope, or raise what it means.
 
     - 4xx/5xx: the :class:`APIError` subclass for the status, with the server's words.
+    - 3xx: an :class:`APIError` that says where it pointed: redirects are never followed.
     - 2xx whose envelope says ``"status": false``: an :class:`APIError` too.
     - 2xx that is not a JSON object: :class:`DecodeError`.
     """
@@ -319,7 +330,10 @@ def read_envelope(
             parsed: Any = _loads(body) if body else None
         except ShapeError:
             parsed = None  # an HTML error page: the status alone decides
-        raise error_for(method, path, status, parsed, reason=reason, retry_after=retry_after)
+        error = error_for(method, path, status, parsed, reason=reason, retry_after=retry_after)
+        if 300 <= status < 400:
+            error.detail = _not_followed(headers.get("Location"))
+        raise error
     content_type = headers.get("Content-Type")
     if not _is_json(content_type):
         raise DecodeError(
