@@ -1,0 +1,575 @@
+"""Faults injected by the sandbox: nothing lost, nothing duplicated, nothing hangs or lingers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import math
+import time
+import warnings
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from cellcast_async import (
+    ApiToken,
+    CellcastSession,
+    DecodeError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TimeoutError,
+    TransportError,
+)
+from cellcast_async.sandbox import Faults, Sandbox
+
+from ._support import TOKENS_PATH, LiveSandbox, RawApp, dumps, envelope, token_item
+
+if TYPE_CHECKING:
+    from ..conftest import FakeSleep
+
+FAULT_KINDS = ("500", "502", "503", "429", "drop")
+
+
+def session(sb: Sandbox, **kwargs: Any) -> CellcastSession:
+    return CellcastSession(api_key=sb.api_key, base_url=sb.url, **kwargs)
+
+
+def ids(tokens: Iterable[ApiToken]) -> list[str]:
+    return [token.id for token in tokens]
+
+
+def page_walk(listing: list[str], limit: int) -> Iterator[list[str]]:
+    """What a page-number walk is served, page by page, while the caller changes ``listing``
+    between pages (the sandbox's rules: a page says whether it is the last one)."""
+    number = 1
+    while True:
+        chunk = listing[(number - 1) * limit : number * limit]
+        last = not chunk or number >= math.ceil(len(listing) / limit)
+        yield chunk
+        if last:
+            return
+        number += 1
+
+
+async def drain_into(
+    into: list[str], walk: AsyncIterable[ApiToken], each: Callable[[int], None] | None = None
+) -> None:
+    """Append each id of ``walk`` to ``into`` (kept when the walk fails); call ``each``."""
+    async for token in walk:
+        into.append(token.id)
+        if each is not None:
+            each(len(into))
+
+
+def once(chunks: Iterable[list[str]]) -> list[str]:
+    """The items of ``chunks`` in order, each id once."""
+    return list(dict.fromkeys(i for chunk in chunks for i in chunk))
+
+
+class TestBigWalkUnderFaults:
+    """A 5,000-token walk through about 20% failing requests yields every token once, in order."""
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("concurrency", [1, 8])
+    async def test_every_token_exactly_once_in_order(
+        self, concurrency: int, fake_sleep: FakeSleep
+    ) -> None:
+        async with Sandbox(seed=11, tokens=5000) as sb:
+            async with session(sb, max_retries=12) as cc:
+                reference = ids(await cc.tokens.list(limit=100).collect())
+                sb.reset_requests()
+                sb.faults = Faults(
+                    error_rate=0.2, kinds=FAULT_KINDS, retry_after=1, seed=concurrency
+                )
+                walked = ids(await cc.tokens.list(limit=100, concurrency=concurrency).collect())
+            requests = list(sb.requests)
+
+        assert len(reference) == len(set(reference)) == 5000
+        assert walked == reference
+        # 50 pages answered once each; every other request was a fault, then a retry.
+        assert sorted({int(r.query["page"]) for r in requests}) == list(range(1, 51))
+        failures = len(requests) - 50
+        assert failures >= 5
+        assert len(fake_sleep.delays) == failures
+        assert 1.0 in fake_sleep.delays  # the 429s' Retry-After was honoured
+
+
+class TestResumeAfterRetriesRunOut:
+    """When a page fails for good the error is typed, and ``next_page`` resumes losslessly."""
+
+    @pytest.mark.parametrize(
+        ("fault", "error", "message"),
+        [
+            (
+                "503",
+                ServerError,
+                " -> 503 Service unavailable: Service temporarily unavailable",
+            ),
+            ("500", ServerError, " -> 500 Internal server error: Something went wrong"),
+            ("502", ServerError, " -> 502 Bad Gateway"),
+            ("504", ServerError, " -> 504 Gateway Timeout"),
+            ("drop", TransportError, ": ServerDisconnectedError: Server disconnected"),
+        ],
+    )
+    async def test_retried_faults_sequential(
+        self, sb: Sandbox, fault: str, error: type[Exception], message: str
+    ) -> None:
+        async with session(sb, max_retries=2) as cc:
+            reference = ids(await cc.tokens.list(limit=10).collect())
+            sb.reset_requests()
+            sb.script({4: fault, 5: fault, 6: fault})  # page 4, then both its retries
+            pager = cc.tokens.list(limit=10)
+            seen: list[str] = []
+            with pytest.raises(error) as info:
+                await drain_into(seen, pager)
+            assert type(info.value) is error
+            assert str(info.value) == f"GET {TOKENS_PATH}{message}"
+            assert pager.next_page == 4
+            assert [int(r.query["page"]) for r in sb.requests] == [1, 2, 3, 4, 4, 4]
+            rest = ids(await cc.tokens.list(limit=10, page=pager.next_page).collect())
+
+        assert seen == reference[:30]
+        assert seen + rest == reference
+
+    @pytest.mark.parametrize(
+        ("fault", "error"),
+        [
+            (("429", 120.0), RateLimitError),  # longer than we wait: raised at once
+            ("malformed", DecodeError),  # an answer, not a lost one: never retried
+        ],
+    )
+    async def test_faults_that_are_not_retried(
+        self, sb: Sandbox, fault: Any, error: type[Exception]
+    ) -> None:
+        async with session(sb, max_retries=5) as cc:
+            reference = ids(await cc.tokens.list(limit=10).collect())
+            sb.reset_requests()
+            sb.script({3: fault})
+            pager = cc.tokens.list(limit=10)
+            seen: list[str] = []
+            with pytest.raises(error) as info:
+                await drain_into(seen, pager)
+            assert type(info.value) is error
+            assert len(sb.requests) == 3
+            rest = ids(await cc.tokens.list(limit=10, page=pager.next_page).collect())
+
+        if isinstance(info.value, RateLimitError):
+            assert info.value.retry_after == 120.0
+        assert pager.next_page == 3
+        assert seen + rest == reference
+
+    async def test_timeouts_run_out(self, sb: Sandbox) -> None:
+        async with session(sb, max_retries=1, timeout=0.2) as cc:
+            reference = ids(await cc.tokens.list(limit=25).collect())
+            sb.reset_requests()
+            sb.script({2: "hang", 3: "hang"})
+            pager = cc.tokens.list(limit=25)
+            seen: list[str] = []
+            with pytest.raises(TimeoutError) as info:
+                await drain_into(seen, pager)
+            rest = ids(await cc.tokens.list(limit=25, page=pager.next_page).collect())
+
+        assert str(info.value) == f"GET {TOKENS_PATH}: no answer within 0.2 s"
+        assert pager.next_page == 2
+        assert seen + rest == reference
+
+    async def test_with_concurrency_8(self, sb: Sandbox) -> None:
+        async with session(sb, max_retries=2) as cc:
+            reference = ids(await cc.tokens.list(limit=5).collect())
+            pager = cc.tokens.list(limit=5, concurrency=8)
+            seen: list[str] = []
+
+            def fail_from_now_on(count: int) -> None:
+                if count == 12:  # mid page 3, pages ahead already in flight
+                    sb.faults = Faults(error_rate=1.0, kinds=("503",))
+
+            with pytest.raises(ServerError) as info:
+                await drain_into(seen, pager, fail_from_now_on)
+            sb.faults = Faults()
+            rest = ids(await cc.tokens.list(limit=5, page=pager.next_page, concurrency=8).collect())
+
+        assert info.value.status_code == 503
+        assert len(seen) % 5 == 0
+        assert len(seen) >= 15
+        assert pager.next_page == len(seen) // 5 + 1
+        assert seen + rest == reference
+
+
+class TestListChangesUnderWalk:
+    """Tokens created and deleted between pages: nothing is yielded twice; what is missed."""
+
+    async def test_creates_ahead_are_never_yielded_and_nothing_twice(self, sb: Sandbox) -> None:
+        sub = sb.sub_account_ids[0]
+        async with session(sb) as cc:
+            reference = ids(await cc.tokens.list(limit=10).collect())
+            walked: list[str] = []
+            batches: list[list[str]] = []
+            pager = cc.tokens.list(limit=10)
+            boundary = pager.next_page
+            async for token in pager:
+                walked.append(token.id)
+                if pager.next_page != boundary:  # the last item of a page
+                    boundary = pager.next_page
+                    # Three new tokens before the next page: newest first, so in front.
+                    batches.append(
+                        [
+                            (await cc.tokens.create(f"Mid-walk {len(batches)}.{n}", sub)).id
+                            for n in range(3)
+                        ]
+                    )
+
+        listing = list(reference)
+        served: list[list[str]] = []
+        for chunk in page_walk(listing, 10):
+            served.append(chunk)
+            listing[:0] = reversed(batches[len(served) - 1])
+        created = {i for batch in batches for i in batch}
+        assert walked == once(served)
+        assert walked == reference  # every token there all along: once, in order
+        assert not created & set(walked)  # created behind the walk: never seen
+        # The server did hand the walk the same tokens twice (the list shifted under it).
+        assert sum(map(len, served)) > len(reference)
+
+    async def test_deletes_behind_make_tokens_ahead_slip_past(self, sb: Sandbox) -> None:
+        async with session(sb) as cc:
+            reference = ids(await cc.tokens.list(limit=10).collect())
+            walked: list[str] = []
+            deleted: list[str] = []
+            pager = cc.tokens.list(limit=10)
+            boundary = pager.next_page
+            async for token in pager:
+                walked.append(token.id)
+                if pager.next_page != boundary:  # the last item of a page
+                    boundary = pager.next_page
+                    # Two tokens of the page just read are deleted before the next page.
+                    for victim in walked[-10:-8]:
+                        await cc.tokens.delete(victim)
+                        deleted.append(victim)
+            missed = [i for i in reference if i not in walked]
+            for token_id in missed:  # each one existed for the whole walk
+                assert (await cc.tokens.get(token_id)).id == token_id
+
+        listing = list(reference)
+        served: list[list[str]] = []
+        for chunk in page_walk(listing, 10):
+            served.append(chunk)
+            for victim in chunk[:2]:
+                listing.remove(victim)
+        assert walked == once(served)
+        assert len(walked) == len(set(walked))
+        # Each deletion behind the walk let one token ahead of it slide onto a page
+        # already read: never yielded, though never deleted.
+        assert missed == [i for i in reference if i not in set(walked)]
+        assert len(missed) == 16
+        assert not set(missed) & set(deleted)
+
+    async def test_inserts_anywhere_lose_nothing_sequentially(self, sb: Sandbox) -> None:
+        async with session(sb) as cc:
+            reference = ids(await cc.tokens.list(limit=10).collect())
+            walked: list[str] = []
+            added: list[str] = []
+            async for token in cc.tokens.list(limit=10):
+                walked.append(token.id)
+                if len(walked) % 10 == 5:
+                    added += sb.add_tokens(7)  # spread over the whole age range
+
+        assert len(walked) == len(set(walked))
+        assert [i for i in walked if i in set(reference)] == reference
+        assert set(walked) <= set(reference) | set(added)
+
+    async def test_concurrency_8_never_yields_twice(self, sb: Sandbox) -> None:
+        sub = sb.sub_account_ids[1]
+        async with session(sb) as cc:
+            reference = ids(await cc.tokens.list(limit=5).collect())
+            walked: list[str] = []
+            added: list[str] = []
+            async for token in cc.tokens.list(limit=5, concurrency=8):
+                walked.append(token.id)
+                if len(walked) % 5 == 0:
+                    added.append((await cc.tokens.create(f"Walk {len(walked)}", sub)).id)
+                    added += sb.add_tokens(3)
+                    await cc.tokens.delete(walked[-3])
+
+        assert len(walked) == len(set(walked))
+        assert set(walked) <= set(reference) | set(added)
+
+
+class TestCreateNeverTwice:
+    """``create`` under 500s and dropped connections creates each token at most once."""
+
+    async def test_scripted(self, sb: Sandbox) -> None:
+        sub = sb.sub_account_ids[0]
+        sb.script({1: ("429", 0.0), 3: "500", 4: "drop", 6: "502", 7: "503"})
+        outcomes: list[str] = []
+        async with session(sb, max_retries=3) as cc:
+            for n in range(6):
+                try:
+                    await cc.tokens.create(f"Scripted {n}", sub)
+                    outcomes.append("created")
+                except (ServerError, TransportError) as exc:
+                    outcomes.append(type(exc).__name__)
+
+        # 429 is the one answer POST is retried on; 500/502/503 and a drop are final.
+        assert outcomes == [
+            "created",
+            "ServerError",
+            "TransportError",
+            "created",
+            "ServerError",
+            "ServerError",
+        ]
+        names = [r.json["name"] for r in sb.requests if r.method == "POST"]
+        assert names == [f"Scripted {n}" for n in (0, 0, 1, 2, 3, 4, 5)]
+        # The drop happened after the sandbox applied it: that token exists, once.
+        assert sb.tokens_created == 3
+
+    @pytest.mark.parametrize("drop_before_apply", [False, True])
+    async def test_random_faults_concurrently(self, sb: Sandbox, drop_before_apply: bool) -> None:
+        subs = sb.sub_account_ids
+        sb.faults = Faults(
+            error_rate=0.4,
+            kinds=("500", "502", "503", "drop"),
+            mutations_only=True,
+            drop_before_apply=drop_before_apply,
+            seed=3,
+        )
+        names = [f"Concurrent {n}" for n in range(60)]
+        async with session(sb, max_retries=5) as cc:
+            results = await asyncio.gather(
+                *(cc.tokens.create(name, subs[n % len(subs)]) for n, name in enumerate(names)),
+                return_exceptions=True,
+            )
+            sb.faults = Faults()
+            listed = {
+                t.name for t in await cc.tokens.list(limit=100, search="Concurrent").collect()
+            }
+
+        created = [r for r in results if not isinstance(r, BaseException)]
+        drops = [r for r in results if type(r) is TransportError]
+        server = [r for r in results if type(r) is ServerError]
+        assert len(created) + len(drops) + len(server) == 60
+        assert drops  # the faults did happen
+        assert server
+        # Every name was sent exactly once: no POST was ever resent.
+        posted = sorted(r.json["name"] for r in sb.requests if r.method == "POST")
+        assert posted == sorted(names)
+        applied = len(created) + (0 if drop_before_apply else len(drops))
+        assert sb.tokens_created == applied == len(listed)
+        assert {t.name for t in created} <= listed
+
+
+class TestTimeouts:
+    """A server that accepts and never answers ends in TimeoutError close to the timeout."""
+
+    async def test_hang_ends_in_timeout(self, sb: Sandbox) -> None:
+        sb.script({1: "hang"})
+        token_id = sb.sub_account_ids[0]
+        async with session(sb, timeout=0.3, max_retries=0) as cc:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError) as info:
+                await cc.tokens.get(token_id)
+            elapsed = time.monotonic() - started
+
+        assert 0.3 <= elapsed < 1.5
+        assert str(info.value) == f"GET {TOKENS_PATH}/{token_id}: no answer within 0.3 s"
+        assert isinstance(info.value.__cause__, asyncio.TimeoutError)
+
+    async def test_hang_then_answer_is_retried(self, sb: Sandbox) -> None:
+        async with session(sb, timeout=0.3, max_retries=1) as cc:
+            page = await cc.tokens.list(limit=3)
+            sb.reset_requests()
+            sb.script({1: "hang"})
+            started = time.monotonic()
+            token = await cc.tokens.get(page.items[0].id)
+            elapsed = time.monotonic() - started
+
+        assert token == page.items[0]
+        assert 0.3 <= elapsed < 1.5
+        assert len(sb.requests) == 2
+
+    async def test_create_that_hangs_is_not_resent(self, sb: Sandbox) -> None:
+        sb.script({1: "hang"})
+        async with session(sb, timeout=0.3, max_retries=3) as cc:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await cc.tokens.create("Hung", sb.sub_account_ids[0])
+            elapsed = time.monotonic() - started
+
+        assert 0.3 <= elapsed < 1.5
+        assert [r.method for r in sb.requests] == ["POST"]
+
+
+class TestSharedSessionUnderLoad:
+    """2,000 concurrent ``get`` calls on one session all complete, within the pool's bound."""
+
+    @pytest.mark.parametrize("pool", ["own", "injected"])
+    async def test_2000_concurrent_gets(self, pool: str) -> None:
+        async def one_token(request: web.Request) -> web.StreamResponse:
+            token_id = request.match_info["tail"].rsplit("/", 1)[-1]
+            return web.Response(
+                body=dumps(envelope(token_item(_id=token_id))), content_type="application/json"
+            )
+
+        ids_ = [f"{n:024x}" for n in range(2000)]
+        # Each answer takes 5 ms; 2,000 of them through 8 connections take over a second,
+        # far longer than the per-attempt timeout: only the time on the wire may count.
+        async with contextlib.AsyncExitStack() as stack:
+            app = await stack.enter_async_context(RawApp(one_token, latency=0.005))
+            options: dict[str, Any] = {"connection_limit": 8}
+            if pool == "injected":
+                connector = aiohttp.TCPConnector(limit=0, limit_per_host=8)
+                options = {"session": aiohttp.ClientSession(connector=connector)}
+                stack.push_async_callback(options["session"].close)
+            cc = await stack.enter_async_context(
+                CellcastSession(
+                    api_key="k" * 32, base_url=app.url, timeout=0.5, max_retries=0, **options
+                )
+            )
+            results = await asyncio.gather(*(cc.tokens.get(i) for i in ids_))
+
+        assert [token.id for token in results] == ids_
+        assert len(app.requests) == 2000
+        assert app.max_in_flight == 8  # the pool was full, and never more than full
+        assert len(app.peers) <= 8  # connections the server ever saw
+
+
+async def settled_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks other than this one, after letting the loop turn a few times."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+
+class TrackedResponse(aiohttp.ClientResponse):
+    """A ClientResponse that remembers every instance, to check each one is closed."""
+
+    made: list[TrackedResponse] = []  # noqa: RUF012 - reset by each test
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        TrackedResponse.made.append(self)
+
+
+@pytest.fixture
+def live() -> Iterator[LiveSandbox]:
+    """A sandbox on another thread whose every answer takes 0.3 s: requests are in flight."""
+    sandbox = LiveSandbox(seed=2, tokens=200, faults=Faults(latency=0.3))
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
+
+
+class TestCancellation:
+    """Cancelling a task mid ``async for`` leaves no task, response or session behind."""
+
+    @staticmethod
+    async def walk_then_cancel(cc: CellcastSession, live: LiveSandbox, concurrency: int) -> None:
+        seen: list[str] = []
+        reached = asyncio.Event()
+
+        async def consume() -> None:
+            async for token in cc.tokens.list(limit=10, concurrency=concurrency):
+                seen.append(token.id)
+                if len(seen) == 20:
+                    reached.set()
+
+        task = asyncio.ensure_future(consume())
+        await reached.wait()
+        # Page 3 (and with concurrency, pages after it) is now at the server, unanswered.
+        while len(live.sb.requests) < 3:  # noqa: ASYNC110 - another thread appends them
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Cancelled while waiting for a page that was asked for and not yet answered.
+        assert len(seen) % 10 == 0
+        assert len(seen) >= 20
+        assert len(live.sb.requests) > len(seen) // 10
+
+    @pytest.mark.parametrize("concurrency", [1, 8])
+    async def test_own_session(self, live: LiveSandbox, concurrency: int) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loop = asyncio.get_running_loop()
+            reported: list[dict[str, Any]] = []
+            loop.set_exception_handler(lambda _, context: reported.append(context))
+            cc = CellcastSession(api_key=live.sb.api_key, base_url=live.sb.url)
+            async with cc:
+                await self.walk_then_cancel(cc, live, concurrency)
+                assert await settled_tasks() == set()
+            del cc
+            gc.collect()
+            await asyncio.sleep(0)
+            loop.set_exception_handler(None)
+
+        assert await settled_tasks() == set()
+        unclosed = [str(w.message) for w in caught if "Unclosed" in str(w.message)]
+        assert unclosed == []
+        assert reported == []
+
+    @pytest.mark.parametrize("concurrency", [1, 8])
+    async def test_every_response_is_closed(self, live: LiveSandbox, concurrency: int) -> None:
+        TrackedResponse.made = []
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)  # aiohttp warns of an unclosed response only in debug mode
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                async with aiohttp.ClientSession(response_class=TrackedResponse) as http:
+                    cc = CellcastSession(
+                        api_key=live.sb.api_key, base_url=live.sb.url, session=http
+                    )
+                    async with cc:
+                        await self.walk_then_cancel(cc, live, concurrency)
+                    assert await settled_tasks() == set()
+                    made = list(TrackedResponse.made)
+                    assert len(made) >= 3
+                    assert [r.closed for r in made] == [True] * len(made)
+                    del made
+                    TrackedResponse.made = []
+                    gc.collect()
+        finally:
+            loop.set_debug(False)
+
+        assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
+
+    async def test_session_owned_by_the_cancelled_task(self, live: LiveSandbox) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            started = asyncio.Event()
+
+            async def job() -> None:
+                async with CellcastSession(api_key=live.sb.api_key, base_url=live.sb.url) as cc:
+                    async for _ in cc.tokens.list(limit=10, concurrency=8):
+                        started.set()
+
+            task = asyncio.ensure_future(job())
+            await started.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gc.collect()
+
+        assert await settled_tasks() == set()
+        assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
+
+
+class TestDeleteAfterLostAnswer:
+    """A DELETE whose answer was lost is retried, and its 404 counts as done (once)."""
+
+    async def test_drop_then_404(self, sb: Sandbox) -> None:
+        async with session(sb, max_retries=2) as cc:
+            victim = (await cc.tokens.list(limit=1)).items[0].id
+            sb.reset_requests()
+            sb.script({1: "drop"})
+            await cc.tokens.delete(victim)
+            with pytest.raises(NotFoundError):
+                await cc.tokens.get(victim)
+
+        assert [r.method for r in sb.requests] == ["DELETE", "DELETE", "GET"]
