@@ -14,7 +14,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from operator import attrgetter
 from typing import Final
 
@@ -33,6 +33,7 @@ __all__ = [
 # example sub-account 6877a383d68781beb3b14110, rounded down to midnight.)
 REFERENCE_TIME: Final = datetime(2025, 7, 16, tzinfo=timezone.utc)
 _REFERENCE_MS: Final = int(REFERENCE_TIME.timestamp()) * 1000
+_EPOCH: Final = datetime(1970, 1, 1)  # naive: format_timestamp adds the "Z" itself
 
 # seeds/002 "Token Status": active | inactive.
 STATUSES: Final = ("active", "inactive")
@@ -75,9 +76,8 @@ _ENVIRONMENTS: Final = ("prod", "staging", "dev", "test")
 
 def format_timestamp(ms: int) -> str:
     """ISO-8601 with milliseconds and ``Z``, as in seeds/000: ``2024-01-15T10:30:00.000Z``."""
-    seconds, millis = divmod(ms, 1000)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    # isoformat() rather than strftime: half the cost, and every listed token pays it.
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
 
 
 def mask_secret(secret: str) -> str:
