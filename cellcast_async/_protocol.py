@@ -248,7 +248,11 @@ def _loads(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
-        raise ShapeError("the body is not valid JSON") from None
+        pass
+    # Raised outside the except block, so no __context__ is kept: a UnicodeDecodeError
+    # holds the whole body (its repr shows it) and a JSONDecodeError its text, and the
+    # body of a broken answer to create can hold a full token.
+    raise ShapeError("the body is not valid JSON")
 
 
 def _error_words(body: Any) -> tuple[str | None, str | None]:
