@@ -278,7 +278,8 @@ class TestMalformedAnswers:
     async def test_204_to_delete_is_done(self, served: RawApp) -> None:
         served.handler = answering(204)
         async with CellcastSession(api_key="k" * 32, base_url=served.url) as cc:
-            assert await cc.tokens.delete(TOKEN_ID) is None
+            await cc.tokens.delete(TOKEN_ID)  # no DecodeError for the empty body
+        assert [r.method for r in served.requests] == ["DELETE"]
 
     async def test_decode_error_words(self, served: RawApp) -> None:
         served.handler = answering(200, HTML_PAGE, {"Content-Type": "text/html"})
