@@ -404,17 +404,19 @@ class TestTimeouts:
         assert [r.method for r in sb.requests] == ["POST"]
 
 
+async def one_token(request: web.Request) -> web.StreamResponse:
+    """The token the path asks for."""
+    token_id = request.match_info["tail"].rsplit("/", 1)[-1]
+    return web.Response(
+        body=dumps(envelope(token_item(_id=token_id))), content_type="application/json"
+    )
+
+
 class TestSharedSessionUnderLoad:
     """2,000 concurrent ``get`` calls on one session all complete, within the pool's bound."""
 
     @pytest.mark.parametrize("pool", ["own", "injected"])
     async def test_2000_concurrent_gets(self, pool: str) -> None:
-        async def one_token(request: web.Request) -> web.StreamResponse:
-            token_id = request.match_info["tail"].rsplit("/", 1)[-1]
-            return web.Response(
-                body=dumps(envelope(token_item(_id=token_id))), content_type="application/json"
-            )
-
         ids_ = [f"{n:024x}" for n in range(2000)]
         # Each answer takes 5 ms; 2,000 of them through 8 connections take over a second,
         # far longer than the per-attempt timeout: only the time on the wire may count.
@@ -436,6 +438,29 @@ class TestSharedSessionUnderLoad:
         assert len(app.requests) == 2000
         assert app.max_in_flight == 8  # the pool was full, and never more than full
         assert len(app.peers) <= 8  # connections the server ever saw
+
+    async def test_cancelled_callers_give_their_connections_back(self) -> None:
+        ids_ = [f"{n:024x}" for n in range(400)]
+        async with (
+            RawApp(one_token, latency=0.02) as app,
+            CellcastSession(
+                api_key="k" * 32, base_url=app.url, timeout=2, max_retries=0, connection_limit=4
+            ) as cc,
+        ):
+            calls = asyncio.gather(*(cc.tokens.get(i) for i in ids_))
+            while len(app.requests) < 20:  # noqa: ASYNC110 - the server's own count
+                await asyncio.sleep(0.005)
+            calls.cancel()  # 4 on the wire, the rest waiting for a connection
+            with pytest.raises(asyncio.CancelledError):
+                await calls
+            await asyncio.sleep(0.1)  # the server finishes what it was answering
+            app.max_in_flight = 0
+            again = await asyncio.wait_for(
+                asyncio.gather(*(cc.tokens.get(i) for i in ids_[:100])), 10
+            )
+
+        assert [token.id for token in again] == ids_[:100]
+        assert app.max_in_flight == 4
 
 
 async def settled_tasks() -> set[asyncio.Task[Any]]:
