@@ -143,11 +143,17 @@ def meta_pagination_page_format(body: Mapping[str, Any]) -> RawPage:
 
 
 def build_page(raw: RawPage, number: int, structure_item: Callable[[Any], T]) -> Page[T]:
-    """Structure a raw page's items; ``number`` stands in if the server sent no page."""
+    """Structure the items of page ``number``, as asked for.
+
+    A server that answers another page than the one asked for is not paginating as
+    documented: trusting it could walk the same page forever, so it is a ShapeError.
+    """
+    if raw.page is not None and raw.page != number:
+        raise ShapeError(f"asked for page {number}, the answer is page {raw.page}")
     return Page(
         items=tuple(map(structure_item, raw.items)),
         total=raw.total,
-        page=number if raw.page is None else raw.page,
+        page=number,
         limit=raw.limit,
         total_pages=raw.total_pages,
         has_next_page=raw.has_next_page,
@@ -286,7 +292,7 @@ class Pager(Generic[T]):
                     self._prefetch(inflight, number, total_pages, remaining, limit)
                 if len(items) != len(page.items):
                     page = attrs.evolve(page, items=items)
-                # A page number for the bookkeeping that does not trust the server's echo.
+                # A page number for the bookkeeping that does not trust the fetcher's echo.
                 yield attrs.evolve(page, page=number) if page.page != number else page, complete
                 if last:
                     return

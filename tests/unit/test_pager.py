@@ -13,7 +13,15 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from cellcast_async import ApiToken, NotFoundError, Page, ServerError, TransportError, __version__
+from cellcast_async import (
+    ApiToken,
+    DecodeError,
+    NotFoundError,
+    Page,
+    ServerError,
+    TransportError,
+    __version__,
+)
 from cellcast_async._pager import Pager
 
 from ..seed_samples import NOT_FOUND_404
@@ -169,7 +177,32 @@ class TestWalk:
 
 
 class TestStops:
-    """Where a walk stops: max_items, empty page, totalPages."""
+    """Where a walk stops: max_items, empty page, totalPages, a server that ignores page."""
+
+    async def test_a_server_answering_another_page_is_a_decode_error(self) -> None:
+        """A server that always answers page 1 would loop forever: DecodeError on page 2."""
+        with aioresponses() as m:
+
+            def page_one(url: URL, **kwargs: Any) -> CallbackResult:
+                data = list_data(tokens(3), page=1, limit=3, total=9, total_pages=9)
+                del data["totalPages"]  # nothing else would stop the walk
+                return CallbackResult(status=200, payload=envelope(data))
+
+            m.get(
+                re.compile(r"^" + re.escape(BASE_URL + TOKENS_PATH) + r"\?.*$"),
+                callback=page_one,
+                repeat=True,
+            )
+            async with session() as cc:
+                pager = cc.tokens.list(limit=3)
+                seen: list[ApiToken] = []
+                with pytest.raises(DecodeError) as info:
+                    await drain_into(seen, pager)
+
+        assert str(info.value) == f"GET {TOKENS_PATH}: asked for page 2, the answer is page 1"
+        assert ids(seen) == expected_ids(3)
+        assert pager.next_page == 2
+        assert len(sent(m)) == 2
 
     async def test_max_items_stops_mid_page_and_requests_no_further_page(self) -> None:
         log: list[int] = []

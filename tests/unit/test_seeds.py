@@ -486,7 +486,9 @@ class TestMetaPaginationFormat:
         )
 
     def test_build_page_structures_the_sample_items(self) -> None:
-        page = build_page(meta_pagination_page_format(VENDOR_004_LIST), 1, VendorToken.from_json)
+        # The sample answers page 123 (its placeholder currentPage): ask for that one.
+        raw = meta_pagination_page_format(VENDOR_004_LIST)
+        page = build_page(raw, 123, VendorToken.from_json)
 
         assert page.items == (
             VendorToken(
