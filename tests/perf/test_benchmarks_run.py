@@ -45,7 +45,7 @@ class TestBenchmarksRun:
         for heading in ("## Latency-bound", "## CPU-bound", "## Memory", "## Targets"):
             assert heading in out
         for client in ("(a) ", "(b) ", "(c) ", "(b8) ", "(d) ", "(e) "):
-            assert out.count(f"| {client}") == 4 if client == "(e) " else 2
+            assert out.count(f"| {client}") == (4 if client == "(e) " else 2)
 
     def test_decode(self) -> None:
         out = run("decode.py", "--page-size", "5", "--rounds", "1")
