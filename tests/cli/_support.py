@@ -8,22 +8,21 @@ no SDK), so the SDK's pager and models are not checking themselves.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from cellcast_async.cli import main
-from cellcast_async.sandbox import Sandbox
+
+from .._threaded_sandbox import ThreadedSandbox
 
 T = TypeVar("T")
 
@@ -62,32 +61,8 @@ def run_cli(*argv: str, stderr: io.StringIO | None = None) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
-class LiveSandbox:
-    """A :class:`Sandbox` served from a background thread's event loop."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-
-        async def start() -> Sandbox:
-            sandbox = Sandbox(**kwargs)
-            await sandbox.start()
-            return sandbox
-
-        self.sb = self.run(start())
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the sandbox's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Call ``fn`` on the sandbox's thread, so it never races a request handler."""
-
-        async def call() -> T:
-            return fn()
-
-        return self.run(call())
+class LiveSandbox(ThreadedSandbox):
+    """A :class:`Sandbox` served from a background thread's event loop, with CLI helpers."""
 
     def script(self, entries: Mapping[int, str]) -> None:
         """Forget the requests so far, then fault exactly these (1-based) next requests."""
@@ -97,12 +72,6 @@ class LiveSandbox:
             self.sb.script(entries)
 
         self.call(script)
-
-    def close(self) -> None:
-        self.run(self.sb.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
     # --- plain HTTP reads ------------------------------------------------------------
 

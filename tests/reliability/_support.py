@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from cellcast_async.sandbox import Sandbox
+from .._threaded_sandbox import ThreadedSandbox
 
 T = TypeVar("T")
 
@@ -204,38 +203,8 @@ class ByteServer:
             writer.close()
 
 
-class LiveSandbox:
+class LiveSandbox(ThreadedSandbox):
     """A :class:`Sandbox` served from a background thread's own event loop."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-
-        async def start() -> Sandbox:
-            sandbox = Sandbox(**kwargs)
-            await sandbox.start()
-            return sandbox
-
-        self.sb = self.run(start())
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the sandbox's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Call ``fn`` on the sandbox's thread, so it never races a request handler."""
-
-        async def call() -> T:
-            return fn()
-
-        return self.run(call())
-
-    def close(self) -> None:
-        self.run(self.sb.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
