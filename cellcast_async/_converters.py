@@ -168,13 +168,10 @@ def _token_hook(converter: cattrs.Converter, cls: type[ApiToken]) -> _Hook:
         # generated hook used, so the first error reported is the same.
         nested = obj.get("subAccount")
         sub_account = None if nested is None else structure_sub_account(nested, SubAccount)
-        if "subAccountId" in obj:
-            sub_account_id = structure_optional_str(obj["subAccountId"], str)
-        elif sub_account is not None:
+        sub_account_id = structure_optional_str(obj.get("subAccountId"), str)
+        if sub_account_id is None and sub_account is not None:
             # seeds/000 and 002 send only the nested subAccount; 001 only subAccountId.
             sub_account_id = sub_account.id
-        else:
-            sub_account_id = None
         return tp(  # type: ignore[no-any-return]
             structure_str(obj["_id"], str),
             structure_str(obj["name"], str),
@@ -198,7 +195,8 @@ def make_converter() -> cattrs.Converter:
     - ``createdAt`` -> an aware ``datetime``; a trailing ``Z`` and naive times are UTC.
     - ``token`` -> :class:`Secret`, so the value never shows in a repr.
     - ``status`` -> :class:`TokenStatus`, or the server's own string if it is unknown.
-    - ``sub_account_id`` <- ``subAccountId``, else the nested ``subAccount._id``.
+    - ``sub_account_id`` <- ``subAccountId``, else (missing or null) the nested
+      ``subAccount._id``.
     - Unknown keys are ignored; missing optional keys become ``None``; a missing required
       key or a value of the wrong JSON type raises (``structure()`` makes it a ``ShapeError``).
     - Strings are never coerced: ``123`` is not a name.

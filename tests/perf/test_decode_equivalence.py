@@ -97,7 +97,7 @@ def reference_converter() -> cattrs.Converter:
         def structure(obj: Any, tp: Any, base: Any = base) -> Any:
             if type(obj) is not dict:
                 raise ShapeError(f"expected a token object, got {_json_type(obj)}")
-            if "subAccountId" not in obj:
+            if obj.get("subAccountId") is None:  # missing or null: the nested id
                 nested = obj.get("subAccount")
                 if type(nested) is dict and "_id" in nested:
                     obj = {**obj, "subAccountId": nested["_id"]}

@@ -186,6 +186,12 @@ class TestFields:
         assert token.sub_account is not None
         assert token.sub_account.id == "6877a383d68781beb3b14110"
 
+    async def test_null_sub_account_id_falls_back_to_the_nested_id(self) -> None:
+        """`"subAccountId": null` beside a nested subAccount: the nested id is the answer."""
+        token = await answer("get", payload=token_answer(subAccountId=None))
+
+        assert token.sub_account_id == "6877a383d68781beb3b14110"
+
     async def test_naive_and_offset_timestamps_are_aware(self) -> None:
         naive = await answer("get", payload=token_answer(createdAt="2024-01-15T10:30:00"))
         offset = await answer("get", payload=token_answer(createdAt="2024-01-15T20:30:00+10:00"))
