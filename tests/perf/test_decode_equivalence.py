@@ -286,13 +286,13 @@ class TestSharedSubAccounts:
         item = LIST_200["data"]["items"][0]
         n = _SUB_ACCOUNT_CACHE_SIZE * 3
         for i in range(n):
-            sub = {**item["subAccount"], "_id": f"sub{i}"}
+            sub = {**item["subAccount"], "_id": f"bounded-{i}"}
             token = converter.structure({**item, "subAccount": sub}, ApiToken)
-            assert token.sub_account_id == f"sub{i}"
+            assert token.sub_account_id == f"bounded-{i}"
         del token
         gc.collect()
 
-        alive = sum(type(o) is SubAccount for o in gc.get_objects())
+        alive = sum(type(o) is SubAccount and o.id.startswith("bounded-") for o in gc.get_objects())
         assert alive <= _SUB_ACCOUNT_CACHE_SIZE + 10
 
     def test_a_hook_registered_later_is_used(self) -> None:

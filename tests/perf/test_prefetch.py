@@ -88,17 +88,18 @@ class TestInFlight:
 
     @pytest.mark.parametrize("concurrency", [1, 2, 4, 8])
     async def test_at_most_n_at_the_server(self, concurrency: int) -> None:
-        async with walking(tokens=100, latency=0.03) as (cc, _, counter):
+        async with walking(tokens=100, latency=0.05) as (cc, sb, counter):
             walked = await cc.tokens.list(limit=10, concurrency=concurrency).collect()
+            sb.faults = Faults()  # the reference walk needs no latency
             sequential = await cc.tokens.list(limit=10).collect()
 
         assert [t.id for t in walked] == [t.id for t in sequential]
         assert len(walked) == 100
-        # Up to N at once, and (10 pages, 30 ms each) the prefetch really reaches N.
+        # Up to N at once, and (10 pages, 50 ms each) the prefetch really reaches N.
         assert counter.most == concurrency
 
     async def test_each_page_once_and_none_past_total_pages(self) -> None:
-        async with walking(tokens=45) as (cc, sb, counter):
+        async with walking(tokens=45, latency=0.05) as (cc, sb, counter):
             walked = await cc.tokens.list(limit=10, concurrency=16).collect()
 
         assert len(walked) == 45
