@@ -28,6 +28,7 @@ __all__ = ["RecordedRequest", "RecordedHeaders", "Sandbox", "serve"]
 _T = TypeVar("_T")
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 _SHUTDOWN_TIMEOUT: Final = 2.0  # hung handlers are woken on exit; this only bounds stragglers
+_MAX_CACHED_ANSWERS: Final = 4096  # rendered GET answers kept (a 100k walk is 1000 pages)
 _POLL: Final = 0.25  # how often a hanging handler checks whether its client gave up
 
 # What an nginx/ALB in front of the API answers with; 502 and 504 come from the gateway, not
@@ -121,6 +122,9 @@ class Sandbox:
         self._store = Store(seed=seed, tokens=tokens, sub_accounts=sub_accounts, api_key=api_key)
         self._plan = FaultPlan(faults)
         self._requests: list[RecordedRequest] = []
+        self._answers: dict[
+            tuple[int, str, tuple[tuple[str, str], ...], str | None], tuple[int, bytes]
+        ] = {}
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._port: int | None = None
@@ -284,8 +288,38 @@ class Sandbox:
             body=body,
         )
         if action is None:
+            if request.method == "GET":
+                return self._read(api_request)
             return _to_web(handle(self._store, api_request))
         return await self._fault(action, request, api_request)
+
+    def _read(self, api_request: ApiRequest) -> web.Response:
+        """A GET, answered from the cache while the store has not changed since.
+
+        A page of 100 tokens costs about a millisecond to render; benchmarks walk the
+        same pages again and again, and should measure the client, not this server.
+        Faults and latency still apply: only the rendering is remembered.
+        """
+        store = self._store
+        key = (
+            store.generation,
+            api_request.raw_path,
+            tuple(sorted(api_request.query.items())),
+            api_request.authorization,
+        )
+        cached = self._answers.get(key)
+        if cached is None:
+            answer = handle(store, api_request)
+            cached = (answer.status, json_bytes(answer.payload))
+            if len(self._answers) >= _MAX_CACHED_ANSWERS or (
+                self._answers and next(iter(self._answers))[0] != store.generation
+            ):
+                self._answers.clear()
+            self._answers[key] = cached
+        status, body = cached
+        return web.Response(
+            status=status, body=body, content_type="application/json", charset="utf-8"
+        )
 
     async def _fault(
         self, action: FaultAction, request: web.Request, api_request: ApiRequest

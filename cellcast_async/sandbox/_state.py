@@ -184,6 +184,8 @@ class Store:
         self._count_by_sub: dict[str, int] = {}
         self._order: list[StoredToken] = []  # ascending (createdAt, _id); views read it reversed
         self._views: dict[View, list[StoredToken]] = {}
+        # Bumped by every change: what a reader may cache is good until it moves.
+        self.generation = 0
         self._name_counter = 0
         # POSTed tokens get createdAt from this logical clock (1 s per create) so they sort
         # newest and the run stays reproducible.
@@ -388,6 +390,7 @@ class Store:
 
     def _changed(self) -> None:
         self._views.clear()
+        self.generation += 1
 
 
 def _filtered(

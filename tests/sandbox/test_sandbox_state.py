@@ -190,3 +190,40 @@ class TestTokensCreated:
         await api.post(json={})  # invalid: not created
         await api.create("Two")
         assert sb.tokens_created == 2
+
+
+class TestReadCache:
+    """GET answers are remembered only until the store changes."""
+
+    async def test_a_repeated_read_is_the_same_answer(self, api: Api) -> None:
+        """The second identical GET returns the same bytes."""
+        first = await api.get(params={"limit": 5, "page": 2})
+        second = await api.get(params={"page": 2, "limit": 5})
+        assert (first.status, first.text) == (second.status, second.text)
+
+    async def test_every_change_is_seen_by_the_next_read(self, api: Api, sb: Sandbox) -> None:
+        """Create, update, delete and add_tokens each show up in the very next listing."""
+        before = await api.get(params={"limit": 1})
+        created = await api.create("Cache check")
+        assert created.status == 201
+        token_id = created.data["_id"]
+        after_create = await api.get(params={"limit": 1})
+        assert after_create.data["total"] == before.data["total"] + 1
+        assert after_create.data["items"][0]["_id"] == token_id
+
+        await api.put(f"{BASE}/{token_id}", json={"name": "Cache check renamed"})
+        assert (await api.get(f"{BASE}/{token_id}")).data["name"] == "Cache check renamed"
+
+        await api.delete(f"{BASE}/{token_id}")
+        assert (await api.get(f"{BASE}/{token_id}")).status == 404
+
+        sb.add_tokens(3)
+        assert (await api.get(params={"limit": 1})).data["total"] == before.data["total"] + 3
+
+    async def test_another_key_gets_its_own_answer(self, api: Api, sb: Sandbox) -> None:
+        """The cache is per key: the other key's listing is not this key's."""
+        mine = await api.get(params={"limit": 100})
+        theirs = await api.get(params={"limit": 100}, key=sb.other_api_key)
+        assert {i["_id"] for i in mine.data["items"]}.isdisjoint(
+            {i["_id"] for i in theirs.data["items"]}
+        )
