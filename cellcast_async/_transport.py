@@ -252,6 +252,9 @@ class AiohttpTransport:
                             headers=self._headers,
                             timeout=self._client_timeout,
                             allow_redirects=False,
+                            # An injected session may raise_for_status=True: the status is
+                            # ours to map (APIError, retries), not a ClientResponseError.
+                            raise_for_status=False,
                         ) as raw:
                             body = await _read(raw, method, path)
                 response = Response(

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from cellcast_async import CellcastSession, TokenStatus, __version__
+from cellcast_async import CellcastSession, NotFoundError, TokenStatus, __version__
 
-from ..seed_samples import LIST_200
+from ..seed_samples import LIST_200, NOT_FOUND_404
 from ._fakes import (
     ANY_TOKEN_URL,
     API_KEY,
@@ -354,6 +354,19 @@ class TestLifecycle:
             assert not client.closed
             assert cc.closed
         assert len(sent(m)) == 1
+
+    async def test_injected_session_raising_for_status_still_maps_errors(self) -> None:
+        with aioresponses() as mock:
+            mock.get(TOKENS_URL + "/gone", status=404, payload=NOT_FOUND_404)
+            async with (
+                aiohttp.ClientSession(raise_for_status=True) as client,
+                session(session=client) as cc,
+            ):
+                with pytest.raises(NotFoundError) as info:
+                    await cc.tokens.get("gone")
+
+            assert info.value.detail == "API token not found"
+            assert len(sent(mock)) == 1
 
     async def test_owned_session_is_closed_on_exit(
         self, m: aioresponses, created: list[aiohttp.ClientSession]
