@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import pickle
 from collections.abc import Iterator
@@ -235,6 +236,13 @@ class TestSecret:
         assert Secret(FULL_TOKEN) == Secret(FULL_TOKEN)
         assert Secret(FULL_TOKEN) != Secret(FULL_TOKEN + "x")
         assert Secret(FULL_TOKEN) != FULL_TOKEN  # a Secret is not its plain string
+
+    def test_equality_of_a_value_json_can_carry_but_utf8_cannot(self) -> None:
+        # json.loads('"\\ud800"') is a lone surrogate: a server can send one.
+        odd = json.loads('"tok\\ud800en-value"')
+
+        assert Secret(odd) == Secret(odd)
+        assert Secret(odd) != Secret(odd + "x")
 
     def test_hashable(self) -> None:
         assert hash(Secret(FULL_TOKEN)) == hash(Secret(FULL_TOKEN))
