@@ -200,7 +200,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
+            # OverflowError: a server-sent hour, day or offset too big for a C int.
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)

@@ -136,6 +136,22 @@ class TestRetryAfter:
 
         assert fake_sleep.delays == [4.0]
 
+    async def test_date_too_large_for_a_datetime_falls_back_to_backoff(
+        self, fake_sleep: Any
+    ) -> None:
+        # email.utils raises OverflowError, not ValueError, on a huge hour or offset.
+        huge = "Wed, 21 Oct 2015 99999999999999999999:00:00 GMT"
+        with aioresponses() as m:
+            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": huge}, payload=SLOW_DOWN)
+            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": huge}, payload=SLOW_DOWN)
+            async with session(max_retries=1) as cc:
+                with pytest.raises(RateLimitError) as info:
+                    await cc.tokens.get("tok001")
+
+        assert info.value.retry_after is None
+        (delay,) = fake_sleep.delays
+        assert 0.0 <= delay <= 0.5
+
     async def test_unparseable_retry_after_falls_back_to_backoff(self, fake_sleep: Any) -> None:
         with aioresponses() as m:
             m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": "soon"}, payload=SLOW_DOWN)
@@ -496,6 +512,8 @@ class TestRetryRules:
             ("nan", None),
             ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
             ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+            ("Wed, 21 Oct 2015 99999999999999999999:00:00 GMT", None),
+            ("Wed, 21 Oct 2015 07:28:30 +99999999999999999999", None),
         ],
     )
     def test_parse_retry_after(self, value: str | None, expected: float | None) -> None:
