@@ -213,7 +213,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**attempt)]``."""
-    return rng.uniform(0.0, min(cap, base * (2.0**attempt)))
+    # 2.0**1024 overflows a float; long before that the cap has taken over.
+    return rng.uniform(0.0, min(cap, base * (2.0 ** min(attempt, 64))))
 
 
 # --- on the way back -----------------------------------------------------------------

@@ -229,7 +229,6 @@ class AiohttpTransport:
         json: Any = None,
     ) -> Response:
         """Send ``method path`` until it gets a final answer, or raise a TransportError."""
-        client = self._client()
         # The path is already percent-encoded segment by segment (_protocol.segment):
         # encoded=True stops yarl from decoding %2E%2E back into a "..".
         url = URL(self._base_url + path, encoded=True)
@@ -238,6 +237,8 @@ class AiohttpTransport:
         answer_lost = False
         attempt = 0
         while True:
+            # Each attempt, not just the first: the session may be closed during a backoff.
+            client = self._client()
             try:
                 # Wait for a free connection before the attempt's clock starts: aiohttp's
                 # timeout also runs while a request queues for the pool, so thousands of

@@ -445,6 +445,9 @@ class TestDelete:
         assert count(m) == 2
 
 
+CLOSED = "this CellcastSession is closed; open a new one"
+
+
 class TestBackoff:
     """Exponential backoff with full jitter: each wait in ``[0, min(cap, base * 2**attempt)]``."""
 
@@ -458,6 +461,28 @@ class TestBackoff:
         assert len(fake_sleep.delays) == 8
         for attempt, delay in enumerate(fake_sleep.delays):
             assert 0.0 <= delay <= min(8.0, 0.5 * 2**attempt)
+
+    def test_a_huge_attempt_number_stays_at_the_cap(self) -> None:
+        """2.0**attempt would overflow past about 1024 attempts; the cap holds instead."""
+        rng = random.Random(7)
+        assert 0.0 <= backoff_delay(5000, base=0.5, cap=8.0, rng=rng) <= 8.0
+
+    async def test_closing_during_a_backoff_stops_the_retries(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """aclose() while a request waits to retry: our RuntimeError, not aiohttp's."""
+        with aioresponses() as m:
+            m.get(ANY_TOKEN_URL, status=503, payload=UNAVAILABLE, repeat=True)
+            cc = session(max_retries=3)
+
+            async def close_while_waiting(delay: float) -> None:
+                await cc.aclose()
+
+            monkeypatch.setattr("cellcast_async._transport._sleep", close_while_waiting)
+            with pytest.raises(RuntimeError, match=exactly(CLOSED)):
+                await cc.tokens.get("tok001")
+
+        assert count(m) == 1
 
     def test_backoff_delay_bounds(self) -> None:
         rng = random.Random(1234)
