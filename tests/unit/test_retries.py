@@ -435,6 +435,15 @@ class TestDelete:
 
         assert count(m) == 1
 
+    async def test_200_with_no_body_is_done(self, fake_sleep: Any) -> None:
+        """A 200 with an empty body is the same answer as a 204 for a DELETE."""
+        with aioresponses() as m:
+            m.delete(ANY_TOKEN_URL, status=200, body=b"", content_type="application/json")
+            async with session() as cc:
+                assert await cc.tokens.delete("tok001") is None
+
+        assert count(m) == 1
+
     async def test_503_then_200(self, fake_sleep: Any) -> None:
         with aioresponses() as m:
             m.delete(ANY_TOKEN_URL, status=503, payload=UNAVAILABLE)
