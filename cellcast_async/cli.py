@@ -78,7 +78,7 @@ def token_record(token: ApiToken, now: datetime, stale_days: int) -> dict[str, A
 
 
 def token_view(token: ApiToken) -> dict[str, Any]:
-    """A token as ``--json`` prints it: masked unless it is a fresh ``CreatedToken``."""
+    """A token as ``--json`` prints it, its value masked (``create`` adds the secret itself)."""
     sub = token.sub_account
     return {
         "id": token.id,
@@ -527,32 +527,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    command = _COMMANDS[args.command]
-    if args.sandbox:
-        from .sandbox import Sandbox
+    async with contextlib.AsyncExitStack() as stack:
+        api_key, base_url = args.api_key, args.base_url
+        if args.sandbox:
+            from .sandbox import Sandbox
 
-        async with Sandbox(seed=0) as sb:
+            sb = await stack.enter_async_context(Sandbox(seed=0))
             err.write(
                 f"sandbox: demo data at {sb.url}; sub-accounts {', '.join(sb.sub_account_ids)}\n"
             )
+            api_key, base_url = sb.api_key, sb.url
             if args.command == "audit" and args.as_of is None:
                 args.as_of = sb.reference_time  # demo ages are fixed, so is the report
             if args.command == "create" and args.sub_account == "demo":
                 args.sub_account = sb.sub_account_ids[0]
-            async with CellcastSession(
-                api_key=sb.api_key,
-                base_url=sb.url,
+        cc = await stack.enter_async_context(
+            CellcastSession(
+                api_key=api_key,
+                base_url=base_url,
                 timeout=args.timeout,
                 max_retries=args.max_retries,
-            ) as cc:
-                return await command(cc, args, out, err)
-    async with CellcastSession(
-        api_key=args.api_key,
-        base_url=args.base_url,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-    ) as cc:
-        return await command(cc, args, out, err)
+            )
+        )
+        return await _COMMANDS[args.command](cc, args, out, err)
+    raise AssertionError("unreachable")  # pragma: no cover - for mypy: the with returns
 
 
 def _serve_sandbox(args: argparse.Namespace, out: TextIO) -> int:
@@ -619,6 +617,11 @@ def main(
         if args.debug:
             traceback.print_exc(file=err)
         err.write(f"error: {exc}\n")
+        return EXIT_API
+    except UnicodeEncodeError as exc:  # a token name the output stream cannot encode
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(f"error: cannot write the output: {exc.reason}\n")
         return EXIT_API
     except ValueError as exc:  # misuse caught before anything was sent
         if args.debug:

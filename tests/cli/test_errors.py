@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cellcast_async import __version__
+from cellcast_async.cli import main
 
 from ._support import LiveSandbox, run_cli
 
@@ -315,3 +316,20 @@ class TestGlobalOptionsAfterTheCommand:
         assert (before.code, before.err) == (after.code, after.err) == (0, "")
         assert json.loads(after.out)["total"] == 300
         assert after.out == before.out
+
+
+class TestUnencodableOutput:
+    """A name the output stream cannot encode is an error exit, not a usage error."""
+
+    def test_ascii_stdout(self, live: LiveSandbox) -> None:
+        """stdout that only takes ASCII meets a non-ASCII name: exit 1, one line."""
+        created = live.cli(
+            "create", "--name", "Café API", "--sub-account", live.sb.sub_account_ids[0]
+        )
+        assert created.code == 0
+        out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+        err = io.StringIO()
+        code = main(live.args("list", "--search", "Café"), stdout=out, stderr=err)
+        assert code == 1
+        assert err.getvalue().startswith("error: cannot write the output: ordinal not in range")
+        assert len(err.getvalue().splitlines()) == 1
