@@ -62,11 +62,8 @@ class CellcastError(Exception):
 
 
 class APIError(CellcastError):
-    """The server answered, and the answer is an error.
-
-    ``status_code`` is the HTTP status, ``message`` the envelope's ``message``
-    (e.g. "Validation error"), ``detail`` the envelope's ``error.message``
-    (e.g. "API name is required") and ``body`` the decoded JSON body, if any.
+    """The server answered with an error: ``.status_code``, ``.body`` (decoded JSON),
+    ``.message`` ("Validation error") and ``.detail`` ("API name is required").
     """
 
     def __init__(
@@ -143,11 +140,8 @@ class TimeoutError(TransportError):
 
 
 class DecodeError(CellcastError):
-    """The server answered with something that is not the documented JSON shape.
-
-    ``status_code`` is the HTTP status of that answer (0 if the body failed to decode
-    before the status was handed over). The body is never quoted in the message: a
-    malformed answer to ``create`` could hold a full token.
+    """An answer that is not the documented JSON shape; ``.status_code`` is its status (0:
+    unknown). The body is never quoted: a broken ``create`` answer could hold a token.
     """
 
     def __init__(
