@@ -149,3 +149,8 @@ class DecodeError(CellcastError):
     ) -> None:
         super().__init__(message, method=method, path=path)
         self.status_code = status_code
+
+    def __str__(self) -> str:
+        if not self.status_code:
+            return super().__str__()
+        return f"{self._where()} -> {self.status_code}: {self.message}".lstrip(" ->")

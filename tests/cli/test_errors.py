@@ -79,7 +79,7 @@ class TestApiErrors:
         result = live.cli("--max-retries", "0", "get", MISSING)
         assert (result.code, result.out) == (1, "")
         assert result.err == (
-            f"error: GET /api/v1/apiClient/token/{MISSING}: the body is not valid JSON\n"
+            f"error: GET /api/v1/apiClient/token/{MISSING} -> 200: the body is not valid JSON\n"
         )
 
 

@@ -288,7 +288,7 @@ class TestMalformedAnswers:
             with pytest.raises(DecodeError) as info:
                 await cc.tokens.get(TOKEN_ID)
         assert str(info.value) == (
-            f"GET {TOKENS_PATH}/{TOKEN_ID}: expected a JSON answer, got 'text/html'"
+            f"GET {TOKENS_PATH}/{TOKEN_ID} -> 200: expected a JSON answer, got 'text/html'"
         )
 
 

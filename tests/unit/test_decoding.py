@@ -208,7 +208,7 @@ class TestFields:
 
         assert type(info.value) is DecodeError
         assert info.value.status_code == 200
-        assert str(info.value) == f"GET {TOKEN_PATH}: missing required field {field!r}"
+        assert str(info.value) == f"GET {TOKEN_PATH} -> 200: missing required field {field!r}"
 
     async def test_missing_required_field_in_a_listing_item(self) -> None:
         item = {k: v for k, v in token_json(2).items() if k != "name"}
@@ -217,13 +217,13 @@ class TestFields:
         with pytest.raises(DecodeError) as info:
             await answer("list", payload=envelope(data))
 
-        assert str(info.value) == f"GET {TOKENS_PATH}: missing required field 'name'"
+        assert str(info.value) == f"GET {TOKENS_PATH} -> 200: missing required field 'name'"
 
     async def test_missing_sub_account_id_in_a_nested_account(self) -> None:
         with pytest.raises(DecodeError) as info:
             await answer("get", payload=token_answer(subAccount={"name": "x"}))
 
-        assert str(info.value) == f"GET {TOKEN_PATH}: missing required field '_id'"
+        assert str(info.value) == f"GET {TOKEN_PATH} -> 200: missing required field '_id'"
 
     @pytest.mark.parametrize(
         ("overrides", "words"),
@@ -243,7 +243,7 @@ class TestFields:
         with pytest.raises(DecodeError) as info:
             await answer("get", payload=token_answer(**overrides))
 
-        assert str(info.value) == f"GET {TOKEN_PATH}: {words}"
+        assert str(info.value) == f"GET {TOKEN_PATH} -> 200: {words}"
 
     async def test_nested_sub_account_of_the_wrong_type(self) -> None:
         with pytest.raises(DecodeError) as info:
@@ -322,7 +322,7 @@ class TestBrokenSuccessBodies:
 
         assert type(info.value) is DecodeError
         assert info.value.status_code == 200
-        assert str(info.value) == f"{method} {path}: {words}"
+        assert str(info.value) == f"{method} {path} -> 200: {words}"
 
     async def test_vendor_json_content_type_is_json(self) -> None:
         body = json.dumps(token_answer()).encode()
@@ -362,12 +362,13 @@ class TestBrokenSuccessBodies:
     )
     async def test_wrong_shape(self, call: str, payload: Any, words: str) -> None:
         method, path, _ = CALLS[call]
+        status = 201 if call == "create" else 200
 
         with pytest.raises(DecodeError) as info:
-            await answer(call, payload=payload, status=201 if call == "create" else 200)
+            await answer(call, payload=payload, status=status)
 
         assert type(info.value) is DecodeError
-        assert str(info.value) == f"{method} {path}: {words}"
+        assert str(info.value) == f"{method} {path} -> {status}: {words}"
 
     async def test_delete_ignores_whatever_data_a_success_carries(self) -> None:
         assert await answer("delete", payload=envelope({"_id": "tok001"})) is None

@@ -252,7 +252,7 @@ class TestExceptionTree:
 
     def test_errors_without_a_request(self) -> None:
         assert str(CellcastError("boom")) == "boom"
-        assert str(DecodeError("bad", status_code=200)) == "bad"
+        assert str(DecodeError("bad", status_code=200)) == "200: bad"
         assert DecodeError("bad").status_code == 0
 
     def test_misuse_is_not_a_cellcast_error(self) -> None:

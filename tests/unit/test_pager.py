@@ -199,7 +199,9 @@ class TestStops:
                 with pytest.raises(DecodeError) as info:
                     await drain_into(seen, pager)
 
-        assert str(info.value) == f"GET {TOKENS_PATH}: asked for page 2, the answer is page 1"
+        assert (
+            str(info.value) == f"GET {TOKENS_PATH} -> 200: asked for page 2, the answer is page 1"
+        )
         assert ids(seen) == expected_ids(3)
         assert pager.next_page == 2
         assert len(sent(m)) == 2
