@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from cellcast_async.sandbox import Sandbox
 
 T = TypeVar("T")
+S = TypeVar("S", bound="ThreadedSandbox")
 
 
 class ThreadedSandbox:
@@ -42,6 +43,12 @@ class ThreadedSandbox:
             return fn()
 
         return self.run(call())
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.run(self.sb.stop())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from . import _aioresponses_compat
@@ -25,3 +27,12 @@ def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
     fake = FakeSleep()
     monkeypatch.setattr("cellcast_async._transport._sleep", fake)
     return fake
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port that nothing listens on (bound, then closed): connection refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

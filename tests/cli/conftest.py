@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -20,17 +19,5 @@ def _no_cellcast_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def live() -> Iterator[LiveSandbox]:
     """A fresh demo sandbox (seed 0, 300 tokens) for one test; it starts in milliseconds."""
-    sandbox = LiveSandbox(seed=0, tokens=300)
-    try:
+    with LiveSandbox(seed=0, tokens=300) as sandbox:
         yield sandbox
-    finally:
-        sandbox.close()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A 127.0.0.1 port that nothing listens on (bound, then closed): connection refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

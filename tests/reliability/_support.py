@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .._exceptions_seen import exception_chain
 from .._threaded_sandbox import ThreadedSandbox
 
 T = TypeVar("T")
@@ -205,19 +206,6 @@ class ByteServer:
 
 class LiveSandbox(ThreadedSandbox):
     """A :class:`Sandbox` served from a background thread's own event loop."""
-
-
-def exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every cause and context behind it, suppressed ones included."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__]
 
 
 def exception_texts(exc: BaseException) -> list[str]:

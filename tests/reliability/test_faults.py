@@ -483,11 +483,8 @@ class TrackedResponse(aiohttp.ClientResponse):
 @pytest.fixture
 def live() -> Iterator[LiveSandbox]:
     """A sandbox on another thread whose every answer takes 0.3 s: requests are in flight."""
-    sandbox = LiveSandbox(seed=2, tokens=200, faults=Faults(latency=0.3))
-    try:
+    with LiveSandbox(seed=2, tokens=200, faults=Faults(latency=0.3)) as sandbox:
         yield sandbox
-    finally:
-        sandbox.close()
 
 
 class TestCancellation:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import socket
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -95,19 +94,8 @@ class Shown:
 
 @pytest.fixture
 def live() -> Iterator[LiveSandbox]:
-    sandbox = LiveSandbox(seed=3, tokens=150)
-    try:
+    with LiveSandbox(seed=3, tokens=150) as sandbox:
         yield sandbox
-    finally:
-        sandbox.close()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def every_endpoint(live: LiveSandbox, shown: Shown) -> tuple[list[str], str]:

@@ -6,7 +6,6 @@ import copy
 import json
 import logging
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from cellcast_async import (
     TransportError,
 )
 
+from .._exceptions_seen import exception_chain
 from ..seed_samples import (
     CREATE_201,
     LIST_200,
@@ -49,18 +49,6 @@ def created_201(**data_overrides: Any) -> dict[str, Any]:
     body["data"]["token"] = FULL_TOKEN
     body["data"].update(data_overrides)
     return body
-
-
-def exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__]
 
 
 class Shown:
