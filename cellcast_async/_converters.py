@@ -20,8 +20,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._exceptions import ShapeError
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus, secret_from_str
-from ._protocol import ShapeError
 
 __all__ = ["describe_failure", "make_converter", "parse_datetime"]
 
@@ -100,6 +100,9 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
             raise ShapeError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
+    elif parsed.tzinfo is not timezone.utc:
+        # "+05:30" is kept as the same instant in UTC: README promises UTC datetimes.
+        parsed = parsed.astimezone(timezone.utc)
     return parsed
 
 
@@ -126,7 +129,7 @@ def _optional_sub_account_hook(structure_sub: _Hook) -> _Hook:
         if value is None:
             return None
         if type(value) is not dict:
-            return structure_sub(value, SubAccount)  # type: ignore[no-any-return]
+            raise ShapeError(f"expected the sub-account as an object, got {_json_type(value)}")
         key = (value.get("_id"), value.get("name"), value.get("email"), value.get("companyName"))
         try:
             return cache[key]

@@ -15,13 +15,24 @@
 Misuse found before a request is sent (an empty name, ``page=0``, ...) is a plain
 :class:`ValueError`: nothing reached the network, so it is not a ``CellcastError``.
 
-No message built here ever contains the API key or a token value: the server's own
-words come from its error envelope, and that never carries secrets.
+No message that leaves the SDK contains the API key or a token value: the request
+pipeline passes every error through one redactor before it is raised (README,
+"Reliability"), and text from the HTTP layer that could quote response bytes is never
+copied into a message.
+
+Every error pickles to an equal error (same class, ``str``, fields), for Ray,
+multiprocessing and Celery.
+
+:class:`ShapeError`, at the bottom, is internal: valid JSON of the wrong shape, which
+the pipeline turns into a :class:`DecodeError` naming the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
     "APIError",
@@ -33,6 +44,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
+    "ShapeError",
     "TimeoutError",
     "TransportError",
 ]
@@ -60,10 +72,33 @@ class CellcastError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The keyword-only constructors do not fit Exception's default (cls, args): rebuild
+        # from the instance's own fields instead, so every subclass pickles as it is.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[CellcastError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def _frozen_headers(headers: Mapping[str, str] | None) -> CIMultiDictProxy[str]:
+    """A case-insensitive, read-only copy that pickles (a proxy of aiohttp's does not)."""
+    return CIMultiDictProxy(CIMultiDict(headers or {}))
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The server's id for the request, from ``X-Request-Id`` or ``Request-Id``."""
+    return headers.get("X-Request-Id") or headers.get("Request-Id") or None
+
 
 class APIError(CellcastError):
     """The server answered with an error: ``.status_code``, ``.body`` (decoded JSON),
-    ``.message`` ("Validation error") and ``.detail`` ("API name is required").
+    ``.message``/``.detail`` ("Validation error"/"API name is required"), ``.headers``
+    and ``.request_id`` (``X-Request-Id``/``Request-Id``, else ``None``).
     """
 
     def __init__(
@@ -75,11 +110,19 @@ class APIError(CellcastError):
         body: Any = None,
         method: str = "",
         path: str = "",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, method=method, path=path)
         self.status_code = status_code
         self.detail = detail
         self.body = body
+        self.headers: Mapping[str, str] = _frozen_headers(headers)
+        self.request_id: str | None = request_id_of(self.headers)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(self.__dict__)
+        state["headers"] = CIMultiDict(self.headers)  # the read-only proxy does not pickle
+        return (_rebuild_api_error, (type(self), self.args, state))
 
     def __str__(self) -> str:
         text = f"{self._where()} -> {self.status_code} {self.message}".lstrip(" ->")
@@ -119,10 +162,17 @@ class RateLimitError(APIError):
         body: Any = None,
         method: str = "",
         path: str = "",
+        headers: Mapping[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(
-            message, status_code=status_code, detail=detail, body=body, method=method, path=path
+            message,
+            status_code=status_code,
+            detail=detail,
+            body=body,
+            method=method,
+            path=path,
+            headers=headers,
         )
         self.retry_after = retry_after
 
@@ -132,11 +182,27 @@ class ServerError(APIError):
 
 
 class TransportError(CellcastError):
-    """No usable answer: connection refused or reset, DNS or TLS failure."""
+    """No usable answer: connection refused or reset, DNS or TLS failure.
+
+    ``.kind`` names it: ``connect``, ``disconnected``, ``reset``, ``connection``,
+    ``network``, ``framing``, ``protocol``, ``tls``, ``url``, ``timeout``, ``deadline``
+    or ``transport``.
+    """
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", kind: str = "transport"
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.kind = kind
 
 
 class TimeoutError(TransportError):
-    """The request ran past its timeout (``CellcastSession(timeout=...)``)."""
+    """The request ran past its ``timeout`` (one attempt) or its ``deadline`` (the call)."""
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", kind: str = "timeout"
+    ) -> None:
+        super().__init__(message, method=method, path=path, kind=kind)
 
 
 class DecodeError(CellcastError):
@@ -154,3 +220,19 @@ class DecodeError(CellcastError):
         if not self.status_code:
             return super().__str__()
         return f"{self._where()} -> {self.status_code}: {self.message}".lstrip(" ->")
+
+
+def _rebuild_api_error(
+    cls: type[APIError], args: tuple[Any, ...], state: dict[str, Any]
+) -> APIError:
+    error: APIError = _rebuild(cls, args, state)
+    error.headers = _frozen_headers(state["headers"])
+    return error
+
+
+class ShapeError(Exception):
+    """Internal: a body that is valid JSON of the wrong shape.
+
+    Raised by the page formats and the converter; the pipeline turns it into a
+    :class:`DecodeError` that names the request. Its text never quotes a value.
+    """

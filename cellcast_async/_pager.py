@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._protocol import ShapeError
+from ._exceptions import ShapeError
 
 __all__ = [
     "Page",

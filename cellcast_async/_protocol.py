@@ -16,6 +16,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import attrs
+
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -25,17 +27,21 @@ from ._exceptions import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    ShapeError,
 )
 from ._models import TokenStatus
 
 __all__ = [
     "TOKENS_PATH",
+    "RetryPolicy",
     "ShapeError",
     "backoff_delay",
     "check_limit",
     "check_page",
     "create_body",
+    "delete_done",
     "is_retryable",
+    "retry_delay",
     "list_params",
     "parse_retry_after",
     "read_envelope",
@@ -49,10 +55,6 @@ __all__ = [
 TOKENS_PATH: Final = "/api/v1/apiClient/token"
 
 _STATUSES: Final = frozenset(s.value for s in TokenStatus)
-
-
-class ShapeError(Exception):
-    """A body that is valid JSON of the wrong shape; the caller adds method and path."""
 
 
 # --- on the way out ------------------------------------------------------------------
@@ -174,9 +176,21 @@ def update_body(name: str | None, status: TokenStatus | str | None) -> dict[str,
 
 # --- retries -------------------------------------------------------------------------
 
-# DESIGN.md, "Rules every request follows".
+# README "Retries": what may be sent again, and after which answers.
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT: Final = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+# Failures the same request will meet again (see TransportError.kind).
+_FINAL_FAILURES: Final = frozenset({"tls", "url", "deadline"})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How many times to retry, and how long to wait (README, "Retries")."""
+
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 60.0
 
 
 def is_retryable(method: str, status: int | None) -> bool:
@@ -190,8 +204,45 @@ def is_retryable(method: str, status: int | None) -> bool:
     return status == 429
 
 
+def retry_delay(
+    method: str,
+    outcome: int | str,
+    headers: Mapping[str, str],
+    attempt: int,
+    policy: RetryPolicy,
+    *,
+    jitter: float,
+    now: datetime | None = None,
+) -> float | None:
+    """Seconds to wait before sending again, or ``None``: give up and report this outcome.
+
+    The one retry decision of the SDK. ``outcome`` is the answer's status, or the
+    ``kind`` of a transport failure; ``attempt`` counts from 0 for the attempt that just
+    ended; ``jitter`` is drawn by the caller from ``[0, 1)`` (full jitter). A
+    ``Retry-After`` is honoured when sent, unless it is longer than the policy's cap:
+    then the caller gets the error with its ``retry_after`` at once.
+    """
+    if attempt >= policy.max_retries:
+        return None
+    if isinstance(outcome, str):
+        if outcome in _FINAL_FAILURES or not is_retryable(method, None):
+            return None
+        return backoff_delay(attempt, base=policy.backoff_base, cap=policy.backoff_cap, u=jitter)
+    if not is_retryable(method, outcome):
+        return None
+    retry_after = parse_retry_after(headers.get("Retry-After"), now)
+    if retry_after is None:
+        return backoff_delay(attempt, base=policy.backoff_base, cap=policy.backoff_cap, u=jitter)
+    return None if retry_after > policy.retry_after_cap else retry_after
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    ``None`` when absent or unusable, and also when negative or a date already past:
+    a server that says "retry before now" would get a burst of instant retries, so the
+    normal backoff applies instead.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -206,15 +257,39 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    if math.isnan(seconds) or math.isinf(seconds):
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         return None
-    return max(0.0, seconds)
+    return seconds
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**attempt)]``."""
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    rng: random.Random | None = None,
+    u: float | None = None,
+) -> float:
+    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**attempt)]``.
+
+    ``u`` in ``[0, 1)`` is the jitter itself (pure); else it is drawn from ``rng``.
+    """
     # 2.0**1024 overflows a float; long before that the cap has taken over.
-    return rng.uniform(0.0, min(cap, base * (2.0 ** min(attempt, 64))))
+    ceiling = min(cap, base * (2.0 ** min(attempt, 64)))
+    if u is None:
+        u = (rng or random).random()
+    return u * ceiling
+
+
+def delete_done(status: int, body: bytes, *, answer_lost: bool) -> bool:
+    """Whether a DELETE answer means "deleted" without reading an envelope (seed 003).
+
+    An empty 2xx (``204 No Content``, or a 200 with no body) is done; so is a 404 after an
+    attempt whose answer was lost: that attempt deleted it.
+    """
+    if 200 <= status < 300:
+        return not body.strip()
+    return status == 404 and answer_lost
 
 
 # --- on the way back -----------------------------------------------------------------
@@ -282,6 +357,7 @@ def error_for(
     *,
     reason: str | None = None,
     retry_after: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> APIError:
     """The exception for an error answer: the class by HTTP status, the words from the body."""
     message, detail = _error_words(body)
@@ -298,6 +374,7 @@ def error_for(
         "body": body,
         "method": method,
         "path": path,
+        "headers": headers,
     }
     if cls is RateLimitError:
         kwargs["retry_after"] = retry_after
@@ -305,13 +382,32 @@ def error_for(
 
 
 def _not_followed(location: str | None) -> str:
-    """Why a 3xx is an error, and where it pointed (without a query: it may hold a secret)."""
-    if not location:
+    """Why a 3xx is an error, and where it pointed.
+
+    ``Location`` is the server's text: it is quoted only when it parses as a URL, and
+    never with its userinfo, query or fragment (any of them may hold a secret).
+    """
+    shown = _shown_location(location)
+    if shown is None:
         return "a redirect, not followed (check base_url)"
-    parts = urlsplit(location.strip())
-    host = parts.netloc.rpartition("@")[2]  # never repeat credentials in a message
-    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
     return f"redirect to {shown} not followed (check base_url)"
+
+
+def _shown_location(location: str | None) -> str | None:
+    if not location or not location.strip():
+        return None
+    try:
+        parts = urlsplit(location.strip())
+        host = parts.hostname  # without userinfo; raises on bad brackets
+        port = parts.port  # raises on a port that is not a number
+    except ValueError:
+        return None
+    if not location.isprintable():
+        return None
+    netloc = "" if host is None else (f"[{host}]" if ":" in host else host)
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) or None
 
 
 def read_envelope(
@@ -336,7 +432,15 @@ def read_envelope(
             parsed: Any = _loads(body) if body else None
         except ShapeError:
             parsed = None  # an HTML error page: the status alone decides
-        error = error_for(method, path, status, parsed, reason=reason, retry_after=retry_after)
+        error = error_for(
+            method,
+            path,
+            status,
+            parsed,
+            reason=reason,
+            retry_after=retry_after,
+            headers=headers,
+        )
         if 300 <= status < 400:
             error.detail = _not_followed(headers.get("Location"))
         raise error
@@ -359,5 +463,5 @@ def read_envelope(
             "expected a JSON object envelope", status_code=status, method=method, path=path
         )
     if envelope.get("status") is False:
-        raise error_for(method, path, status, envelope, reason=reason)
+        raise error_for(method, path, status, envelope, reason=reason, headers=headers)
     return envelope

@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import os
 import platform
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Final
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._converters import describe_failure, make_converter
-from ._exceptions import DecodeError
-from ._protocol import read_envelope
+from ._converters import make_converter
+from ._pipeline import (
+    _UNSET,
+    CallOptions,
+    Clock,
+    EventHooks,
+    Pipeline,
+    Sleep,
+    check_event_hooks,
+    check_max_retries,
+    check_timeout,
+)
+from ._protocol import RetryPolicy
+from ._redact import Redactor, register
 from ._tokens import TokensResource
-from ._transport import AiohttpTransport, Response, Transport
+from ._transport import AiohttpTransport
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "CellcastSession"]
-
-R = TypeVar("R")
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_RESPONSE_BYTES", "CellcastSession"]
 
 DEFAULT_BASE_URL: Final = "https://api.cellcast.com"
 API_KEY_ENV: Final = "CELLCAST_API_KEY"
 BASE_URL_ENV: Final = "CELLCAST_BASE_URL"
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 2**20
 
 logger = logging.getLogger("cellcast_async")
 
@@ -100,10 +110,16 @@ class CellcastSession:
     - ``base_url``: ``None`` reads ``$CELLCAST_BASE_URL``, else ``https://api.cellcast.com``.
       Plain ``http://`` is refused unless the host is loopback.
     - ``timeout``: seconds per attempt (``None``: no limit); ``max_retries``: extra
-      attempts for what may be retried (DESIGN.md, "Rules every request follows").
+      attempts for what may be retried (README, "Retries"); ``deadline``: seconds for a
+      whole call, retries and waits included (``None``: none).
     - ``session``: an ``aiohttp.ClientSession`` to use; it is never closed by us.
+    - ``max_response_bytes``: cap on a (decompressed) body, ``None`` for none.
+    - ``event_hooks``: ``{"request": [...], "response": [...]}``, called for every attempt.
+    - ``clock``/``sleep``: for tests and simulations (defaults: ``time.monotonic``,
+      ``asyncio.sleep``).
 
-    One session is safe to share across thousands of concurrent tasks.
+    One session is safe to share across thousands of concurrent tasks;
+    :meth:`with_options` gives views of it with other per-call options.
     """
 
     def __init__(
@@ -116,20 +132,20 @@ class CellcastSession:
         *,
         user_agent: str | None = None,
         connection_limit: int = 100,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
+        event_hooks: EventHooks | None = None,
+        trust_env: bool = True,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         key = _resolve_api_key(api_key)
         self._base_url = _resolve_base_url(base_url)
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ValueError(
-                f"timeout must be a positive number of seconds or None, got {timeout!r}"
-            )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        options = CallOptions(
+            timeout=check_timeout(timeout, "timeout"),
+            policy=RetryPolicy(max_retries=check_max_retries(max_retries)),
+            deadline=check_timeout(deadline, "deadline"),
+        )
         if user_agent is not None and (not user_agent.isprintable() or not user_agent.strip()):
             raise ValueError("user_agent must be printable text")
         if (
@@ -138,21 +154,65 @@ class CellcastSession:
             or (connection_limit < 1)
         ):
             raise ValueError(f"connection_limit must be an int >= 1, got {connection_limit!r}")
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._transport: Transport = AiohttpTransport(
+        if max_response_bytes is not None and (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ValueError(
+                f"max_response_bytes must be an int >= 1 or None, got {max_response_bytes!r}"
+            )
+        hooks = check_event_hooks(event_hooks)
+        agent = _user_agent(user_agent)
+        self._redactor = Redactor([key])
+        register(self._redactor)
+        self._transport = AiohttpTransport(
             base_url=self._base_url,
             api_key=key,
-            user_agent=_user_agent(user_agent),
-            timeout=timeout,
-            max_retries=max_retries,
+            user_agent=agent,
             session=session,
             connection_limit=connection_limit,
+            trust_env=trust_env,
         )
-        self._converter = make_converter()
-        self._closed = False
-        self.tokens = TokensResource(self)
+        self._pipeline = Pipeline(
+            transport=self._transport,
+            converter=make_converter(),
+            options=options,
+            redactor=self._redactor,
+            hooks=hooks,
+            public_headers={"User-Agent": agent, "Accept": "application/json"},
+            max_response_bytes=max_response_bytes,
+            clock=clock,
+            sleep=sleep,
+            rng=random.Random(),
+        )
+        self._view_of: CellcastSession | None = None
+        self.tokens = TokensResource(self._pipeline)
         """The sub-client API-token endpoints (seeds 000-003)."""
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = _UNSET,
+        max_retries: int = _UNSET,
+        deadline: float | None = _UNSET,
+        headers: Mapping[str, str] | None = _UNSET,
+    ) -> CellcastSession:
+        """A view of this session with other per-call options.
+
+        It shares the connection pool and all state, and needs no closing (closing it
+        does nothing; closing the session ends its views too). ``headers`` are added to
+        every request; ``Authorization`` cannot be set this way.
+        """
+        pipeline = self._pipeline.with_options(
+            timeout=timeout, max_retries=max_retries, deadline=deadline, headers=headers
+        )
+        view = object.__new__(CellcastSession)
+        view.__dict__.update(self.__dict__)
+        view._pipeline = pipeline
+        view._view_of = self._view_of or self
+        view.tokens = TokensResource(pipeline)
+        return view
 
     @property
     def base_url(self) -> str:
@@ -160,22 +220,27 @@ class CellcastSession:
 
     @property
     def timeout(self) -> float | None:
-        return self._timeout
+        return self._pipeline.options.timeout
 
     @property
     def max_retries(self) -> int:
-        return self._max_retries
+        return self._pipeline.options.policy.max_retries
+
+    @property
+    def deadline(self) -> float | None:
+        return self._pipeline.options.deadline
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._transport.closed
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<CellcastSession {self._base_url} {state}>"
+        state = "closed" if self.closed else "open"
+        view = " view" if self._view_of is not None else ""
+        return f"<CellcastSession{view} {self._base_url} {state}>"
 
     async def __aenter__(self) -> CellcastSession:
-        if self._closed:
+        if self.closed:
             raise RuntimeError("this CellcastSession is closed; open a new one")
         return self
 
@@ -188,46 +253,9 @@ class CellcastSession:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was injected). Safe to call twice."""
-        self._closed = True
-        await self._transport.aclose()
+        """Close the connection pool (unless it was injected). Safe to call twice.
 
-    # --- used by the resources ----------------------------------------------------
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-    ) -> Response:
-        if self._closed:
-            raise RuntimeError("this CellcastSession is closed; open a new one")
-        return await self._transport.request(method, path, params=params, json=json)
-
-    def _decode(
-        self, method: str, path: str, response: Response, decode: Callable[[dict[str, Any]], R]
-    ) -> R:
-        """The one place an answer becomes a result, an APIError or a DecodeError."""
-        envelope = read_envelope(
-            method, path, response.status, response.headers, response.body, reason=response.reason
-        )
-        try:
-            return decode(envelope)
-        except Exception as exc:  # any failure to read the shape is the server's, not ours
-            raise DecodeError(
-                describe_failure(exc), status_code=response.status, method=method, path=path
-            ) from None
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        decode: Callable[[dict[str, Any]], R],
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-    ) -> R:
-        response = await self._send(method, path, params=params, json=json)
-        return self._decode(method, path, response, decode)
+        On a ``with_options`` view this does nothing: the session it came from owns the pool.
+        """
+        if self._view_of is None:
+            await self._transport.aclose()

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import operator
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
+
+import attrs
 
 from . import _protocol as proto
+from ._exceptions import ShapeError
 from ._models import ApiToken, CreatedToken, TokenStatus
 from ._pager import Page, Pager, build_page, cellcast_page_format
-from ._protocol import TOKENS_PATH, ShapeError
-
-if TYPE_CHECKING:
-    from ._session import CellcastSession
+from ._pipeline import Pipeline
+from ._protocol import TOKENS_PATH
+from ._transport import Response
 
 __all__ = ["TokensResource"]
 
 M = TypeVar("M", bound=ApiToken)
+T = TypeVar("T")
 
-logger = logging.getLogger("cellcast_async")
+# Items structured between two yields to the event loop: about 2 ms of work (4 us a
+# token), so a 10,000-token page never holds the loop longer than its JSON parse
+# (README, "Performance"; benchmarks/loop_stall.py).
+STRUCTURE_SLICE: Final = 500
 
 
 def _data_object(envelope: dict[str, Any]) -> Any:
@@ -29,27 +35,55 @@ def _data_object(envelope: dict[str, Any]) -> Any:
     return data
 
 
+async def structure_items(items: Sequence[Any], structure: Callable[[Any], T]) -> tuple[T, ...]:
+    """``items`` structured, yielding to the event loop between slices.
+
+    A service shares its loop with everything else it does: structuring a large page in
+    one go would stall it for tens of milliseconds (README, "Performance").
+    """
+    if len(items) <= STRUCTURE_SLICE:
+        return tuple(map(structure, items))
+    done: list[T] = []
+    for start in range(0, len(items), STRUCTURE_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        done.extend(map(structure, items[start : start + STRUCTURE_SLICE]))
+    return tuple(done)
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
 class TokensResource:
     """List, get, create, update and delete sub-client API tokens."""
 
-    def __init__(self, session: CellcastSession) -> None:
-        self._session = session
-        converter = session._converter
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        converter = pipeline.converter
         # Hooks resolved once here, not per item.
         self._token_hook = converter.get_structure_hook(ApiToken)
         self._created_hook = converter.get_structure_hook(CreatedToken)
 
     def __repr__(self) -> str:
-        return f"<TokensResource of {self._session!r}>"
+        return "<TokensResource>"
 
     def _structure_token(self, item: Any) -> ApiToken:
         return self._token_hook(item, ApiToken)  # type: ignore[no-any-return]
 
-    def _one(self, cls: type[M], hook: Callable[[Any, Any], Any]) -> Callable[[dict[str, Any]], M]:
-        def decode(envelope: dict[str, Any]) -> M:
+    def _one(
+        self, cls: type[M], hook: Callable[[Any, Any], Any]
+    ) -> Callable[[dict[str, Any]], Awaitable[M]]:
+        async def decode(envelope: dict[str, Any]) -> M:
             return hook(_data_object(envelope), cls)  # type: ignore[no-any-return]
 
         return decode
+
+    async def _call_one(self, method: str, path: str, cls: type[M], **kwargs: Any) -> M:
+        hook = self._created_hook if cls is CreatedToken else self._token_hook
+        result = await self._pipeline.call(method, path, self._one(cls, hook), **kwargs)
+        assert result is not None  # no `done` given: every answer is decoded
+        return result
 
     def list(
         self,
@@ -98,18 +132,20 @@ class TokensResource:
     ) -> Pager[ApiToken]:
         proto.check_concurrency(concurrency)
         proto.check_max_items(max_items)
-        session = self._session
+        pipeline = self._pipeline
         structure = self._structure_token
 
         async def fetch(number: int) -> Page[ApiToken]:
-            # Filters and credentials ride on every page request (DESIGN.md, Pager).
+            async def decode(envelope: dict[str, Any]) -> Page[ApiToken]:
+                raw = cellcast_page_format(envelope)
+                items = await structure_items(raw.items, structure)
+                return build_page(attrs.evolve(raw, items=items), number, _as_is)
+
+            # Filters and credentials ride on every page request (README, "Pages").
             query = {**params, "page": str(number)}
-            return await session._request(
-                "GET",
-                path,
-                lambda envelope: build_page(cellcast_page_format(envelope), number, structure),
-                params=query,
-            )
+            page = await pipeline.call("GET", path, decode, params=query)
+            assert page is not None
+            return page
 
         return Pager(
             fetch,
@@ -122,8 +158,7 @@ class TokensResource:
 
     async def get(self, token_id: str) -> ApiToken:
         """One token by id (``GET /api/v1/apiClient/token/:id``, seed 000)."""
-        path = proto.token_path(token_id)
-        return await self._session._request("GET", path, self._one(ApiToken, self._token_hook))
+        return await self._call_one("GET", proto.token_path(token_id), ApiToken)
 
     async def create(self, name: str, sub_account_id: str) -> CreatedToken:
         """Create a token (``POST /api/v1/apiClient/token``, seed 001).
@@ -132,9 +167,7 @@ class TokensResource:
         Sent once, retried only on 429, so it never creates a token twice.
         """
         body = proto.create_body(name, sub_account_id)
-        return await self._session._request(
-            "POST", TOKENS_PATH, self._one(CreatedToken, self._created_hook), json=body
-        )
+        return await self._call_one("POST", TOKENS_PATH, CreatedToken, json=body)
 
     async def update(
         self,
@@ -145,9 +178,7 @@ class TokensResource:
         """Rename a token or set its status (``PUT /api/v1/apiClient/token/:id``, seed 002)."""
         path = proto.token_path(token_id)
         body = proto.update_body(name, status)
-        return await self._session._request(
-            "PUT", path, self._one(ApiToken, self._token_hook), json=body
-        )
+        return await self._call_one("PUT", path, ApiToken, json=body)
 
     async def delete(self, token_id: str) -> None:
         """Delete a token for good (``DELETE /api/v1/apiClient/token/:id``, seed 003).
@@ -155,19 +186,16 @@ class TokensResource:
         A 404 on a retry after an attempt whose answer was lost counts as done: that
         attempt deleted it. A 2xx with no body at all (``204 No Content``) counts as done too.
         """
-        path = proto.token_path(token_id)
-        response = await self._session._send("DELETE", path)
-        if 200 <= response.status < 300 and not response.body.strip():
-            return  # a 204, or a 200 with no body: not seed 003, but common for a DELETE
-        if response.status == 404 and response.answer_lost:
-            logger.debug("DELETE %s: 404 after a lost answer, counted as deleted", path)
-            return
-        self._session._decode("DELETE", path, response, _ignore)
+        await self._pipeline.call("DELETE", proto.token_path(token_id), _ignore, done=_deleted)
 
 
 # De-duplication key of a token walk: always an ApiToken, so no Mapping check per item.
 _token_id: Callable[[ApiToken], str] = operator.attrgetter("id")
 
 
-def _ignore(envelope: dict[str, Any]) -> None:
+async def _ignore(envelope: dict[str, Any]) -> None:
     return None
+
+
+def _deleted(response: Response, answer_lost: bool) -> bool:
+    return proto.delete_done(response.status, response.body, answer_lost=answer_lost)

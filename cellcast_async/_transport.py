@@ -1,147 +1,179 @@
 """The one module that talks to aiohttp's client.
 
-A transport is one coroutine, ``request()``, plus ``aclose()`` (httpx
-``_transports/base.py``). :class:`AiohttpTransport` adds what every request needs:
-the ``Authorization`` and ``User-Agent`` headers, a per-attempt timeout, retries with
-backoff, and the single place where aiohttp's exceptions become ours
-(:func:`_map_exceptions`, after httpx's ``map_exceptions``).
+A transport sends one attempt and returns what came back: ``send()`` plus ``aclose()``
+(httpx ``_transports/base.py``). Retries, deadlines and everything else a call needs
+live in the request pipeline above it. :class:`AiohttpTransport` adds what every
+attempt needs (``Authorization``, ``User-Agent``, a timeout, a cap on the body) and
+is the single place where aiohttp's exceptions become ours (:func:`_translate`).
+
+aiohttp's exception texts can quote the bytes it failed to parse (a status line, a
+chunk header, a body), and those bytes may hold a token: so no aiohttp text is ever
+copied into ours and no aiohttp exception is chained. Each failure is named by its kind
+instead (README, "Reliability"); an ``OSError`` underneath, which holds only the
+operating system's words, is kept as the cause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
 import attrs
-from aiohttp import hdrs
-from aiohttp.http_exceptions import ContentEncodingError
-from multidict import CIMultiDict, CIMultiDictProxy
+from aiohttp.http_exceptions import ContentEncodingError, ContentLengthError, TransferEncodingError
 from yarl import URL
 
-from . import _protocol
-from ._exceptions import DecodeError, TimeoutError, TransportError
+from ._exceptions import CellcastError, DecodeError, TimeoutError, TransportError
 
 __all__ = ["AiohttpTransport", "Response", "Transport"]
 
-logger = logging.getLogger("cellcast_async")
-
-# Failures that the same request will meet again: a certificate or TLS setup error.
-_NOT_RETRIED = (aiohttp.ClientSSLError,)
-
-# Looked up at call time so tests can swap it for a fake clock: the suite never sleeps.
-_sleep = asyncio.sleep
+_CHUNK = 64 * 1024
 
 
 @attrs.frozen
 class Response:
-    """One final answer: what the server said, and how many attempts it took.
-
-    ``answer_lost`` is true when an earlier attempt got no answer at all (connection
-    dropped, timeout): the server may have acted on it.
-    """
+    """One attempt's answer: what the server said, and how long it took."""
 
     status: int
     reason: str | None
     headers: Mapping[str, str] = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False)
-    attempts: int = 1
-    answer_lost: bool = False
+    elapsed: float = 0.0
 
 
 class Transport(Protocol):
-    """What ``CellcastSession`` needs from a transport."""
+    """What the request pipeline needs from a transport: one attempt at a time."""
 
-    async def request(
+    async def send(
         self,
         method: str,
         path: str,
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> Response: ...
 
     async def aclose(self) -> None: ...
 
-
-@contextlib.contextmanager
-def _map_exceptions(method: str, path: str, timeout: float | None) -> Iterator[None]:
-    """Translate aiohttp's and asyncio's failures into ours, keeping the cause."""
-    try:
-        yield
-    except asyncio.TimeoutError as exc:  # includes aiohttp.ServerTimeoutError
-        raise TimeoutError(
-            f"no answer within {timeout:g} s" if timeout else "timed out",
-            method=method,
-            path=path,
-        ) from exc
-    except aiohttp.ClientError as exc:
-        if isinstance(exc, aiohttp.ClientResponseError):
-            _mask_request_headers(exc)
-        undecodable = _content_encoding_failure(exc)
-        if undecodable is not None:
-            # An answer came, but its body is not what its Content-Encoding says: the
-            # same request gets the same answer, so it is a DecodeError, not retried.
-            # (aiohttp failed before handing over the status: status_code stays 0.)
-            raise DecodeError(undecodable, method=method, path=path) from exc
-        raise TransportError(
-            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-            method=method,
-            path=path,
-        ) from exc
+    @property
+    def closed(self) -> bool: ...
 
 
-def _content_encoding_failure(exc: BaseException) -> str | None:
-    """What went wrong if ``exc`` comes from a body that its Content-Encoding cannot decode.
-
-    aiohttp wraps that failure in ``ClientPayloadError`` (while the body is read) or in
-    ``ClientResponseError`` (when it arrived with the headers); the cause says which.
-    """
+def _chain_of(exc: BaseException) -> Iterator[BaseException]:
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ContentEncodingError):
-            return f"the body does not decode as its Content-Encoding says ({seen.message})"
+        yield seen
         seen = seen.__cause__ or seen.__context__
+
+
+def _framing_failure(exc: BaseException) -> str | None:
+    """What broke in a body aiohttp could not read, named without quoting it."""
+    for seen in _chain_of(exc):
+        if isinstance(seen, TransferEncodingError):
+            return "the answer's chunked framing is broken"
+        if isinstance(seen, ContentLengthError):
+            return "the answer ended before the length its Content-Length promised"
     return None
 
 
-async def _read(raw: aiohttp.ClientResponse, method: str, path: str) -> bytes:
-    """The whole body; an undecodable one is a DecodeError, or empty on an error status."""
-    try:
-        return await raw.read()
-    except aiohttp.ClientPayloadError as exc:
-        undecodable = _content_encoding_failure(exc)
-        if undecodable is None:
-            raise
-        if 200 <= raw.status < 300:
-            raise DecodeError(
-                undecodable, status_code=raw.status, method=method, path=path
-            ) from exc
-        return b""  # an error answer: like an HTML error page, its status says enough
+def _encoding_failure(exc: BaseException) -> bool:
+    return any(isinstance(seen, ContentEncodingError) for seen in _chain_of(exc))
 
 
-def _mask_request_headers(exc: aiohttp.ClientResponseError) -> None:
-    """Mask the key in the request headers aiohttp hangs on this error.
+_UNDECODABLE = "the body does not decode as its Content-Encoding says"
 
-    aiohttp raises ``ClientResponseError`` for a malformed answer with the request's
-    ``request_info``, whose headers hold ``Authorization: Bearer <key>``, and its repr
-    prints them. It stays our error's ``__cause__`` (its words help debugging), so the
-    key is masked in place: DESIGN.md, the key never appears in a repr.
+
+def _describe(exc: aiohttp.ClientError, base_url: URL) -> tuple[str, str, OSError | None]:
+    """``(kind, message, safe cause)`` for an aiohttp failure; never its own text."""
+    host = f"{base_url.host}:{base_url.port}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "tls", f"the certificate of {host} could not be verified", None
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls", f"the TLS handshake with {host} failed", None
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        why = os_error.strerror or type(os_error).__name__
+        return "connect", f"cannot connect to {host}: {why}", os_error
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected", "the server closed the connection without an answer", None
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "framing", _framing_failure(exc) or "the answer's body could not be read", None
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "protocol", "the answer is not valid HTTP (status line or headers)", None
+    if isinstance(exc, ConnectionResetError):
+        return "reset", "the connection was reset", None
+    if isinstance(exc, aiohttp.ClientOSError):
+        why = exc.strerror or "the connection failed"
+        return "network", f"network error: {why}", None
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "url", "the request URL is not valid", None
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return "connection", "the connection failed", None
+    return "transport", f"the HTTP layer failed ({type(exc).__name__})", None
+
+
+def _translate(
+    exc: BaseException, method: str, path: str, timeout: float | None, base_url: URL
+) -> tuple[CellcastError, OSError | None] | None:
+    """Our error for an aiohttp or asyncio failure (module docstring: never its text)."""
+    if isinstance(exc, asyncio.TimeoutError):  # includes aiohttp.ServerTimeoutError
+        message = f"no answer within {timeout:g} s" if timeout else "timed out"
+        return TimeoutError(message, method=method, path=path), None
+    if not isinstance(exc, aiohttp.ClientError):
+        return None
+    if _encoding_failure(exc):
+        # An answer came, but its body is not what its Content-Encoding says: the same
+        # request gets the same answer, so it is a DecodeError, not retried.
+        # (aiohttp failed before handing over the status: status_code stays 0.)
+        return DecodeError(_UNDECODABLE, method=method, path=path), None
+    kind, message, cause = _describe(exc, base_url)
+    return TransportError(message, method=method, path=path, kind=kind), cause
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read(raw: aiohttp.ClientResponse, cap: int | None) -> bytes:
+    """The whole (decompressed) body, read in chunks and stopped once it passes ``cap``.
+
+    aiohttp inflates a compressed body as it is read, with flow control: stopping the
+    read stops the inflating, so a gzip bomb costs about ``cap``, not its inflated size.
     """
-    info = exc.request_info
-    if hdrs.AUTHORIZATION not in info.headers:
-        return
-    headers = CIMultiDict(info.headers)
-    headers[hdrs.AUTHORIZATION] = "Bearer ****"
-    masked = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
-    exc.request_info = masked
-    # BaseException.args holds the same request_info, and pickling and tracebacks read it.
-    exc.args = tuple(masked if arg is info else arg for arg in exc.args)
+    if cap is None:
+        return await raw.read()
+    if not raw.headers.get("Content-Encoding") and (raw.content_length or 0) > cap:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in raw.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > cap:
+            raise _TooLarge
+    return bytes(body)
+
+
+async def _read_answer(
+    raw: aiohttp.ClientResponse, method: str, path: str, cap: int | None
+) -> bytes:
+    try:
+        return await _read(raw, cap)
+    except _TooLarge:
+        raw.close()  # drop the connection: the rest of the body is never read
+        message = f"the answer is larger than max_response_bytes ({cap:,} bytes)"
+    except aiohttp.ClientPayloadError as exc:
+        if not _encoding_failure(exc):
+            raise
+        if not 200 <= raw.status < 300:
+            return b""  # an error answer: like an HTML error page, its status says enough
+        message = _UNDECODABLE
+    # Raised out here, not in the except blocks, so that no __context__ is kept.
+    raise DecodeError(message, status_code=raw.status, method=method, path=path)
 
 
 def _pool_slots(session: aiohttp.ClientSession) -> asyncio.Semaphore | None:
@@ -154,13 +186,12 @@ def _pool_slots(session: aiohttp.ClientSession) -> asyncio.Semaphore | None:
 
 
 class AiohttpTransport:
-    """Sends requests with aiohttp, retrying what the rules allow.
+    """Sends one attempt with aiohttp.
 
     An injected ``aiohttp.ClientSession`` is used as it is and never closed; otherwise
-    one is created on first use and closed by :meth:`aclose`. Retries follow
-    DESIGN.md: GET, PUT and DELETE on a lost answer, 429, 500, 502, 503 and 504; POST
-    only on 429; exponential backoff with full jitter, or the server's ``Retry-After``.
-    Redirects are never followed, so the key cannot travel to another host.
+    one is created on first use (honouring the proxy environment variables, as
+    ``trust_env`` does) and closed by :meth:`aclose`. Redirects are never followed, so
+    the key cannot travel to another host.
     """
 
     def __init__(
@@ -169,35 +200,26 @@ class AiohttpTransport:
         base_url: str,
         api_key: str,
         user_agent: str,
-        timeout: float | None = 30.0,
-        max_retries: int = 2,
         session: aiohttp.ClientSession | None = None,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
-        retry_after_cap: float = 60.0,
         connection_limit: int = 100,
+        trust_env: bool = True,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._url = URL(self._base_url)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "User-Agent": user_agent,
             "Accept": "application/json",
         }
-        self._timeout = timeout
-        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_retries = max_retries
         self._session = session
         self._owns_session = session is None
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._retry_after_cap = retry_after_cap
         self._connection_limit = connection_limit
+        self._trust_env = trust_env
         self._slots = None if session is None else _pool_slots(session)
-        self._rng = random.Random()
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<AiohttpTransport {self._base_url} retries={self._max_retries}>"
+        return f"<AiohttpTransport {self._base_url}>"
 
     @property
     def closed(self) -> bool:
@@ -209,6 +231,7 @@ class AiohttpTransport:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit),
+                trust_env=self._trust_env,
             )
             # aiohttp >= 3.10 silently resends a GET/PUT/DELETE once when the connection
             # drops. That hides a lost answer from us: a DELETE that was applied, then
@@ -220,95 +243,60 @@ class AiohttpTransport:
             self._slots = _pool_slots(self._session)
         return self._session
 
-    async def request(
+    async def send(
         self,
         method: str,
         path: str,
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> Response:
-        """Send ``method path`` until it gets a final answer, or raise a TransportError."""
+        """Send ``method path`` once and return the answer, or raise a TransportError."""
+        client = self._client()
         # The path is already percent-encoded segment by segment (_protocol.segment):
         # encoded=True stops yarl from decoding %2E%2E back into a "..".
         url = URL(self._base_url + path, encoded=True)
         if params:
             url = url.update_query(params)
-        answer_lost = False
-        attempt = 0
-        while True:
-            # Each attempt, not just the first: the session may be closed during a backoff.
-            client = self._client()
+        sent_headers = {**headers, **self._headers} if headers else self._headers
+        # Wait for a free connection before the attempt's clock starts: aiohttp's
+        # timeout also runs while a request queues for the pool, so thousands of calls
+        # sharing one session would time out without ever being sent.
+        async with self._slots or contextlib.nullcontext():
+            started = time.monotonic()
             try:
-                # Wait for a free connection before the attempt's clock starts: aiohttp's
-                # timeout also runs while a request queues for the pool, so thousands of
-                # calls sharing one session would time out without ever being sent.
-                async with self._slots or contextlib.nullcontext():
-                    started = time.monotonic()
-                    with _map_exceptions(method, path, self._timeout):
-                        async with client.request(
-                            method,
-                            url,
-                            json=json,
-                            headers=self._headers,
-                            timeout=self._client_timeout,
-                            allow_redirects=False,
-                            # An injected session may raise_for_status=True: the status is
-                            # ours to map (APIError, retries), not a ClientResponseError.
-                            raise_for_status=False,
-                        ) as raw:
-                            body = await _read(raw, method, path)
-                response = Response(
-                    status=raw.status,
-                    reason=raw.reason,
-                    headers=raw.headers,
-                    body=body,
-                    attempts=attempt + 1,
-                    answer_lost=answer_lost,
-                )
-            except TransportError as exc:
-                if (
-                    attempt >= self._max_retries
-                    or not _protocol.is_retryable(method, None)
-                    or isinstance(exc.__cause__, _NOT_RETRIED)
-                ):
-                    raise
-                answer_lost = True
-                delay = self._backoff(attempt)
-                outcome = type(exc).__name__
-            else:
-                logger.debug(
-                    "%s %s -> %d in %.1f ms (attempt %d)",
+                async with client.request(
                     method,
-                    path,
-                    response.status,
-                    (time.monotonic() - started) * 1000,
-                    attempt + 1,
-                )
-                if attempt >= self._max_retries or not _protocol.is_retryable(
-                    method, response.status
-                ):
-                    return response
-                retry_after = _protocol.parse_retry_after(response.headers.get("Retry-After"))
-                if retry_after is not None and retry_after > self._retry_after_cap:
-                    return response  # longer than we will wait: the caller sees retry_after
-                delay = self._backoff(attempt) if retry_after is None else retry_after
-                outcome = str(response.status)
-            attempt += 1
-            logger.debug(
-                "retrying %s %s after %s: attempt %d of %d in %.3f s",
-                method,
-                path,
-                outcome,
-                attempt + 1,
-                self._max_retries + 1,
-                delay,
-            )
-            await _sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        return _protocol.backoff_delay(
-            attempt, base=self._backoff_base, cap=self._backoff_cap, rng=self._rng
+                    url,
+                    json=json,
+                    headers=sent_headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    allow_redirects=False,
+                    # An injected session may raise_for_status=True: the status is ours
+                    # to map (APIError, retries), not a ClientResponseError.
+                    raise_for_status=False,
+                ) as raw:
+                    body = await _read_answer(raw, method, path, max_response_bytes)
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                translated = _translate(exc, method, path, timeout, self._url)
+                if translated is None:
+                    raise
+            else:
+                translated = None
+        if translated is not None:
+            # Raised outside the except block: neither __cause__ nor __context__ holds
+            # aiohttp's exception (only a bare OSError, whose text is the system's).
+            error, cause = translated
+            raise error from cause
+        return Response(
+            status=raw.status,
+            reason=raw.reason,
+            headers=raw.headers,
+            body=body,
+            elapsed=time.monotonic() - started,
         )
 
     async def aclose(self) -> None:

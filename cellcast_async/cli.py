@@ -28,9 +28,8 @@ from typing import IO, Any, Final, TextIO
 import attrs
 
 from ._converters import parse_datetime
-from ._exceptions import CellcastError
+from ._exceptions import CellcastError, ShapeError
 from ._models import ApiToken, CreatedToken, TokenStatus
-from ._protocol import ShapeError
 from ._session import CellcastSession
 from ._version import __version__
 

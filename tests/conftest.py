@@ -12,7 +12,7 @@ _aioresponses_compat.install()
 
 
 class FakeSleep:
-    """Stands in for ``cellcast_async._transport._sleep``: records each wait, waits none."""
+    """Stands in for ``cellcast_async._pipeline._sleep``: records each wait, waits none."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
@@ -25,7 +25,7 @@ class FakeSleep:
 def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
     """Retries back off on a fake clock: the suite never really sleeps between attempts."""
     fake = FakeSleep()
-    monkeypatch.setattr("cellcast_async._transport._sleep", fake)
+    monkeypatch.setattr("cellcast_async._pipeline._sleep", fake)
     return fake
 
 

@@ -92,8 +92,7 @@ class TestNetworkErrors:
         assert (result.code, result.out) == (1, "")
         assert len(result.err_lines) == 1
         assert result.err.startswith(
-            "error: GET /api/v1/apiClient/token: ClientConnectorError: "
-            f"Cannot connect to host 127.0.0.1:{closed_port} "
+            f"error: GET /api/v1/apiClient/token: cannot connect to 127.0.0.1:{closed_port}: "
         )
 
     def test_connection_refused_after_retries(self, closed_port: int, fake_sleep: Any) -> None:
@@ -101,7 +100,7 @@ class TestNetworkErrors:
         result = run_cli("--api-key", "k", "--base-url", base, "get", MISSING)
         assert (result.code, result.out, len(result.err_lines)) == (1, "", 1)
         assert result.err.startswith(
-            f"error: GET /api/v1/apiClient/token/{MISSING}: ClientConnectorError: "
+            f"error: GET /api/v1/apiClient/token/{MISSING}: cannot connect to 127.0.0.1:"
         )
         assert len(fake_sleep.delays) == 2
 

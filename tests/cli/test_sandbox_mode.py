@@ -188,8 +188,7 @@ class TestModuleEntryPoint:
                     *("--max-retries", "0", "get", "x"),
                 ],
                 1,
-                "error: GET /api/v1/apiClient/token/x: ClientConnectorError: "
-                "Cannot connect to host 127.0.0.1:{port} ",
+                "error: GET /api/v1/apiClient/token/x: cannot connect to 127.0.0.1:{port}: ",
             ),
         ],
         ids=["usage", "connection-refused"],

@@ -62,9 +62,12 @@ def ref_parse_datetime(value: Any) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ShapeError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+    # Naive times are UTC; an offset is kept as the same instant in UTC (issue 8).
+    return (
+        parsed.replace(tzinfo=timezone.utc)
+        if parsed.tzinfo is None
+        else parsed.astimezone(timezone.utc)
+    )
 
 
 def reference_converter() -> cattrs.Converter:
@@ -75,15 +78,19 @@ def reference_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(
         lambda tp: set(getattr(tp, "__args__", ())) == {TokenStatus, str}, _ref_status
     )
-    converter.register_structure_hook(
+    sub_account = make_dict_structure_fn(
         SubAccount,
-        make_dict_structure_fn(
-            SubAccount,
-            converter,
-            id=override(rename="_id"),
-            company_name=override(rename="companyName"),
-        ),
+        converter,
+        id=override(rename="_id"),
+        company_name=override(rename="companyName"),
     )
+
+    def structure_sub_account(obj: Any, tp: Any) -> Any:
+        if type(obj) is not dict:
+            raise ShapeError(f"expected the sub-account as an object, got {_json_type(obj)}")
+        return sub_account(obj, tp)
+
+    converter.register_structure_hook(SubAccount, structure_sub_account)
     for cls in (ApiToken, CreatedToken):
         base = make_dict_structure_fn(
             cls,

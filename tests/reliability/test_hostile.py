@@ -452,10 +452,14 @@ def envelopes(draw: st.DrawFn) -> Any:
 
 # The decoder alone: a session is built (no I/O happens until a request) but never used.
 DECODING = CellcastSession(api_key="k" * 32, base_url="http://127.0.0.1:9")
+
+
+async def _decode_list(envelope: dict[str, Any]) -> Any:
+    return build_page(cellcast_page_format(envelope), 1, DECODING.tokens._structure_token)
+
+
 DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "list": lambda envelope: build_page(
-        cellcast_page_format(envelope), 1, DECODING.tokens._structure_token
-    ),
+    "list": _decode_list,
     "get": DECODING.tokens._one(ApiToken, DECODING.tokens._token_hook),
     "create": DECODING.tokens._one(CreatedToken, DECODING.tokens._created_hook),
 }
@@ -468,7 +472,11 @@ class TestDecoderProperties:
         """The decoded result, or the DecodeError/APIError it raised; anything else fails."""
         response = Response(status=status, reason=None, headers={"Content-Type": JSON}, body=body)
         try:
-            result = DECODING._decode("GET", TOKENS_PATH, response, DECODERS[which])
+            result = asyncio.run(
+                DECODING._pipeline._finish(
+                    "GET", TOKENS_PATH, response, DECODERS[which], None, answer_lost=False
+                )
+            )
         except (DecodeError, APIError) as exc:
             error: CellcastError = exc
         else:

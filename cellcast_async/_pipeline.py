@@ -1,0 +1,376 @@
+"""The request pipeline: one object that runs a call from start to end.
+
+    resource (cc.tokens.get, ...)
+      -> Pipeline.call: options (timeout, deadline, retries, headers)
+           for each attempt: request hooks -> transport.send -> response hooks
+           -> _protocol.retry_delay: wait and go again, or stop
+         -> _protocol.read_envelope -> decode (the converter)
+         -> any error leaves through the redactor
+
+Resources depend on this object only; the session holds configuration and lifecycle
+(README, "Design"). The clock and ``sleep`` are injected, so tests and simulations run
+on a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ._converters import describe_failure
+from ._exceptions import CellcastError, DecodeError, ShapeError, TimeoutError, TransportError
+from ._protocol import RetryPolicy, read_envelope, retry_delay
+from ._redact import Redactor
+from ._transport import Response, Transport
+
+__all__ = [
+    "CallOptions",
+    "EventHooks",
+    "Pipeline",
+    "RequestEvent",
+    "ResponseEvent",
+    "check_event_hooks",
+    "check_headers",
+]
+
+R = TypeVar("R")
+
+logger = logging.getLogger("cellcast_async")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+# The suite swaps this for a fake that records waits and waits none (tests/conftest.py);
+# code that wants its own clock passes ``sleep=`` to the session instead.
+_sleep: Sleep = asyncio.sleep
+
+
+def _headers_view(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(headers))
+
+
+@attrs.frozen
+class RequestEvent:
+    """One attempt about to be sent. ``headers`` never hold ``Authorization``."""
+
+    method: str
+    path: str
+    attempt: int
+    headers: Mapping[str, str] = attrs.field(converter=_headers_view, repr=False)
+
+
+@attrs.frozen
+class ResponseEvent:
+    """One attempt's answer: its status, the seconds it took, its headers."""
+
+    method: str
+    path: str
+    attempt: int
+    status: int
+    elapsed: float
+    headers: Mapping[str, str] = attrs.field(converter=_headers_view, repr=False)
+
+
+EventHook = Callable[[Any], Any]
+EventHooks = Mapping[str, Sequence[EventHook]]
+_HOOK_KINDS: Final = ("request", "response")
+
+
+def check_event_hooks(hooks: object) -> dict[str, tuple[EventHook, ...]]:
+    """``{"request": [...], "response": [...]}`` with callables only, else ValueError."""
+    if hooks is None:
+        return {kind: () for kind in _HOOK_KINDS}
+    if not isinstance(hooks, Mapping):
+        raise ValueError(f"event_hooks must be a dict, not {type(hooks).__name__}")
+    unknown = sorted(str(k) for k in hooks if k not in _HOOK_KINDS)
+    if unknown:
+        raise ValueError(f"event_hooks takes 'request' and 'response', not {unknown[0]!r}")
+    checked: dict[str, tuple[EventHook, ...]] = {}
+    for kind in _HOOK_KINDS:
+        listed = hooks.get(kind, ())
+        if callable(listed) or isinstance(listed, (str, bytes)):
+            raise ValueError(f"event_hooks[{kind!r}] must be a list of callables")
+        listed = tuple(listed)
+        if not all(callable(h) for h in listed):
+            raise ValueError(f"event_hooks[{kind!r}] must be a list of callables")
+        checked[kind] = listed
+    return checked
+
+
+def check_headers(headers: object) -> dict[str, str]:
+    """Extra request headers: str to str, no CR/LF, and never ``Authorization``."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"headers must be a dict, not {type(headers).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError("headers must map str names to str values")
+        if not name or not name.isprintable() or any(c in name for c in " :\t"):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if not value.isprintable():
+            # Never quote the value: it may be a credential of the user's.
+            raise ValueError(f"header {name!r} must not contain CR, LF or control characters")
+        if name.lower() == "authorization":
+            raise ValueError("headers cannot set Authorization: pass api_key= to the session")
+        checked[name] = value
+    return checked
+
+
+def check_timeout(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{what} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def check_max_retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class CallOptions:
+    """What ``with_options`` can change for the calls of a view (README, "Configuration")."""
+
+    timeout: float | None = 30.0
+    policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+    deadline: float | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+_UNSET: Final[Any] = object()
+
+
+class Pipeline:
+    """Runs calls for one session (or one ``with_options`` view of it)."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        converter: cattrs.Converter,
+        options: CallOptions,
+        redactor: Redactor,
+        hooks: Mapping[str, tuple[EventHook, ...]],
+        public_headers: Mapping[str, str],
+        max_response_bytes: int | None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transport = transport
+        self.converter = converter
+        self.options = options
+        self._redactor = redactor
+        self._hooks = hooks
+        self._public_headers = dict(public_headers)
+        self._max_response_bytes = max_response_bytes
+        self._clock = clock or time.monotonic
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = _UNSET,
+        max_retries: int = _UNSET,
+        deadline: float | None = _UNSET,
+        headers: Mapping[str, str] | None = _UNSET,
+    ) -> Pipeline:
+        """A pipeline with some options changed; everything else is shared."""
+        options = self.options
+        changes: dict[str, Any] = {}
+        if timeout is not _UNSET:
+            changes["timeout"] = check_timeout(timeout, "timeout")
+        if max_retries is not _UNSET:
+            changes["policy"] = attrs.evolve(
+                options.policy, max_retries=check_max_retries(max_retries)
+            )
+        if deadline is not _UNSET:
+            changes["deadline"] = check_timeout(deadline, "deadline")
+        if headers is not _UNSET:
+            changes["headers"] = {**options.headers, **check_headers(headers)}
+        view = object.__new__(Pipeline)
+        view.__dict__.update(self.__dict__)
+        view.options = attrs.evolve(options, **changes)
+        return view
+
+    async def _wait(self, seconds: float) -> None:
+        await (self._sleep or _sleep)(seconds)
+
+    async def _emit(self, kind: str, event: RequestEvent | ResponseEvent) -> None:
+        # A hook that raises fails the call with its own exception: it is the user's bug.
+        for hook in self._hooks[kind]:
+            result = hook(event)
+            if inspect.isawaitable(result):
+                await result
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        decode: Callable[[dict[str, Any]], Awaitable[R]],
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        done: Callable[[Response, bool], bool] | None = None,
+    ) -> R | None:
+        """Send until a final answer, then decode it; ``done`` may accept an answer as is.
+
+        Every error leaves through the redactor, with the secrets of the last answer.
+        """
+        last: list[Response] = []
+        try:
+            return await self._call(method, path, decode, params, json, done, last)
+        except CellcastError as exc:
+            redactor = self._redactor.for_answer(last[0].body) if last else self._redactor
+            redactor.scrub(exc)
+            raise
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        decode: Callable[[dict[str, Any]], Awaitable[R]],
+        params: Mapping[str, str] | None,
+        json: Any,
+        done: Callable[[Response, bool], bool] | None,
+        last: list[Response],
+    ) -> R | None:
+        options = self.options
+        clock = self._clock
+        deadline_at = None if options.deadline is None else clock() + options.deadline
+        answer_lost = False
+        attempt = 0
+        while True:
+            timeout = options.timeout
+            if deadline_at is not None:
+                remaining = deadline_at - clock()
+                if remaining <= 0:
+                    raise self._deadline_error(method, path)
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            await self._emit(
+                "request",
+                RequestEvent(
+                    method, path, attempt + 1, {**options.headers, **self._public_headers}
+                ),
+            )
+            response: Response | None = None
+            failure: TransportError | None = None
+            try:
+                response = await self.transport.send(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    headers=options.headers,
+                    timeout=timeout,
+                    max_response_bytes=self._max_response_bytes,
+                )
+            except TransportError as exc:
+                if (
+                    isinstance(exc, TimeoutError)
+                    and deadline_at is not None
+                    and clock() >= deadline_at
+                ):
+                    raise self._deadline_error(method, path) from None
+                failure = exc
+            if response is not None:
+                last[:] = [response]
+                logger.debug(
+                    "%s %s -> %d in %.1f ms (attempt %d)",
+                    method,
+                    path,
+                    response.status,
+                    response.elapsed * 1000,
+                    attempt + 1,
+                )
+                await self._emit(
+                    "response",
+                    ResponseEvent(
+                        method,
+                        path,
+                        attempt + 1,
+                        response.status,
+                        response.elapsed,
+                        response.headers,
+                    ),
+                )
+                outcome: int | str = response.status
+                headers: Mapping[str, str] = response.headers
+            else:
+                assert failure is not None
+                outcome, headers = failure.kind, {}
+            delay = retry_delay(
+                method, outcome, headers, attempt, options.policy, jitter=self._rng.random()
+            )
+            if delay is None:
+                if failure is not None:
+                    raise failure
+                assert response is not None
+                return await self._finish(method, path, response, decode, done, answer_lost)
+            if deadline_at is not None and clock() + delay > deadline_at:
+                # A wait that would pass the deadline is not started.
+                error = self._deadline_error(method, path)
+                raise error from failure
+            answer_lost = answer_lost or failure is not None
+            attempt += 1
+            logger.debug(
+                "retrying %s %s after %s: attempt %d of %d in %.3f s",
+                method,
+                path,
+                outcome,
+                attempt + 1,
+                options.policy.max_retries + 1,
+                delay,
+            )
+            await self._wait(delay)
+
+    def _deadline_error(self, method: str, path: str) -> TimeoutError:
+        return TimeoutError(
+            f"the call's deadline of {self.options.deadline:g} s passed",
+            method=method,
+            path=path,
+            kind="deadline",
+        )
+
+    async def _finish(
+        self,
+        method: str,
+        path: str,
+        response: Response,
+        decode: Callable[[dict[str, Any]], Awaitable[R]],
+        done: Callable[[Response, bool], bool] | None,
+        answer_lost: bool,
+    ) -> R | None:
+        """The one place an answer becomes a result, an APIError or a DecodeError."""
+        if done is not None and done(response, answer_lost):
+            return None
+        envelope = read_envelope(
+            method, path, response.status, response.headers, response.body, reason=response.reason
+        )
+        try:
+            return await decode(envelope)
+        except (ShapeError, KeyError) as exc:  # the documented ways a shape is wrong
+            raise DecodeError(
+                describe_failure(exc), status_code=response.status, method=method, path=path
+            ) from None
