@@ -21,6 +21,7 @@ from ._exceptions import (
 )
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
 from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_page_format
+from ._pipeline import RequestEvent, ResponseEvent
 from ._session import CellcastSession
 from ._tokens import TokensResource
 from ._version import __version__
@@ -40,6 +41,8 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RawPage",
+    "RequestEvent",
+    "ResponseEvent",
     "Secret",
     "ServerError",
     "SubAccount",

@@ -97,13 +97,26 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise ShapeError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+            parsed = None
+        if parsed is None:  # raised out here: the ValueError's text quotes the value
+            raise ShapeError(_not_a_timestamp(value))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     elif parsed.tzinfo is not timezone.utc:
         # "+05:30" is kept as the same instant in UTC: README promises UTC datetimes.
         parsed = parsed.astimezone(timezone.utc)
     return parsed
+
+
+# Characters a timestamp is made of: only such a value is quoted back in an error, so
+# that a token sent in the wrong field never shows, not even in part (README, secrets).
+_TIMESTAMP_CHARS: Final = frozenset("0123456789-:.+TZtz ")
+
+
+def _not_a_timestamp(value: str) -> str:
+    if len(value) <= 40 and _TIMESTAMP_CHARS.issuperset(value):
+        return f"not an ISO-8601 timestamp: {value!r}"
+    return f"not an ISO-8601 timestamp (a string of {len(value)} characters)"
 
 
 def _is_status_union(tp: Any) -> bool:

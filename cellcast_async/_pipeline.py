@@ -330,8 +330,7 @@ class Pipeline:
                 return await self._finish(method, path, response, decode, done, answer_lost)
             if deadline_at is not None and clock() + delay > deadline_at:
                 # A wait that would pass the deadline is not started.
-                error = self._deadline_error(method, path)
-                raise error from failure
+                raise self._deadline_error(method, path, (delay, outcome)) from failure
             answer_lost = answer_lost or failure is not None
             attempt += 1
             logger.debug(
@@ -345,13 +344,19 @@ class Pipeline:
             )
             await self._wait(delay)
 
-    def _deadline_error(self, method: str, path: str) -> TimeoutError:
-        return TimeoutError(
-            f"the call's deadline of {self.options.deadline:g} s passed",
-            method=method,
-            path=path,
-            kind="deadline",
-        )
+    def _deadline_error(
+        self, method: str, path: str, wait: tuple[float, int | str] | None = None
+    ) -> TimeoutError:
+        message = f"the call's deadline of {self.options.deadline:g} s"
+        if wait is None:
+            message = f"{message} passed"
+        else:
+            delay, outcome = wait
+            message = (
+                f"{message} would pass during the {delay:.3g} s wait to retry"
+                f" (last attempt: {outcome})"
+            )
+        return TimeoutError(message, method=method, path=path, kind="deadline")
 
     async def _finish(
         self,
@@ -371,6 +376,6 @@ class Pipeline:
         try:
             return await decode(envelope)
         except (ShapeError, KeyError) as exc:  # the documented ways a shape is wrong
-            raise DecodeError(
-                describe_failure(exc), status_code=response.status, method=method, path=path
-            ) from None
+            failure = describe_failure(exc)
+        # Raised out here: the failure's own chain may hold the value it choked on.
+        raise DecodeError(failure, status_code=response.status, method=method, path=path)

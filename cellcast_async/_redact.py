@@ -106,14 +106,26 @@ class Redactor:
         return CIMultiDict((k, self.text(v)) for k, v in headers.items())
 
     def scrub(self, error: CellcastError) -> CellcastError:
-        """Redact ``error`` in place (and what it chains to, if ours) and return it."""
+        """Redact ``error`` in place, and cut from its chain what may quote an answer.
+
+        Our errors in the chain are redacted; a suppressed ``__context__`` is dropped;
+        anything else (a library's exception, whose text or args may hold response
+        bytes) is cut off, except a builtin ``OSError``, which holds only the system's words.
+        """
         seen: set[int] = set()
         current: BaseException | None = error
         while current is not None and id(current) not in seen:
             seen.add(id(current))
             if isinstance(current, CellcastError):
                 self._scrub_one(current)
-            current = current.__cause__ or current.__context__
+            if current.__suppress_context__:
+                current.__context__ = None
+            following = current.__cause__ or current.__context__
+            if following is not None and not _may_chain(following):
+                current.__cause__ = current.__context__ = None
+                current.__suppress_context__ = True
+                following = None
+            current = following
         return error
 
     def _scrub_one(self, error: CellcastError) -> None:
@@ -126,6 +138,12 @@ class Redactor:
             error.headers = _frozen_headers(self.headers(error.headers))
             if error.request_id is not None:
                 error.request_id = self.text(error.request_id)
+
+
+def _may_chain(exc: BaseException) -> bool:
+    if isinstance(exc, CellcastError):
+        return True
+    return isinstance(exc, OSError) and type(exc).__module__ == "builtins"
 
 
 # Every live session's redactor: the log filter masks all their keys.

@@ -35,20 +35,20 @@ def _data_object(envelope: dict[str, Any]) -> Any:
     return data
 
 
-async def structure_items(items: Sequence[Any], structure: Callable[[Any], T]) -> tuple[T, ...]:
+async def structure_items(items: Sequence[Any], structure: Callable[[Any], T]) -> list[T]:
     """``items`` structured, yielding to the event loop between slices.
 
     A service shares its loop with everything else it does: structuring a large page in
     one go would stall it for tens of milliseconds (README, "Performance").
     """
     if len(items) <= STRUCTURE_SLICE:
-        return tuple(map(structure, items))
+        return list(map(structure, items))
     done: list[T] = []
     for start in range(0, len(items), STRUCTURE_SLICE):
         if start:
             await asyncio.sleep(0)
         done.extend(map(structure, items[start : start + STRUCTURE_SLICE]))
-    return tuple(done)
+    return done
 
 
 def _as_is(item: Any) -> Any:

@@ -23,7 +23,12 @@ from typing import Any, Protocol
 
 import aiohttp
 import attrs
-from aiohttp.http_exceptions import ContentEncodingError, ContentLengthError, TransferEncodingError
+from aiohttp.http_exceptions import (
+    ContentEncodingError,
+    ContentLengthError,
+    HttpProcessingError,
+    TransferEncodingError,
+)
 from yarl import URL
 
 from ._exceptions import CellcastError, DecodeError, TimeoutError, TransportError
@@ -73,9 +78,15 @@ def _chain_of(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _framing_failure(exc: BaseException) -> str | None:
-    """What broke in a body aiohttp could not read, named without quoting it."""
+    """What broke in a body aiohttp could not read, named without quoting it.
+
+    aiohttp's parser reports a bad chunk header as a ``BadHttpMessage`` when it arrives
+    with the head; its text is only looked at, to tell that case apart, never copied.
+    """
     for seen in _chain_of(exc):
-        if isinstance(seen, TransferEncodingError):
+        if isinstance(seen, TransferEncodingError) or (
+            isinstance(seen, HttpProcessingError) and "chunk" in str(seen.message).lower()
+        ):
             return "the answer's chunked framing is broken"
         if isinstance(seen, ContentLengthError):
             return "the answer ended before the length its Content-Length promised"
@@ -102,8 +113,11 @@ def _describe(exc: aiohttp.ClientError, base_url: URL) -> tuple[str, str, OSErro
         return "connect", f"cannot connect to {host}: {why}", os_error
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "disconnected", "the server closed the connection without an answer", None
+    framing = _framing_failure(exc)
+    if framing is not None:  # while reading the body, or parsed with the head
+        return "framing", framing, None
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return "framing", _framing_failure(exc) or "the answer's body could not be read", None
+        return "framing", "the answer's body could not be read", None
     if isinstance(exc, aiohttp.ClientResponseError):
         return "protocol", "the answer is not valid HTTP (status line or headers)", None
     if isinstance(exc, ConnectionResetError):

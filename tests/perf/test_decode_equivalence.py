@@ -25,6 +25,7 @@ from cellcast_async import ApiToken, CreatedToken, Secret, SubAccount, TokenStat
 from cellcast_async._converters import (
     _SUB_ACCOUNT_CACHE_SIZE,
     _json_type,
+    _not_a_timestamp,
     describe_failure,
     parse_datetime,
 )
@@ -61,7 +62,7 @@ def ref_parse_datetime(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ShapeError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+        raise ShapeError(_not_a_timestamp(value)) from None
     # Naive times are UTC; an offset is kept as the same instant in UTC (issue 8).
     return (
         parsed.replace(tzinfo=timezone.utc)

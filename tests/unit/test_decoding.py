@@ -233,7 +233,7 @@ class TestFields:
             ({"token": ["x"]}, "expected the token as a string, got an array"),
             ({"status": True}, "expected the status as a string, got a boolean"),
             ({"createdAt": 1705314600}, "expected an ISO-8601 timestamp string, got a number"),
-            ({"createdAt": "yesterday"}, "not an ISO-8601 timestamp: 'yesterday'"),
+            ({"createdAt": "yesterday"}, "not an ISO-8601 timestamp (a string of 9 characters)"),
             ({"subAccountId": 5}, "expected a string, got a number"),
         ],
     )
