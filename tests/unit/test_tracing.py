@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -765,3 +766,27 @@ class TestInOtherProcesses:
             """
         )
         assert out.strip() == "['cellcast.tokens.get']"
+
+
+class TestBenchmarkRuns:
+    """benchmarks/tracing.py still runs end to end (tiny sizes; nothing here is timed)."""
+
+    def test_prints_every_variant(self) -> None:
+        """Each tracing variant gets a row, and the closing ratio line prints."""
+        script = Path(__file__).resolve().parents[2] / "benchmarks" / "tracing.py"
+        out = run_python(
+            f"""
+            import runpy, sys
+            sys.argv = [{str(script)!r}, "--calls", "50", "--rounds", "1",
+                        "--sandbox-calls", "5"]
+            runpy.run_path(sys.argv[0], run_name="__main__")
+            """
+        )
+        for label in (
+            "| no tracing code",
+            "| Tracing off / opentelemetry not installed |",
+            "| opentelemetry-api, no SDK configured |",
+            "| opentelemetry-sdk, every span recorded |",
+        ):
+            assert label in out
+        assert "Tracing off adds" in out
