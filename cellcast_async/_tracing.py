@@ -18,6 +18,20 @@ and a context attached in one step and detached in another corrupts it. Page cal
 the walk span explicitly instead: ``tracing.call(..., parent=walk)``, or a
 ``with walk.activate():`` block with no ``yield`` inside (tasks created in that block,
 such as prefetched pages, copy the walk span into their own context).
+
+How the request pipeline uses it::
+
+    with tracing.call("tokens.get", "GET", path) as span:      # current while it runs
+        ...                                                    # each attempt, then:
+        span.attempt(status=503, retry=True)                   # (status=None, error=exc
+        span.attempt(status=200, retry=False)                  #  when no answer came)
+        span.set_result(200)                                   # or span.set_error(exc)
+
+    with tracing.walk("tokens.list", path) as walk:            # may hold a yield
+        with walk.activate():                                  # no yield in here
+            page = await fetch(number)                         # + prefetch tasks created
+        walk.page(number=page.page, items=len(page.items), total=page.total)
+        yield page
 """
 
 from __future__ import annotations
@@ -369,9 +383,11 @@ class Tracing:
         otel = self._otel
         if otel is None:
             return _NOOP_CALL
-        attributes = {HTTP_REQUEST_METHOD: _method(method), URL_PATH: _path_only(path)}
-        if self._server:
-            attributes.update(self._server)
+        attributes = {
+            **self._server,
+            HTTP_REQUEST_METHOD: _method(method),
+            URL_PATH: _path_only(path),
+        }
         context = None
         if isinstance(parent, _OtelWalkSpan):
             context = otel.set_span_in_context(parent._span)
@@ -395,9 +411,7 @@ class Tracing:
         otel = self._otel
         if otel is None:
             return _NOOP_WALK
-        attributes: dict[str, Any] = {URL_PATH: _path_only(path)}
-        if self._server:
-            attributes.update(self._server)
+        attributes = {**self._server, URL_PATH: _path_only(path)}
         span = self._tracer.start_span(
             SPAN_PREFIX + operation,
             kind=otel.internal,

@@ -122,6 +122,7 @@ class TestCallSpan:
             "server.address": "api.cellcast.com",
             "server.port": 443,
         }
+        assert "hunter2" not in everything_recorded(exporter)
         assert span.status.status_code is StatusCode.UNSET
         assert span.instrumentation_scope is not None
         assert span.instrumentation_scope.name == "cellcast_async"
@@ -282,6 +283,22 @@ class TestCallSpan:
         assert parent_id(call) == outer.get_span_context().span_id
         assert call.context is not None
         assert call.context.trace_id == outer.get_span_context().trace_id
+
+    def test_context_restored_after_an_error(
+        self, tracing: Tracing, provider: TracerProvider
+    ) -> None:
+        """An exception leaving a call or activate() block still restores the context."""
+        with provider.get_tracer("user").start_as_current_span("user.job") as job:
+            with pytest.raises(ServerError):
+                fail_inside(
+                    tracing.call("tokens.get", "GET", TOKENS), ServerError("x", status_code=500)
+                )
+            assert trace.get_current_span() is job
+            walk = tracing.walk("tokens.list", TOKENS)
+            with pytest.raises(KeyError), walk.activate():
+                raise KeyError("k")
+            assert trace.get_current_span() is job
+            walk.end()
 
     def test_internal_kind(self, provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
         """call_kind="internal" makes call spans INTERNAL (for a CLIENT span per attempt)."""
