@@ -31,6 +31,7 @@ from ._converters import describe_failure
 from ._exceptions import CellcastError, DecodeError, ShapeError, TimeoutError, TransportError
 from ._protocol import RetryPolicy, read_envelope, retry_delay
 from ._redact import Redactor
+from ._tracing import CallSpan, Tracing
 from ._transport import Response, Transport
 
 __all__ = [
@@ -176,6 +177,7 @@ class Pipeline:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.transport = transport
         self.converter = converter
@@ -187,6 +189,7 @@ class Pipeline:
         self._clock = clock or time.monotonic
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.tracing = tracing or Tracing(enabled=False)
 
     def with_options(
         self,
@@ -226,6 +229,7 @@ class Pipeline:
 
     async def call(
         self,
+        operation: str,
         method: str,
         path: str,
         decode: Callable[[dict[str, Any]], Awaitable[R]],
@@ -236,15 +240,20 @@ class Pipeline:
     ) -> R | None:
         """Send until a final answer, then decode it; ``done`` may accept an answer as is.
 
-        Every error leaves through the redactor, with the secrets of the last answer.
+        ``operation`` names the call for its span (``tokens.get``). Every error leaves
+        through the redactor, with the secrets of the last answer.
         """
         last: list[Response] = []
-        try:
-            return await self._call(method, path, decode, params, json, done, last)
-        except CellcastError as exc:
-            redactor = self._redactor.for_answer(last[0].body) if last else self._redactor
-            redactor.scrub(exc)
-            raise
+        with self.tracing.call(operation, method, path) as span:
+            try:
+                result = await self._call(method, path, decode, params, json, done, last, span)
+            except CellcastError as exc:
+                redactor = self._redactor.for_answer(last[0].body) if last else self._redactor
+                redactor.scrub(exc)
+                span.set_error(exc)
+                raise
+            span.set_result(last[0].status)
+            return result
 
     async def _call(
         self,
@@ -255,6 +264,7 @@ class Pipeline:
         json: Any,
         done: Callable[[Response, bool], bool] | None,
         last: list[Response],
+        span: CallSpan,
     ) -> R | None:
         options = self.options
         clock = self._clock
@@ -322,6 +332,11 @@ class Pipeline:
                 outcome, headers = failure.kind, {}
             delay = retry_delay(
                 method, outcome, headers, attempt, options.policy, jitter=self._rng.random()
+            )
+            span.attempt(
+                status=None if response is None else response.status,
+                retry=delay is not None,
+                error=failure,
             )
             if delay is None:
                 if failure is not None:

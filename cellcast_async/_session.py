@@ -9,7 +9,7 @@ import platform
 import random
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,6 +29,7 @@ from ._pipeline import (
 from ._protocol import RetryPolicy
 from ._redact import Redactor, register
 from ._tokens import TokensResource
+from ._tracing import Tracing
 from ._transport import AiohttpTransport
 from ._version import __version__
 
@@ -117,6 +118,8 @@ class CellcastSession:
     - ``event_hooks``: ``{"request": [...], "response": [...]}``, called for every attempt.
     - ``clock``/``sleep``: for tests and simulations (defaults: ``time.monotonic``,
       ``asyncio.sleep``).
+    - ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for this session's spans
+      (``None``: the global one); spans are made only with the ``otel`` extra installed.
 
     One session is safe to share across thousands of concurrent tasks;
     :meth:`with_options` gives views of it with other per-call options.
@@ -138,6 +141,7 @@ class CellcastSession:
         trust_env: bool = True,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
+        tracer_provider: Any | None = None,
     ) -> None:
         key = _resolve_api_key(api_key)
         self._base_url = _resolve_base_url(base_url)
@@ -185,6 +189,7 @@ class CellcastSession:
             clock=clock,
             sleep=sleep,
             rng=random.Random(),
+            tracing=Tracing(tracer_provider, base_url=self._base_url),
         )
         self._view_of: CellcastSession | None = None
         self.tokens = TokensResource(self._pipeline)

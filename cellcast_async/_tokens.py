@@ -79,9 +79,12 @@ class TokensResource:
 
         return decode
 
-    async def _call_one(self, method: str, path: str, cls: type[M], **kwargs: Any) -> M:
+    async def _call_one(
+        self, operation: str, method: str, path: str, cls: type[M], **kwargs: Any
+    ) -> M:
         hook = self._created_hook if cls is CreatedToken else self._token_hook
-        result = await self._pipeline.call(method, path, self._one(cls, hook), **kwargs)
+        decode = self._one(cls, hook)
+        result = await self._pipeline.call(operation, method, path, decode, **kwargs)
         assert result is not None  # no `done` given: every answer is decoded
         return result
 
@@ -103,7 +106,7 @@ class TokensResource:
         params = proto.list_params(
             sub_account_id=sub_account_id, status=status, search=search, page=page, limit=limit
         )
-        return self._pager(TOKENS_PATH, params, page, limit, concurrency, max_items)
+        return self._pager("tokens.list", TOKENS_PATH, params, page, limit, concurrency, max_items)
 
     def list_for_sub_account(
         self,
@@ -119,10 +122,13 @@ class TokensResource:
         """One sub-account's tokens (``GET .../token/sub-account/:subAccountId``, seed 000)."""
         path = proto.sub_account_tokens_path(sub_account_id)
         params = proto.list_params(status=status, search=search, page=page, limit=limit)
-        return self._pager(path, params, page, limit, concurrency, max_items)
+        return self._pager(
+            "tokens.list_for_sub_account", path, params, page, limit, concurrency, max_items
+        )
 
     def _pager(
         self,
+        operation: str,
         path: str,
         params: dict[str, str],
         page: int,
@@ -143,7 +149,7 @@ class TokensResource:
 
             # Filters and credentials ride on every page request (README, "Pages").
             query = {**params, "page": str(number)}
-            page = await pipeline.call("GET", path, decode, params=query)
+            page = await pipeline.call(operation, "GET", path, decode, params=query)
             assert page is not None
             return page
 
@@ -158,7 +164,7 @@ class TokensResource:
 
     async def get(self, token_id: str) -> ApiToken:
         """One token by id (``GET /api/v1/apiClient/token/:id``, seed 000)."""
-        return await self._call_one("GET", proto.token_path(token_id), ApiToken)
+        return await self._call_one("tokens.get", "GET", proto.token_path(token_id), ApiToken)
 
     async def create(self, name: str, sub_account_id: str) -> CreatedToken:
         """Create a token (``POST /api/v1/apiClient/token``, seed 001).
@@ -167,7 +173,7 @@ class TokensResource:
         Sent once, retried only on 429, so it never creates a token twice.
         """
         body = proto.create_body(name, sub_account_id)
-        return await self._call_one("POST", TOKENS_PATH, CreatedToken, json=body)
+        return await self._call_one("tokens.create", "POST", TOKENS_PATH, CreatedToken, json=body)
 
     async def update(
         self,
@@ -178,7 +184,7 @@ class TokensResource:
         """Rename a token or set its status (``PUT /api/v1/apiClient/token/:id``, seed 002)."""
         path = proto.token_path(token_id)
         body = proto.update_body(name, status)
-        return await self._call_one("PUT", path, ApiToken, json=body)
+        return await self._call_one("tokens.update", "PUT", path, ApiToken, json=body)
 
     async def delete(self, token_id: str) -> None:
         """Delete a token for good (``DELETE /api/v1/apiClient/token/:id``, seed 003).
@@ -186,7 +192,8 @@ class TokensResource:
         A 404 on a retry after an attempt whose answer was lost counts as done: that
         attempt deleted it. A 2xx with no body at all (``204 No Content``) counts as done too.
         """
-        await self._pipeline.call("DELETE", proto.token_path(token_id), _ignore, done=_deleted)
+        path = proto.token_path(token_id)
+        await self._pipeline.call("tokens.delete", "DELETE", path, _ignore, done=_deleted)
 
 
 # De-duplication key of a token walk: always an ApiToken, so no Mapping check per item.

@@ -87,7 +87,8 @@ class _Otel:
     """The few OpenTelemetry API objects used, imported once per process."""
 
     def __init__(self) -> None:
-        from opentelemetry import context, trace
+        import opentelemetry.context as context
+        import opentelemetry.trace as trace
 
         self.trace = trace
         self.attach = context.attach
