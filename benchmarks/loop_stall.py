@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cellcast_async import CellcastSession  # noqa: E402
-from cellcast_async import _tokens as tokens_module  # noqa: E402
+from cellcast_async import CellcastSession
+from cellcast_async import _tokens as tokens_module
 
 API_KEY = "bench_loop_stall_key_0123456789abcdef"
 TICK = 0.0005
