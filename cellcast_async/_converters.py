@@ -68,7 +68,7 @@ def _structure_secret(value: Any, _: type) -> Secret:
 
 def _structure_status(value: Any, _: Any) -> TokenStatus | str:
     if isinstance(value, str):
-        # An unknown status is kept as the server's own string (DESIGN.md, models).
+        # An unknown status is kept as the server's own string (README, "Models").
         return _STATUS_BY_VALUE.get(value, value)
     raise ShapeError(f"expected the status as a string, got {_json_type(value)}")
 

@@ -1,4 +1,4 @@
-"""Prefetch bounds, measured where they matter (issue 5, DESIGN.md "Pager").
+"""Prefetch bounds, measured where they matter (issue 5, README "Paging").
 
 The server side counts the requests it is answering at once, against a real sandbox
 that sleeps a little on every request, so prefetched pages really overlap. Nothing

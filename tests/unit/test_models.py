@@ -207,7 +207,7 @@ class TestPage:
 
 
 class TestExceptionTree:
-    """The hierarchy drawn in DESIGN.md, and ValueError kept outside it."""
+    """The hierarchy drawn in README "Errors", and ValueError kept outside it."""
 
     @pytest.mark.parametrize(
         ("cls", "parent"),

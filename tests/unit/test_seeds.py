@@ -1,4 +1,4 @@
-"""Every JSON sample of seeds 000-004, verbatim, structured or raised as DESIGN.md says."""
+"""Every JSON sample of seeds 000-004, verbatim, structured or raised as README says."""
 
 from __future__ import annotations
 
