@@ -98,14 +98,13 @@ class TestSandboxFlag:
         assert result.code == 0
         assert match is not None
         assert match.groups() == live.sb.sub_account_ids
-        printed = [json.loads(line)["id"] for line in result.out.splitlines()]
+        printed = [token["id"] for token in json.loads(result.out)]
         assert printed == [item["_id"] for item in live.items()[:5]]
 
     def test_audit_is_judged_at_the_demo_reference_time(self, live: LiveSandbox) -> None:
         result = run_cli("--sandbox", "--json", "audit", "--quiet", "--stale-days", "180")
         expected = expected_summary(live.items(), as_of=live.sb.reference_time, stale_days=180)
-        assert result.code == 0
-        assert SANDBOX_LINE.fullmatch(result.err.rstrip("\n"))
+        assert (result.code, result.err) == (0, "")  # --quiet: no banner either
         assert json.loads(result.out) == expected
 
     def test_audit_text_with_progress(self) -> None:
@@ -113,8 +112,11 @@ class TestSandboxFlag:
         lines = result.err_lines
         assert result.code == 0
         assert SANDBOX_LINE.fullmatch(lines[0])
-        assert lines[1:] == ["audit: 150/300 tokens", "audit: 300/300 tokens"]
-        assert result.out.startswith("Audited 300 token(s).\n")
+        assert [line.split(",")[0] for line in lines[1:]] == [
+            "audit: 150/300 tokens",
+            "audit: 300/300 tokens",
+        ]
+        assert result.out.startswith("Audit of 300 token(s) as of 2025-07-16 00:00 UTC")
 
     def test_create_in_the_demo_sub_account(self, live: LiveSandbox) -> None:
         result = run_cli("--sandbox", "create", "--name", "Demo Key", "--sub-account", "demo")
@@ -181,7 +183,7 @@ class TestModuleEntryPoint:
     @pytest.mark.parametrize(
         ("argv", "code", "start"),
         [
-            (["frob"], 2, "cellcast-tokens: argument COMMAND: invalid choice: 'frob'"),
+            (["frob"], 2, "usage error: cellcast-tokens: No such command 'frob'."),
             (
                 [
                     *("--api-key", "k", "--base-url", "http://127.0.0.1:{port}"),
