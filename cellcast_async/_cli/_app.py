@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -63,8 +64,9 @@ class CliUsageError(Exception):
 class Settings:
     """The run's streams and its global options, shared by the group and its commands."""
 
-    out: TextIO
-    err: TextIO
+    # The streams of the moment by default: CliRunner swaps sys.stdout before the group runs.
+    out: TextIO = attrs.field(factory=lambda: sys.stdout)
+    err: TextIO = attrs.field(factory=lambda: sys.stderr)
     argv: tuple[str, ...] = ()
     api_key: str | None = None
     base_url: str | None = None
@@ -255,11 +257,17 @@ def report_error(
 
 
 def execute(settings: Settings, work: Callable[[], int]) -> int:
-    """Run a command's work under the CLI's error policy; returns the exit code.
+    """Run a command's work under the CLI's error policy and exit with its code.
 
     0 ok, 1 an API, network or output error, 2 a usage error, 130 Ctrl-C. A closed
-    stdout (``| head``) ends the run quietly with 0, as other Unix tools do.
+    stdout (``| head``) ends the run quietly with 0, as other Unix tools do. The code
+    leaves through ``ctx.exit``: click drops a command's return value when it runs
+    standalone (its own ``main``, ``CliRunner``).
     """
+    click.get_current_context().exit(_policy(settings, work))
+
+
+def _policy(settings: Settings, work: Callable[[], int]) -> int:
 
     def failed(exc: BaseException, message: str, code: int) -> int:
         if settings.debug:
