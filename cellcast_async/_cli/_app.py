@@ -26,7 +26,7 @@ from .._session import CellcastSession
 from .._version import __version__
 from ._output import dump_json, silence_stdout
 
-# click's ParamType is generic from click 8.2 on; older clicks cannot subscript it at runtime.
+# Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
     _ParamType = click.ParamType[float]
 else:

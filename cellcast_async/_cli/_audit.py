@@ -26,7 +26,7 @@ from ._commands import listing_options
 from ._output import console_for, csv_writer, dump_json, make_table
 from ._progress import make_reporter
 
-# click's ParamType is generic from click 8.2 on; older clicks cannot subscript it at runtime.
+# Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
     _ParamType = click.ParamType[datetime]
 else:

@@ -18,7 +18,7 @@ from ..sandbox._faults import FAULT_KINDS, Faults
 from ._app import EXIT_OK, Settings, cli, execute, global_options, invoke
 from ._output import dump_json
 
-# click's ParamType is generic from click 8.2 on; older clicks cannot subscript it at runtime.
+# Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
     _ParamType = click.ParamType[tuple[str, ...]]
 else:
