@@ -10,9 +10,23 @@ from .._models import ApiToken, CreatedToken, TokenStatus
 from ._app import EXIT_OK, Connection, Settings, cli, global_options, run_async, usage_error
 from ._output import console_for, dump_json, token_table, token_view
 
-__all__ = ["STATUS", "listing_options"]
+__all__ = ["STATUS", "Concurrency", "listing_options"]
 
 STATUS: Final = click.Choice([s.value for s in TokenStatus])
+
+
+class Concurrency(click.IntRange):
+    """``--concurrency``: pages in flight, a whole number of at least 1.
+
+    The one place ``auto`` (adaptive concurrency) is to be accepted: once the SDK's pager
+    takes ``concurrency="auto"``, return ``"auto"`` here for it (and widen the commands'
+    ``concurrency: int`` annotations); until then it is refused like any other word.
+    """
+
+    name = "integer"
+
+    def __init__(self) -> None:
+        super().__init__(min=1)
 
 
 def listing_options(function: Any) -> Any:
@@ -30,7 +44,7 @@ def listing_options(function: Any) -> Any:
             ),
             click.option(
                 "--concurrency",
-                type=click.IntRange(min=1),
+                type=Concurrency(),
                 default=4,
                 metavar="N",
                 help="Pages in flight at once; records keep the listing's order.",

@@ -131,6 +131,11 @@ class TestUsageErrors:
                 "0 is not in the range x>=1.",
             ),
             (
+                ["audit", "--concurrency", "auto"],
+                "cellcast-tokens audit: Invalid value for '--concurrency': "
+                "'auto' is not a valid integer.",
+            ),
+            (
                 ["list", "--max-items", "-1"],
                 "cellcast-tokens list: Invalid value for '--max-items': "
                 "-1 is not in the range x>=0.",
