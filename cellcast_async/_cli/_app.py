@@ -345,8 +345,8 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     """Parse ``argv`` and run the command; returns the exit code."""
     from . import _audit, _commands, _diff, _sandbox  # noqa: F401  (they register themselves)
 
-    args = list(argv) if argv is not None else None
-    settings = Settings(out=out, err=err, argv=tuple(args or ()))
+    args = list(argv) if argv is not None else sys.argv[1:]
+    settings = Settings(out=out, err=err, argv=tuple(args))
     return invoke(cli, args, settings, prog_name="cellcast-tokens")
 
 

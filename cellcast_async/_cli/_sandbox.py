@@ -9,6 +9,7 @@ decorator: a server option is passed to ``serve()`` under its own name, a fault 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -191,6 +192,6 @@ def sandbox_command(settings: Settings, /, **params: Any) -> int:
 
 def run_sandbox(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     """``python -m cellcast_async.sandbox``: the same command, one JSON line by default."""
-    args = list(argv) if argv is not None else None
-    settings = Settings(out=out, err=err, argv=tuple(args or ()), announce_json=True)
+    args = list(argv) if argv is not None else sys.argv[1:]
+    settings = Settings(out=out, err=err, argv=tuple(args), announce_json=True)
     return invoke(sandbox_command, args, settings, prog_name="python -m cellcast_async.sandbox")

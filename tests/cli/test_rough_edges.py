@@ -67,6 +67,37 @@ class TestBrokenPipe:
         assert process.stderr.read() == b""
 
 
+class TestSubprocess:
+    """Every API command through the real entry point, against ``--sandbox``."""
+
+    @pytest.mark.parametrize(
+        ("argv", "check"),
+        [
+            (["get", "{id}", "--json"], '"id": "{id}"'),
+            (["create", "--name", "Sub Process", "--sub-account", "demo", "--json"], '"token": "'),
+            (["update", "{id}", "--status", "inactive"], "inactive"),
+            (["delete", "{id}"], "Deleted token {id}"),
+            (["audit", "--json"], '"total": 300'),
+            (["list", "--max-items", "2", "--json"], '"id": "{id}"'),
+        ],
+        ids=["get", "create", "update", "delete", "audit", "list"],
+    )
+    def test_command(self, argv: list[str], check: str) -> None:
+        # The demo data is the same in every --sandbox run: its second token is there.
+        listed = run_cli("--sandbox", "-q", "list", "--json", "--max-items", "2")
+        token_id = json.loads(listed.out)[1]["id"]
+        done = run_module("--sandbox", "-q", *(arg.format(id=token_id) for arg in argv))
+        warning = "warning: this is the only time the full token is shown; store it securely now.\n"
+        assert (done.returncode, done.stderr) == (0, warning if argv[0] == "create" else "")
+        assert check.format(id=token_id) in done.stdout
+
+    def test_json_usage_error_from_the_real_argv(self) -> None:
+        """``--json`` after a bad value still makes the error JSON (argv read from sys.argv)."""
+        done = run_module("list", "--page-size", "0", "--json")
+        assert (done.returncode, done.stdout) == (2, "")
+        assert json.loads(done.stderr)["class"] == "UsageError"
+
+
 class TestJsonErrors:
     """With --json every error is one JSON object on stderr: class, status, message."""
 
