@@ -28,6 +28,8 @@ from ._output import dump_json, silence_stdout
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
     _ParamType = click.ParamType[float]
 else:
     _ParamType = click.ParamType
@@ -100,7 +102,7 @@ class _PositiveFloat(_ParamType):
         return number
 
 
-# name -> (option declarations, keyword arguments, the default shown in --help).
+# name -> (option declarations, click.option's keyword arguments).
 # Adding a session-wide option (--rate-limit, --rate-store) is one entry here, one field
 # on Settings and one line in session_kwargs().
 _GLOBAL_OPTIONS: Final[dict[str, tuple[tuple[str, ...], dict[str, Any]]]] = {
@@ -161,7 +163,7 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     setattr(ctx.ensure_object(Settings), param.name, value)
 
 
-def global_options(*names: str, group: bool = False) -> Callable[[F], F]:
+def global_options(*names: str) -> Callable[[F], F]:
     """The named global options (all of them by default), as one decorator."""
 
     def decorate(function: F) -> F:
@@ -186,13 +188,12 @@ class Connection:
     """An open session, and the embedded sandbox behind it with ``--sandbox``."""
 
     cc: CellcastSession
-    sandbox: Any = None  # cellcast_async.sandbox.Sandbox, imported only with --sandbox
+    sandbox: Sandbox | None = None  # imported only with --sandbox: aiohttp.web is not free
 
     def default_as_of(self) -> datetime:
         """Now, or the demo data's own reference time, so a demo report never drifts."""
         if self.sandbox is not None:
-            moment: datetime = self.sandbox.reference_time
-            return moment
+            return self.sandbox.reference_time
         return datetime.now(timezone.utc)
 
 
@@ -333,7 +334,7 @@ CONTEXT_SETTINGS: Final = {
 @click.version_option(
     __version__, "--version", prog_name="cellcast-tokens", message="%(prog)s %(version)s"
 )
-@global_options(group=True)
+@global_options()
 def cli() -> None:
     """Manage and audit Cellcast sub-client API tokens.
 
