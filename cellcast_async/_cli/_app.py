@@ -294,8 +294,11 @@ def _policy(settings: Settings, work: Callable[[], int]) -> int:
         return failed(exc, str(exc), EXIT_USAGE)
     except OSError as exc:  # e.g. --output to a folder that does not exist
         return failed(exc, str(exc), EXIT_API)
-    except KeyboardInterrupt:
-        settings.err.write("interrupted\n")
+    except KeyboardInterrupt as exc:
+        if settings.json_errors:
+            report_error(settings, exc, "interrupted")
+        else:
+            settings.err.write("interrupted\n")
         return EXIT_INTERRUPTED
 
 

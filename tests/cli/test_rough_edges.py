@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from cellcast_async import CellcastError
 from cellcast_async import cli as cli_module
 from cellcast_async._cli import cli
+from cellcast_async._cli._app import Settings, _policy
 from cellcast_async._cli._progress import PlainProgress, RichProgress, make_reporter
 
 from ._support import FULL_SECRET, LiveSandbox, run_cli
@@ -311,3 +313,64 @@ class TestProgressReporters:
             assert type(reporter).__name__ == "Reporter"
         else:
             assert isinstance(reporter, kind)
+
+
+class TestErrorPolicy:
+    """One exception, one exit code and one line (or one JSON object) on stderr."""
+
+    @pytest.mark.parametrize(
+        ("exc", "code", "line", "as_json"),
+        [
+            (
+                CellcastError("GET /x: no usable answer"),
+                1,
+                "error: GET /x: no usable answer",
+                {"class": "CellcastError", "status": None, "message": "GET /x: no usable answer"},
+            ),
+            (
+                ValueError("page must be at least 1"),
+                2,
+                "usage error: page must be at least 1",
+                {"class": "UsageError", "status": None, "message": "page must be at least 1"},
+            ),
+            (
+                FileNotFoundError(2, "No such file or directory", "out/x.csv"),
+                1,
+                "error: [Errno 2] No such file or directory: 'out/x.csv'",
+                {
+                    "class": "FileNotFoundError",
+                    "status": None,
+                    "message": "[Errno 2] No such file or directory: 'out/x.csv'",
+                },
+            ),
+            (
+                KeyboardInterrupt(),
+                130,
+                "interrupted",
+                {"class": "KeyboardInterrupt", "status": None, "message": "interrupted"},
+            ),
+            (BrokenPipeError(32, "Broken pipe"), 0, None, None),
+        ],
+        ids=["api", "sdk-misuse", "os", "ctrl-c", "broken-pipe"],
+    )
+    @pytest.mark.parametrize("json_mode", [False, True])
+    def test_mapping(
+        self,
+        exc: BaseException,
+        code: int,
+        line: str | None,
+        as_json: dict[str, object] | None,
+        json_mode: bool,
+    ) -> None:
+        def work() -> int:
+            raise exc
+
+        settings = Settings(out=io.StringIO(), err=io.StringIO(), json=json_mode)
+        assert _policy(settings, work) == code
+        err = settings.err.getvalue()
+        if line is None:
+            assert err == ""
+        elif json_mode:
+            assert json.loads(err) == as_json
+        else:
+            assert err == line + "\n"
