@@ -33,7 +33,9 @@ class TestSdistContents:
         assert "graft tests" in lines
         assert len(list((ROOT / "tests" / "seeds").glob("*.txt"))) == 5
 
-    def test_the_cli_extra_is_in_the_test_extra(self) -> None:
+    def test_the_cli_extra_is_in_the_test_and_bench_extras(self) -> None:
         extras = pyproject()["project"]["optional-dependencies"]
         assert extras["cli"] == ["click>=8.2", "rich>=13.0"]
         assert set(extras["cli"]) <= set(extras["test"])
+        # benchmarks/audit.py serves its sandbox with `python -m cellcast_async.sandbox`.
+        assert set(extras["cli"]) <= set(extras["bench"])
