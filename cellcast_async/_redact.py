@@ -31,6 +31,11 @@ MASK: Final = "****"
 # "Bearer <anything up to a space or a quote>", in any case: an echoed Authorization header.
 _BEARER: Final = re.compile(r"(?i)\b(bearer)(\s+|%20|\+)[^\s\"'\\,;]+")
 
+# A spelling this long is masked wherever it stands; a shorter one only between
+# characters that cannot be part of a credential.
+_ANYWHERE: Final = 8
+_ALONE: Final = r"(?<![\w\-.~+/=%]){}(?![\w\-.~+/=%])"
+
 # JSON keys whose string values are credentials wherever they sit in an answer.
 _SECRET_KEYS: Final = frozenset({"token", "apikey", "api_key", "key", "secret", "accesstoken"})
 
@@ -68,9 +73,14 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = frozenset(s for s in secrets if s)
         spellings = {form for s in self._secrets for form in _encodings(s) if form}
-        # Longest first, so that a secret inside a longer one goes whole.
-        alternatives = sorted(spellings, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+        # Longest first, so that a secret inside a longer one goes whole. A long secret
+        # goes wherever it stands; a short one (a test key like "k") only where it
+        # stands alone, or every "k" of every message would be masked.
+        alternatives = [
+            re.escape(form) if len(form) >= _ANYWHERE else _ALONE.format(re.escape(form))
+            for form in sorted(spellings, key=len, reverse=True)
+        ]
+        self._pattern = re.compile("|".join(alternatives)) if alternatives else None
 
     def __repr__(self) -> str:
         return f"<Redactor of {len(self._secrets)} secrets>"

@@ -2,7 +2,8 @@
 
 Decisions come from a ``random.Random`` owned by the sandbox and seeded from ``Faults.seed``,
 so the same seed and the same request sequence give the same faults. Scripted faults (by
-1-based request number) win over random ones.
+1-based request number) win over guaranteed ones (``first_n``, ``every``), which win over
+random ones (``error_rate``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ class Faults:
     """Only POST/PUT/DELETE can fail at random (GETs still get latency)."""
     drop_before_apply: bool = False
     """A dropped mutation is lost before it is applied (default: applied, answer lost)."""
+    first_n: int = 0
+    """The first this-many eligible requests fail, whatever ``error_rate`` says."""
+    every: int = 0
+    """Every this-many-th eligible request fails (3: the 3rd, 6th, ...); 0 for none.
+
+    ``error_rate`` only makes faults likely: a short test can draw none at all (README
+    "Testing your code"). ``first_n`` and ``every`` guarantee them."""
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.latency_jitter < 0:
@@ -57,8 +65,12 @@ class Faults:
             raise ValueError(
                 f"unknown fault kinds {unknown}; expected some of {sorted(FAULT_KINDS)}"
             )
-        if self.error_rate > 0 and not self.kinds:
-            raise ValueError("error_rate > 0 needs at least one fault kind")
+        for name in ("first_n", "every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if (self.error_rate > 0 or self.first_n or self.every) and not self.kinds:
+            raise ValueError("error_rate, first_n or every needs at least one fault kind")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +122,7 @@ class FaultPlan:
     def faults(self, faults: Faults) -> None:
         # A new Faults restarts its sequence, so determinism holds from the swap on.
         self._faults = faults
+        self._eligible = 0
         self._rng = random.Random(faults.seed)
         self._jitter_rng = random.Random(f"jitter:{faults.seed}")
 
@@ -126,11 +139,15 @@ class FaultPlan:
         if scripted is not None:
             return scripted
         faults = self._faults
-        if faults.error_rate <= 0:
+        if not (faults.error_rate > 0 or faults.first_n or faults.every):
             return None
         if faults.mutations_only and method.upper() not in MUTATIONS:
             return None
-        if self._rng.random() >= faults.error_rate:
+        self._eligible += 1
+        guaranteed = self._eligible <= faults.first_n or (
+            faults.every > 0 and self._eligible % faults.every == 0
+        )
+        if not guaranteed and self._rng.random() >= faults.error_rate:
             return None
         kind = faults.kinds[self._rng.randrange(len(faults.kinds))]
         return FaultAction(kind, faults.retry_after)

@@ -143,26 +143,67 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _flagged(item: Mapping[str, Any], as_of: datetime) -> dict[str, Any]:
+    created = parse_time(item["createdAt"])
+    return {
+        "id": item["_id"],
+        "name": item["name"],
+        "status": item["status"],
+        "sub_account_id": item["subAccount"]["_id"],
+        "sub_account_name": item["subAccount"]["name"],
+        "created_at": created.isoformat(),
+        "age_days": max(0, (as_of - created).days),
+    }
+
+
 def expected_summary(
     items: Sequence[Mapping[str, Any]], *, as_of: datetime, stale_days: int
 ) -> dict[str, Any]:
     """The audit summary (``--json``), computed from raw listing items on our own."""
-    by_sub: Counter[str] = Counter(item["subAccount"]["_id"] for item in items)
+    by_sub: dict[str, Counter[str]] = {}
+    for item in items:
+        by_sub.setdefault(item["subAccount"]["_id"], Counter())[item["status"]] += 1
     sub_names = {item["subAccount"]["_id"]: item["subAccount"]["name"] for item in items}
     subs_by_name: dict[str, set[str]] = {}
+    ids_by_name: dict[tuple[str, str], list[str]] = {}
     for item in items:
         subs_by_name.setdefault(item["name"], set()).add(item["subAccount"]["_id"])
+        ids_by_name.setdefault((item["subAccount"]["_id"], item["name"]), []).append(item["_id"])
     created = [parse_time(item["createdAt"]) for item in items]
+    oldest_first = sorted(items, key=lambda item: (parse_time(item["createdAt"]), item["_id"]))
+    stale = [
+        _flagged(item, as_of)
+        for item in oldest_first
+        if as_of - parse_time(item["createdAt"]) > timedelta(days=stale_days)
+    ]
+    inactive = [_flagged(item, as_of) for item in oldest_first if item["status"] == "inactive"]
     return {
+        "as_of": as_of.isoformat(),
+        "stale_days": stale_days,
         "total": len(items),
         "by_status": dict(sorted(Counter(item["status"] for item in items).items())),
         "by_sub_account": [
-            {"id": sub, "name": sub_names[sub], "tokens": by_sub[sub]} for sub in sorted(by_sub)
+            {
+                "id": sub,
+                "name": sub_names[sub],
+                "tokens": sum(by_sub[sub].values()),
+                "by_status": dict(sorted(by_sub[sub].items())),
+            }
+            for sub in sorted(by_sub)
         ],
-        "stale_days": stale_days,
-        "stale": sum(as_of - moment > timedelta(days=stale_days) for moment in created),
-        "inactive": sum(item["status"] == "inactive" for item in items),
+        "stale": {"count": len(stale), "tokens": stale},
+        "inactive": {"count": len(inactive), "tokens": inactive},
         "oldest_created_at": min(created).isoformat() if created else None,
+        "duplicate_names": [
+            {
+                "sub_account_id": sub,
+                "sub_account_name": sub_names[sub],
+                "name": name,
+                "ids": sorted(ids),
+            }
+            for (sub, name), ids in sorted(ids_by_name.items())
+            if len(ids) > 1
+        ],
         "names_in_several_sub_accounts": {
             name: sorted(subs) for name, subs in sorted(subs_by_name.items()) if len(subs) > 1
         },

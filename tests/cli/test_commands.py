@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from ._support import FULL_SECRET, LiveSandbox, parse_time
 
 HEADERS = ["ID", "NAME", "STATUS", "SUB-ACCOUNT", "CREATED", "TOKEN"]
@@ -41,7 +43,7 @@ def row(item: dict[str, Any]) -> list[str]:
         item["_id"],
         *item["name"].split(),
         item["status"],
-        item["subAccount"]["_id"],
+        *item["subAccount"]["name"].split(),
         item["createdAt"][:10],
         masked(item),
     ]
@@ -49,6 +51,13 @@ def row(item: dict[str, Any]) -> list[str]:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _wide_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide enough that no row wraps: each table row is one line (tests/cli/test_width.py
+    checks the narrow case)."""
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 class TestList:
@@ -60,12 +69,18 @@ class TestList:
         lines = result.out.splitlines()
         assert (result.code, result.err) == (0, "")
         assert lines[0].split() == HEADERS
-        assert set(lines[1].replace(" ", "")) == {"-"}
+        assert set(lines[1]) == {"─"}
         assert [line.split() for line in lines[2:-1]] == [row(item) for item in items]
         assert lines[-1] == "300 token(s)"
 
-    def test_json_prints_one_masked_object_per_token(self, live: LiveSandbox) -> None:
+    def test_json_prints_one_array_of_masked_objects(self, live: LiveSandbox) -> None:
         result = live.cli("--json", "list")
+        assert (result.code, result.err) == (0, "")
+        assert len(result.out.splitlines()) == 1
+        assert json.loads(result.out) == [view(item) for item in live.items()]
+
+    def test_jsonl_prints_one_object_per_line(self, live: LiveSandbox) -> None:
+        result = live.cli("list", "--json", "--jsonl")
         assert (result.code, result.err) == (0, "")
         assert json_lines(result.out) == [view(item) for item in live.items()]
 
@@ -73,14 +88,14 @@ class TestList:
         result = live.cli("--json", "list", "--status", "inactive")
         expected = live.items(status="inactive")
         assert result.code == 0
-        assert [t["id"] for t in json_lines(result.out)] == [t["_id"] for t in expected]
-        assert {t["status"] for t in json_lines(result.out)} == {"inactive"}
+        assert [t["id"] for t in json.loads(result.out)] == [t["_id"] for t in expected]
+        assert {t["status"] for t in json.loads(result.out)} == {"inactive"}
         assert 0 < len(expected) < 300
         assert live.cli_requests()[0][2]["status"] == "inactive"
 
     def test_search_matches_names_case_insensitively(self, live: LiveSandbox) -> None:
         result = live.cli("--json", "list", "--search", "PRODUCTION api")
-        printed = json_lines(result.out)
+        printed = json.loads(result.out)
         assert result.code == 0
         assert [t["name"] for t in printed] == ["Production API"] * 3
         assert [t["id"] for t in printed] == [t["_id"] for t in live.items(search="production")]
@@ -89,7 +104,7 @@ class TestList:
     def test_sub_account_filter(self, live: LiveSandbox) -> None:
         sub = live.sb.sub_account_ids[1]
         result = live.cli("--json", "list", "--sub-account", sub)
-        printed = json_lines(result.out)
+        printed = json.loads(result.out)
         assert result.code == 0
         assert [t["id"] for t in printed] == [t["_id"] for t in live.items(subAccountId=sub)]
         assert len(printed) == live.call(lambda: live.sb.token_count(sub))
@@ -98,7 +113,7 @@ class TestList:
     def test_max_items_stops_the_walk(self, live: LiveSandbox) -> None:
         result = live.cli("--json", "list", "--max-items", "7", "--page-size", "5")
         assert result.code == 0
-        assert [t["id"] for t in json_lines(result.out)] == [t["_id"] for t in live.items()[:7]]
+        assert [t["id"] for t in json.loads(result.out)] == [t["_id"] for t in live.items()[:7]]
         assert [query for _, _, query, _ in live.cli_requests()] == [
             {"page": "1", "limit": "5"},
             {"page": "2", "limit": "5"},
@@ -211,7 +226,7 @@ class TestUpdate:
     def test_nothing_to_change_is_a_usage_error(self, live: LiveSandbox) -> None:
         result = live.cli("update", live.items()[0]["_id"])
         assert (result.code, result.out) == (2, "")
-        assert result.err == "usage error: update needs at least one of name= or status=\n"
+        assert result.err == "usage error: update needs at least one of --name or --status\n"
         assert live.cli_requests() == []
 
     def test_missing_token(self, live: LiveSandbox) -> None:

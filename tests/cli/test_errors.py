@@ -117,65 +117,73 @@ class TestUsageErrors:
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
-            ([], "cellcast-tokens: the following arguments are required: COMMAND"),
-            (
-                ["create", "--name", "x"],
-                "cellcast-tokens create: the following arguments are required: --sub-account",
-            ),
-            (["get"], "cellcast-tokens get: the following arguments are required: TOKEN_ID"),
+            (["create", "--name", "x"], "cellcast-tokens create: Missing option '--sub-account'."),
+            (["get"], "cellcast-tokens get: Missing argument 'TOKEN_ID'."),
             (
                 ["list", "--page-size", "0"],
-                "cellcast-tokens list: argument --page-size: must be at least 1, got 0",
+                "cellcast-tokens list: Invalid value for '--page-size': "
+                "0 is not in the range x>=1.",
             ),
             (
                 ["audit", "--concurrency", "0"],
-                "cellcast-tokens audit: argument --concurrency: must be at least 1, got 0",
+                "cellcast-tokens audit: Invalid value for '--concurrency': "
+                "0 is not in the range x>=1.",
+            ),
+            (
+                ["audit", "--concurrency", "auto"],
+                "cellcast-tokens audit: Invalid value for '--concurrency': "
+                "'auto' is not a valid integer.",
             ),
             (
                 ["list", "--max-items", "-1"],
-                "cellcast-tokens list: argument --max-items: must be 0 or more, got -1",
+                "cellcast-tokens list: Invalid value for '--max-items': "
+                "-1 is not in the range x>=0.",
             ),
             (
                 ["--timeout", "0", "list"],
-                "cellcast-tokens: argument --timeout: must be more than 0, got 0",
+                "cellcast-tokens: Invalid value for '--timeout': must be more than 0, got 0",
+            ),
+            (
+                ["list", "--timeout", "x"],
+                "cellcast-tokens list: Invalid value for '--timeout': expected a number, got 'x'",
             ),
             (
                 ["--max-retries", "x", "list"],
-                "cellcast-tokens: argument --max-retries: expected a whole number, got 'x'",
+                "cellcast-tokens: Invalid value for '--max-retries': "
+                "'x' is not a valid integer range.",
             ),
-            (["list", "--bogus"], "cellcast-tokens: unrecognized arguments: --bogus"),
+            (["list", "--bogus"], "cellcast-tokens list: No such option '--bogus'."),
+            (["frob"], "cellcast-tokens: No such command 'frob'."),
+            (
+                ["list", "--status", "maybe"],
+                "cellcast-tokens list: Invalid value for '--status': "
+                "'maybe' is not one of 'active', 'inactive'.",
+            ),
+            (
+                ["update", MISSING, "--status", "paused"],
+                "cellcast-tokens update: Invalid value for '--status': "
+                "'paused' is not one of 'active', 'inactive'.",
+            ),
+            (
+                ["--sandbox", "--base-url", "http://127.0.0.1:1", "list"],
+                "--sandbox serves its own API and key: drop --base-url and --api-key",
+            ),
         ],
     )
     def test_parser_errors(self, live: LiveSandbox, argv: list[str], message: str) -> None:
         result = live.cli(*argv)
-        assert (result.code, result.out, result.err) == (2, "", message + "\n")
+        assert (result.code, result.out, result.err) == (2, "", f"usage error: {message}\n")
         assert live.cli_requests() == []
 
-    @pytest.mark.parametrize(
-        ("argv", "start"),
-        [
-            (["frob"], "cellcast-tokens: argument COMMAND: invalid choice: 'frob' (choose from "),
-            (
-                ["list", "--status", "maybe"],
-                "cellcast-tokens list: argument --status: invalid choice: 'maybe' (choose from ",
-            ),
-            (
-                ["update", MISSING, "--status", "paused"],
-                "cellcast-tokens update: argument --status: invalid choice: 'paused' (choose from ",
-            ),
-        ],
-    )
-    def test_invalid_choices(self, live: LiveSandbox, argv: list[str], start: str) -> None:
-        # How argparse quotes the choices differs between Python versions; the start does not.
-        result = live.cli(*argv)
-        assert (result.code, result.out, len(result.err_lines)) == (2, "", 1)
-        assert result.err.startswith(start)
-        assert live.cli_requests() == []
+    def test_no_command_prints_the_help_on_stderr(self) -> None:
+        result = run_cli()
+        assert (result.code, result.out) == (2, "")
+        assert result.err.startswith("Usage: cellcast-tokens [OPTIONS] COMMAND [ARGS]...\n")
 
     def test_missing_api_key_with_the_environment_unset(self, live: LiveSandbox) -> None:
         result = run_cli("--base-url", live.url, "list")
         assert (result.code, result.out) == (2, "")
-        assert result.err == "usage error: no API key: pass api_key=... or set $CELLCAST_API_KEY\n"
+        assert result.err == "usage error: no API key: pass --api-key or set $CELLCAST_API_KEY\n"
         assert live.cli_requests() == []
 
     def test_the_key_and_url_come_from_the_environment(
@@ -243,8 +251,11 @@ class TestDebug:
         lines = result.err_lines
         assert (result.code, result.out) == (2, "")
         assert lines[0] == "Traceback (most recent call last):"
-        assert lines[-2] == "ValueError: update needs at least one of name= or status="
-        assert lines[-1] == "usage error: update needs at least one of name= or status="
+        assert lines[-2] == (
+            "cellcast_async._cli._app.CliUsageError: "
+            "update needs at least one of --name or --status"
+        )
+        assert lines[-1] == "usage error: update needs at least one of --name or --status"
 
     def test_the_debug_log_ends_with_the_run(
         self, live: LiveSandbox, restore_logger: logging.Logger
@@ -271,39 +282,57 @@ class TestHelpAndVersion:
         assert (result.code, result.out, result.err) == (0, f"cellcast-tokens {__version__}\n", "")
 
     @pytest.mark.parametrize(
-        ("argv", "usage"),
-        [
-            (["--help"], "usage: cellcast-tokens "),
-            (["audit", "-h"], "usage: cellcast-tokens audit "),
-        ],
+        "command", ["audit", "list", "get", "create", "update", "delete", "diff", "sandbox"]
     )
-    def test_help(self, argv: list[str], usage: str) -> None:
-        result = run_cli(*argv)
+    def test_every_command_has_a_description_and_shows_defaults(self, command: str) -> None:
+        result = run_cli(command, "--help")
+        text = " ".join(result.out.split())
         assert (result.code, result.err) == (0, "")
-        assert result.out.startswith(usage)
+        assert result.out.startswith(f"Usage: cellcast-tokens {command} [OPTIONS]")
+        description = result.out.split("\n\n", 2)[1].strip()
+        assert len(description) > 20
+        if command not in ("get", "delete", "create", "update", "diff"):
+            assert "[default: " in text
+        assert "--json" in text
+
+    def test_defaults_in_the_group_help(self) -> None:
+        result = run_cli("--help")
+        text = " ".join(result.out.split())
+        assert result.code == 0
+        assert "--timeout SECONDS Seconds per try. [default: 30.0]" in text
+        assert "--max-retries N Retries of a failed request. [default: 2; x>=0]" in text
+        assert "[default: ($CELLCAST_API_KEY)]" in text
+
+    def test_list_help_says_array_or_json_lines(self) -> None:
+        text = " ".join(run_cli("list", "--help").out.split())
+        assert "with --json one JSON array" in text
+        assert "With --json: JSON Lines, one object per token, instead of one JSON array." in text
 
 
 class TestGlobalOptionsAfterTheCommand:
     """Global options work after the command's name as well as before it."""
 
-    def test_json_after_the_command(self) -> None:
-        """`list --json` and `--json list` parse to the same namespace."""
-        from cellcast_async.cli import build_parser
+    def test_json_either_side(self, live: LiveSandbox) -> None:
+        before = live.cli("--json", "list", "--max-items", "3")
+        after = live.cli("list", "--max-items", "3", "--json")
+        assert (before.code, before.err) == (after.code, after.err) == (0, "")
+        assert before.out == after.out
+        assert len(json.loads(after.out)) == 3
 
-        parser = build_parser()
-        before = parser.parse_args(["--json", "--max-retries", "5", "list"])
-        after = parser.parse_args(["list", "--json", "--max-retries", "5"])
-        assert vars(before) == vars(after)
-        assert after.json is True
-        assert after.max_retries == 5
+    def test_an_option_before_is_kept_when_another_comes_after(
+        self, live: LiveSandbox, fake_sleep: Any
+    ) -> None:
+        """``--max-retries 0`` before the command survives ``--timeout 5`` after it."""
+        live.script({1: "503"})
+        result = live.cli("--max-retries", "0", "list", "--timeout", "5")
+        assert result.code == 1
+        assert fake_sleep.delays == []
 
-    def test_an_option_before_is_kept_when_not_repeated(self) -> None:
-        """A global option given before the command is not reset by the command's parser."""
-        from cellcast_async.cli import build_parser
-
-        args = build_parser().parse_args(["--timeout", "7", "--sandbox", "audit"])
-        assert args.timeout == 7.0
-        assert args.sandbox is True
+    def test_after_wins_over_before(self, live: LiveSandbox, fake_sleep: Any) -> None:
+        live.script({1: "503"})
+        result = live.cli("--max-retries", "0", "list", "--max-retries", "1", "--json")
+        assert result.code == 0
+        assert len(fake_sleep.delays) == 1
 
     def test_same_output_either_side(self, live: LiveSandbox) -> None:
         """``audit --json`` after the command prints what ``--json audit`` prints."""

@@ -12,12 +12,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
+
+from cellcast_async.sandbox import Sandbox
 
 from ._support import BASE_PATH, LiveSandbox, expected_summary, run_cli
 
@@ -98,14 +101,13 @@ class TestSandboxFlag:
         assert result.code == 0
         assert match is not None
         assert match.groups() == live.sb.sub_account_ids
-        printed = [json.loads(line)["id"] for line in result.out.splitlines()]
+        printed = [token["id"] for token in json.loads(result.out)]
         assert printed == [item["_id"] for item in live.items()[:5]]
 
     def test_audit_is_judged_at_the_demo_reference_time(self, live: LiveSandbox) -> None:
         result = run_cli("--sandbox", "--json", "audit", "--quiet", "--stale-days", "180")
         expected = expected_summary(live.items(), as_of=live.sb.reference_time, stale_days=180)
-        assert result.code == 0
-        assert SANDBOX_LINE.fullmatch(result.err.rstrip("\n"))
+        assert (result.code, result.err) == (0, "")  # --quiet: no banner either
         assert json.loads(result.out) == expected
 
     def test_audit_text_with_progress(self) -> None:
@@ -113,8 +115,11 @@ class TestSandboxFlag:
         lines = result.err_lines
         assert result.code == 0
         assert SANDBOX_LINE.fullmatch(lines[0])
-        assert lines[1:] == ["audit: 150/300 tokens", "audit: 300/300 tokens"]
-        assert result.out.startswith("Audited 300 token(s).\n")
+        assert [line.split(",")[0] for line in lines[1:]] == [
+            "audit: 150/300 tokens",
+            "audit: 300/300 tokens",
+        ]
+        assert result.out.startswith("Audit of 300 token(s) as of 2025-07-16 00:00 UTC")
 
     def test_create_in_the_demo_sub_account(self, live: LiveSandbox) -> None:
         result = run_cli("--sandbox", "create", "--name", "Demo Key", "--sub-account", "demo")
@@ -181,7 +186,7 @@ class TestModuleEntryPoint:
     @pytest.mark.parametrize(
         ("argv", "code", "start"),
         [
-            (["frob"], 2, "cellcast-tokens: argument COMMAND: invalid choice: 'frob'"),
+            (["frob"], 2, "usage error: cellcast-tokens: No such command 'frob'."),
             (
                 [
                     *("--api-key", "k", "--base-url", "http://127.0.0.1:{port}"),
@@ -207,3 +212,67 @@ class TestModuleEntryPoint:
         assert (completed.returncode, completed.stdout) == (code, "")
         assert len(completed.stderr.splitlines()) == 1
         assert completed.stderr.startswith(start.format(port=port))
+
+
+class TestSandboxCommandOptions:
+    """``cellcast-tokens sandbox`` takes the server's options, faults included."""
+
+    def test_guaranteed_faults_and_quiet(self) -> None:
+        port = free_port()
+        argv = [sys.executable, "-m", "cellcast_async", "sandbox", "--port", str(port)]
+        argv += ["--tokens", "5", "--fail-every", "2", "--error-kinds", "503", "--quiet"]
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        key = Sandbox(seed=0).api_key
+        try:
+            for _ in range(200):  # --quiet announces nothing: wait for the port instead
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+            statuses = []
+            for _ in range(4):
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}{BASE_PATH}",
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                try:
+                    with opener.open(request, timeout=10) as response:
+                        statuses.append(response.status)
+                except urllib.error.HTTPError as exc:
+                    statuses.append(exc.code)
+                    exc.close()
+        finally:
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=10)
+        assert statuses == [200, 503, 200, 503]
+        assert (process.returncode, out, err) == (0, "", "")
+
+    def test_json_announcement(self) -> None:
+        """``--json`` announces itself as ``python -m cellcast_async.sandbox`` does."""
+        line, module_line = first_lines()
+        assert list(json.loads(line)) == list(json.loads(module_line))
+        assert list(json.loads(line)) == ["url", "api_key", "sub_account_ids"]
+
+
+def first_lines() -> tuple[str, str]:
+    """The first stdout line of ``sandbox --json`` and of ``python -m ...sandbox``."""
+    lines = []
+    for argv in (["-m", "cellcast_async", "sandbox", "--json"], ["-m", "cellcast_async.sandbox"]):
+        process = subprocess.Popen(
+            [sys.executable, *argv, "--port", "0", "--tokens", "3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=cli_env(),
+        )
+        assert process.stdout is not None
+        try:
+            lines.append(Lines(process.stdout).next(20))
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=10)
+    return lines[0], lines[1]

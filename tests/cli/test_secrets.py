@@ -95,3 +95,30 @@ class TestNoLeaks:
         assert len(tokens) == 301
         assert all(t.startswith(MASKED) and len(t) <= 8 for t in tokens)
         assert {len(t) for t in tokens} == {8}
+
+    def test_new_outputs_hold_no_secret(self, live: LiveSandbox, tmp_path: Path) -> None:
+        """diff, --json errors, list --json/--jsonl and the verbose report: no key, no token."""
+        sub = live.sb.sub_account_ids[0]
+        known = [live.create(f"Diff Known {n}", sub) for n in range(2)]
+        secrets = [item["token"] for item in known]
+        before, after = tmp_path / "before.csv", tmp_path / "after.jsonl"
+        runs: list[Run] = [
+            live.cli("audit", "--output", str(before), "--quiet"),
+            live.cli("list", "--json"),
+            live.cli("list", "--json", "--jsonl"),
+            live.cli("audit", "--verbose", "--quiet"),
+            live.cli("--json", "--debug", "get", MISSING),
+            live.cli("--json", "audit", key="cc_wrong_key_0123456789abcdef"),
+            live.cli("--json", "list", key="bad\r\nkey"),
+        ]
+        live.http("DELETE", f"/api/v1/apiClient/token/{known[0]['_id']}")
+        runs.append(live.cli("audit", "--format", "jsonl", "--output", str(after), "-q"))
+        runs += [
+            run_cli("diff", str(before), str(after)),
+            run_cli("--json", "diff", str(before), str(after)),
+        ]
+        assert [r.code for r in runs] == [0, 0, 0, 0, 1, 1, 2, 0, 1, 1]
+        texts = [r.out + r.err for r in runs] + [before.read_text(), after.read_text()]
+        for secret in [*secrets, live.api_key, "cc_wrong_key_0123456789abcdef"]:
+            assert not any(secret in text for text in texts)
+        assert known[0]["_id"] in runs[-1].out  # the diff did name the deleted token

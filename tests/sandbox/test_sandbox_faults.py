@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import aiohttp
@@ -225,6 +226,66 @@ class TestRandomFaults:
     )
     def test_bad_faults_are_refused(self, kwargs: dict[str, object]) -> None:
         with pytest.raises(ValueError, match=r"must|unknown|needs"):
+            Faults(**kwargs)  # type: ignore[arg-type]
+
+
+class TestGuaranteedFaults:
+    """first_n and every fail exact eligible requests, whatever the RNG would draw."""
+
+    async def test_every_third_request(self, api: Api, sb: Sandbox) -> None:
+        sb.faults = Faults(every=3, kinds=("503",))
+        seen = [await outcome(api) for _ in range(7)]
+        assert seen == ["200", "200", "503", "200", "200", "503", "200"]
+
+    async def test_first_n(self, api: Api, sb: Sandbox) -> None:
+        sb.faults = Faults(first_n=2, kinds=("500",))
+        assert [await outcome(api) for _ in range(4)] == ["500", "500", "200", "200"]
+
+    async def test_first_n_and_every_together(self, api: Api, sb: Sandbox) -> None:
+        sb.faults = Faults(first_n=1, every=4, kinds=("429",))
+        seen = [await outcome(api) for _ in range(8)]
+        assert seen == ["429", "200", "200", "429", "200", "200", "200", "429"]
+
+    async def test_counts_only_eligible_requests(self, api: Api, sb: Sandbox) -> None:
+        """With mutations_only, GETs neither fail nor count towards every=2."""
+        sb.faults = Faults(every=2, kinds=("503",), mutations_only=True)
+        seen = [
+            await outcome(api, "POST", json={}),
+            await outcome(api),
+            await outcome(api, "POST", json={}),
+            await outcome(api),
+        ]
+        assert seen == ["400", "200", "503", "200"]
+
+    async def test_swapping_faults_restarts_the_count(self, api: Api, sb: Sandbox) -> None:
+        sb.faults = Faults(every=2, kinds=("503",))
+        assert await outcome(api) == "200"
+        sb.faults = Faults(every=2, kinds=("503",))
+        assert [await outcome(api), await outcome(api)] == ["200", "503"]
+
+    async def test_script_wins(self, api: Api, sb: Sandbox) -> None:
+        sb.faults = Faults(first_n=2, kinds=("503",))
+        sb.script({1: "429"})
+        assert [await outcome(api), await outcome(api), await outcome(api)] == [
+            "429",
+            "503",
+            "503",
+        ]
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"every": -1}, "every must be a whole number >= 0, got -1"),
+            ({"first_n": 1.5}, "first_n must be a whole number >= 0, got 1.5"),
+            ({"every": True}, "every must be a whole number >= 0, got True"),
+            (
+                {"every": 3, "kinds": ()},
+                "error_rate, first_n or every needs at least one fault kind",
+            ),
+        ],
+    )
+    def test_bad_values_are_refused(self, kwargs: dict[str, object], message: str) -> None:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             Faults(**kwargs)  # type: ignore[arg-type]
 
 

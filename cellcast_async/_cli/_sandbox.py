@@ -1,0 +1,197 @@
+"""``cellcast-tokens sandbox``: the one command line of the sandbox server.
+
+``python -m cellcast_async.sandbox`` runs this same command; there it announces itself
+with one JSON line by default (what benchmarks and scripts read). Every option is one
+decorator: a server option is passed to ``serve()`` under its own name, a fault option
+(``fault_option``) becomes the ``Faults`` field it names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+import click
+
+from ..sandbox._faults import FAULT_KINDS, Faults
+from ._app import EXIT_OK, Settings, cli, execute, global_options, invoke
+from ._output import dump_json
+
+# Only type checkers subscript click's ParamType: not every click can at runtime.
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[tuple[str, ...]]
+else:
+    _ParamType = click.ParamType
+
+__all__ = ["fault_option", "run_sandbox", "sandbox_command"]
+
+_FAULT_PREFIX: Final = "fault__"
+_FAULT_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Faults))
+
+
+class _Kinds(_ParamType):
+    """A comma-separated list of fault kinds."""
+
+    name = "K,K"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        kinds = tuple(k.strip() for k in str(value).split(",") if k.strip())
+        unknown = [k for k in kinds if k not in FAULT_KINDS]
+        if unknown or not kinds:
+            self.fail(f"choose from {','.join(sorted(FAULT_KINDS))}, got {value!r}", param, ctx)
+        return kinds
+
+
+def fault_option(*decls: str, field: str, **kwargs: Any) -> Callable[[Any], Any]:
+    """A command-line option that sets ``Faults.<field>``."""
+    if field not in _FAULT_FIELDS:
+        raise ValueError(f"Faults has no field {field!r}")  # pragma: no cover - a typo here
+    return click.option(*decls, _FAULT_PREFIX + field, **kwargs)
+
+
+_OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
+    click.option(
+        "--host",
+        default="127.0.0.1",
+        help="Loopback address to listen on (127.0.0.1, localhost or ::1).",
+    ),
+    click.option(
+        "--port", type=click.IntRange(0, 65535), default=8080, help="TCP port; 0 picks a free one."
+    ),
+    click.option("--seed", type=click.IntRange(min=0), default=0, help="Demo data seed."),
+    click.option("--tokens", type=click.IntRange(min=0), default=300, help="Demo tokens."),
+    click.option(
+        "--sub-accounts", type=click.IntRange(min=0), default=3, help="Demo sub-accounts."
+    ),
+    click.option(
+        "--api-key",
+        metavar="KEY",
+        help="The key the sandbox accepts.  [default: derived from --seed]",
+    ),
+    fault_option(
+        "--latency",
+        field="latency",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        help="Seconds added to every answer.",
+    ),
+    fault_option(
+        "--latency-jitter",
+        field="latency_jitter",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        help="Up to this many more seconds, at random.",
+    ),
+    fault_option(
+        "--error-rate",
+        field="error_rate",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        help="Fraction of requests that fail at random (0.0-1.0).",
+    ),
+    fault_option(
+        "--fail-first",
+        field="first_n",
+        type=click.IntRange(min=0),
+        default=0,
+        metavar="N",
+        help="The first N requests fail, guaranteed.",
+    ),
+    fault_option(
+        "--fail-every",
+        field="every",
+        type=click.IntRange(min=0),
+        default=0,
+        metavar="N",
+        help="Every N-th request fails, guaranteed (0: none).",
+    ),
+    fault_option(
+        "--error-kinds",
+        field="kinds",
+        type=_Kinds(),
+        default=",".join(Faults().kinds),
+        help="How a request fails, one of these at random.",
+    ),
+    fault_option(
+        "--retry-after",
+        field="retry_after",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        help="Seconds in Retry-After on an injected 429.",
+    ),
+    fault_option(
+        "--fault-seed", field="seed", type=int, default=0, help="Seeds the random faults."
+    ),
+    fault_option(
+        "--mutations-only",
+        field="mutations_only",
+        is_flag=True,
+        help="Only POST, PUT and DELETE fail (GETs still get latency).",
+    ),
+)
+
+
+def _sandbox_options(function: Any) -> Any:
+    for option in reversed(_OPTIONS):
+        function = option(function)
+    return function
+
+
+def _announce(settings: Settings) -> Callable[[Any], None]:
+    out: TextIO = settings.out
+
+    def ready(sb: Any) -> None:
+        if settings.quiet:
+            return
+        if settings.json or settings.announce_json:
+            info = {
+                "url": sb.url,
+                "api_key": sb.api_key,
+                "sub_account_ids": list(sb.sub_account_ids),
+            }
+            dump_json(info, out)
+        else:
+            out.write(f"Sandbox listening on {sb.url}\n")
+            out.write(f"  api key (sandbox only): {sb.api_key}\n")
+            out.write(f"  sub-accounts: {', '.join(sb.sub_account_ids)}\n")
+            out.write("Press Ctrl-C to stop.\n")
+        out.flush()
+
+    return ready
+
+
+@cli.command("sandbox")
+@_sandbox_options
+@global_options("json", "quiet", "debug")
+@click.pass_obj
+def sandbox_command(settings: Settings, /, **params: Any) -> int:
+    """Serve a local Cellcast token API on loopback until Ctrl-C.
+
+    Demo data, a fixed key, and faults on demand. Announces its URL, key and
+    sub-accounts on stdout (one JSON line with --json; nothing with --quiet).
+    """
+    from ..sandbox import serve
+
+    fault_args = {
+        name.removeprefix(_FAULT_PREFIX): value
+        for name, value in params.items()
+        if name.startswith(_FAULT_PREFIX)
+    }
+    server_args = {k: v for k, v in params.items() if not k.startswith(_FAULT_PREFIX)}
+
+    def work() -> int:
+        serve(faults=Faults(**fault_args), ready=_announce(settings), **server_args)
+        return EXIT_OK
+
+    return execute(settings, work)
+
+
+def run_sandbox(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+    """``python -m cellcast_async.sandbox``: the same command, one JSON line by default."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    settings = Settings(out=out, err=err, argv=tuple(args), announce_json=True)
+    return invoke(sandbox_command, args, settings, prog_name="python -m cellcast_async.sandbox")

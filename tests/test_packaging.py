@@ -1,0 +1,41 @@
+"""The sdist ships an MIT LICENSE and the tests (``python -m build --sdist`` shows them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pyproject() -> dict[str, Any]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    data: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return data
+
+
+class TestSdistContents:
+    """MANIFEST.in and pyproject name the files a packager needs."""
+
+    def test_license_is_mit(self) -> None:
+        text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+        assert text.startswith("MIT License\n")
+
+    def test_license_is_declared(self) -> None:
+        project = pyproject()["project"]
+        assert (project["license"], project["license-files"]) == ("MIT", ["LICENSE"])
+
+    def test_manifest_ships_the_tests_and_their_seeds(self) -> None:
+        lines = (ROOT / "MANIFEST.in").read_text(encoding="utf-8").splitlines()
+        assert "include LICENSE README.md CHANGELOG.md" in lines
+        assert "graft tests" in lines
+        assert len(list((ROOT / "tests" / "seeds").glob("*.txt"))) == 5
+
+    def test_the_cli_extra_is_in_the_test_and_bench_extras(self) -> None:
+        extras = pyproject()["project"]["optional-dependencies"]
+        assert extras["cli"] == ["click>=8.2", "rich>=13.0"]
+        assert set(extras["cli"]) <= set(extras["test"])
+        # benchmarks/audit.py serves its sandbox with `python -m cellcast_async.sandbox`.
+        assert set(extras["cli"]) <= set(extras["bench"])
