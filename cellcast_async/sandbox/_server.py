@@ -14,6 +14,7 @@ import ipaddress
 import json as _json
 import math
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -99,6 +100,9 @@ class RecordedRequest:
     headers: RecordedHeaders = field(repr=True)
     json: Any  # the parsed body, or None when it was empty or not JSON
     body: bytes = field(default=b"", repr=False)
+    # time.monotonic() on arrival, before the rate limit: lets a test count requests per
+    # sliding second as the server saw them.
+    received_at: float = field(default=0.0, repr=False, compare=False)
 
 
 class Sandbox:
@@ -307,6 +311,7 @@ class Sandbox:
                 headers=RecordedHeaders(request.headers),
                 json=_parse_json(body),
                 body=body,
+                received_at=time.monotonic(),
             )
         )
         decision: RateDecision | None = None

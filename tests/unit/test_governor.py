@@ -388,6 +388,17 @@ class TestPause:
         assert gov.state.rate == 40.0
         await gov.aclose()
 
+    async def test_slow_start_just_after_the_start(self, vt: VirtualTime) -> None:
+        """Six requests in the first 5 ms read as 60/s (not 6/s): resume at 30/s."""
+        gov = governor(vt, None)
+        for _ in range(6):
+            await gov.acquire()
+            await vt.advance(0.001)
+        gov.observe(status=429, headers=None, retry_after=0.5, elapsed=0.05)
+        await vt.advance(0.5)
+        assert (gov.state.reason, gov.state.rate) == ("resume", pytest.approx(30.0))
+        await gov.aclose()
+
     async def test_a_burst_of_429s_is_one_pause(self, vt: VirtualTime) -> None:
         """Eight prefetched pages all answered 429: one pause, to the latest end."""
         gov = governor(vt, None)
@@ -735,6 +746,25 @@ class TestAdaptiveConcurrency:
             ac.on_attempt(200, 0.5)
         assert ac.limit < grown
         assert ac.decreases >= 1
+
+    def test_floor_is_relearnt(self) -> None:
+        """A server that got slower for good: after 30 s of clock the new latency is the
+        floor, and the window grows again instead of shrinking forever."""
+        now = [0.0]
+        ac = AdaptiveConcurrency(initial=8, clock=lambda: now[0])
+        for _ in range(20):
+            ac.on_attempt(200, 0.01)
+        for _ in range(70):  # two floor periods of the slower server
+            now[0] += 1.0
+            ac.on_attempt(200, 0.2)
+        assert ac.decreases >= 1
+        shrunk = ac.limit
+        decreases = ac.decreases
+        for _ in range(60):
+            now[0] += 1.0
+            ac.on_attempt(200, 0.2)
+        assert ac.decreases == decreases
+        assert ac.limit > shrunk
 
     def test_small_jitter_is_not_congestion(self) -> None:
         """Latency within 20 ms of the floor is noise, not a signal."""
