@@ -337,7 +337,12 @@ class RedisStore(RateStore):
 
     def __init__(self, client: Redis, scope: str, *, description: str = "redis") -> None:
         self._client = client
-        self._keys = [f"{_REDIS_KEY_PREFIX}{scope}:tat", f"{_REDIS_KEY_PREFIX}{scope}:pause"]
+        # {scope} is a hash tag: on a Redis Cluster both keys live in one slot, as a script
+        # touching both requires.
+        self._keys = [
+            f"{_REDIS_KEY_PREFIX}{{{scope}}}:tat",
+            f"{_REDIS_KEY_PREFIX}{{{scope}}}:pause",
+        ]
         self._description = description
         self._reserve_script = client.register_script(_RESERVE_LUA)
         self._pause_script = client.register_script(_PAUSE_LUA)
@@ -396,7 +401,7 @@ class RedisStore(RateStore):
 
     async def aclose(self) -> None:
         try:
-            await self._client.aclose()
+            await self._client.aclose(close_connection_pool=True)
         except Exception:  # closing a dead connection must not fail the close
             logger.debug("closing the rate store's Redis client failed", exc_info=False)
 

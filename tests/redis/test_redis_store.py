@@ -99,8 +99,8 @@ class TestRedisStore:
             keys = [k.decode() for k in await client.keys("*")]
         finally:
             await client.aclose()
-        assert f"cellcast_async:rate:{scope}:tat" in keys
-        assert f"cellcast_async:rate:{scope}:pause" in keys
+        assert f"cellcast_async:rate:{{{scope}}}:tat" in keys
+        assert f"cellcast_async:rate:{{{scope}}}:pause" in keys
         assert not [k for k in keys if API_KEY in k]
 
 
