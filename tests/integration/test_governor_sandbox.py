@@ -101,3 +101,19 @@ class TestSessionPause:
             during = [t for t in arrivals if seen[0] < t < seen[0] + 0.45]
             assert len(during) <= 3
             assert len([t for t in arrivals if t > seen[0]]) > 3  # the walks went on after
+
+
+class TestHeaders:
+    """X-RateLimit-* answers let the governor pace itself before the limit."""
+
+    async def test_paced_by_headers_without_a_cap(self) -> None:
+        """No rate_limit of its own, 8 pages in flight, a server at 100/s (burst 10) that
+        sends X-RateLimit-*: at most 5% of the requests are answered 429."""
+        async with Sandbox(tokens=1500, rate_limit=100, burst=10, rate_limit_headers=True) as sb:
+            governor = Governor(rate_limit=None)
+            async with governed(sb, governor) as cc:
+                tokens = await cc.tokens.list(limit=10, concurrency=8).collect()
+                reason = governor.state.reason
+            assert len(tokens) == 1500
+            assert reason == "headers"
+            assert sb.rate_limited <= 0.05 * len(sb.requests)

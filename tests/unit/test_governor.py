@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellcast_async._governor import (
     MAX_PAUSE,
@@ -215,6 +217,36 @@ class TestBudget:
         expected_end = 100.0 + (n - burst_for(rate)) / rate
         assert times[-1] == pytest.approx(expected_end, abs=1.0 / rate + 1e-6)
         await gov.aclose()
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        rate=st.floats(min_value=0.5, max_value=300),
+        arrivals=st.lists(st.floats(min_value=0, max_value=5), min_size=1, max_size=150),
+    )
+    def test_any_arrival_pattern(self, rate: float, arrivals: list[float]) -> None:
+        """Whatever the rate and whenever tasks arrive: every task gets through, no sliding
+        second holds more than rate + burst, and who came first goes first."""
+
+        async def scenario() -> list[tuple[float, float]]:
+            vt = VirtualTime(start=100.0)
+            gov = governor(vt, rate)
+            granted: list[tuple[float, float]] = []
+
+            async def one(delay: float) -> None:
+                await vt.sleep(delay)
+                arrived = vt.now
+                await gov.acquire()
+                granted.append((arrived, vt.now))
+
+            await vt.run(one(a) for a in arrivals)
+            await gov.aclose()
+            return granted
+
+        granted = asyncio.run(scenario())
+        assert len(granted) == len(arrivals)
+        assert max_in_window(t for _, t in granted) <= rate + burst_for(rate)
+        by_arrival = sorted(granted)
+        assert [t for _, t in by_arrival] == sorted(t for _, t in by_arrival)
 
     async def test_fifo_order(self, vt: VirtualTime) -> None:
         """Waiters are let through in the order they asked."""
