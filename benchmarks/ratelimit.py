@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from cellcast_async import CellcastSession  # noqa: E402
-from cellcast_async._governor import make_governor, rate_scope  # noqa: E402
+from cellcast_async._governor import AdaptiveConcurrency, make_governor, rate_scope  # noqa: E402
 
 PAGE_SIZE = 10
 MAX_RETRIES = 50  # every row must finish; a 429's Retry-After is 1 s, so retries are slow
@@ -61,7 +63,14 @@ class Setup:
 
     @property
     def bound(self) -> float:
+        """pages / rate_limit; with no rate limit (0), the latency bound of 8 in flight."""
+        if self.rate_limit <= 0:
+            return (1 + math.ceil((self.pages - 1) / 8)) * self.latency
         return self.pages / self.rate_limit
+
+    @property
+    def bound_name(self) -> str:
+        return "latency bound at 8 in flight" if self.rate_limit <= 0 else "rate bound"
 
 
 @dataclass(frozen=True)
@@ -112,25 +121,59 @@ async def walk_fixed(server: Server, concurrency: int) -> int:
         return count
 
 
+class AdaptiveGate:
+    """``concurrency="auto"`` in preview: at most ``AdaptiveConcurrency.limit`` requests on
+    the wire, whatever the pager has prefetched."""
+
+    def __init__(self) -> None:
+        self.aimd = AdaptiveConcurrency()
+        self.in_flight = 0
+        self.peak = 0
+        self._changed = asyncio.Condition()
+
+    async def enter(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.aimd.limit)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    async def leave(self, status: int | None, elapsed: float) -> None:
+        self.aimd.on_attempt(status, elapsed)
+        async with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+
 async def walk_governed(
     server: Server | argparse.Namespace,
     concurrency: int,
     rate_limit: float | None,
     rate_store: str | None = None,
+    *,
+    adaptive: bool = False,
 ) -> int:
     """A preview until the pipeline wires the governor in: aiohttp's trace hooks call it.
 
     ``on_request_start`` waits in ``Governor.acquire()`` before each attempt is sent and
     ``on_request_end`` reports the answer to ``Governor.observe()``: the same two calls the
-    pipeline will make.
+    pipeline will make. ``adaptive``: an :class:`AdaptiveGate` in front of the governor too
+    (the pager then prefetches ``concurrency`` pages, the gate decides how many go out).
     """
     governor = make_governor(rate_limit, rate_store, rate_scope(server.api_key, server.url))
+    gate = AdaptiveGate() if adaptive else None
+    loop = asyncio.get_running_loop()
 
-    async def on_start(*_: object) -> None:
+    async def on_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+        if gate is not None:
+            await gate.enter()
         await governor.acquire()
+        ctx.started = loop.time()
 
-    async def on_end(_s: object, _c: object, params: aiohttp.TraceRequestEndParams) -> None:
+    async def on_end(
+        _s: object, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
         response = params.response
+        elapsed = loop.time() - ctx.started
         retry_after = None
         if response.status == 429:
             try:
@@ -141,12 +184,21 @@ async def walk_governed(
             status=response.status,
             headers=response.headers,
             retry_after=retry_after,
-            elapsed=0.0,
+            elapsed=elapsed,
         )
+        if gate is not None:
+            await gate.leave(response.status, elapsed)
+
+    async def on_error(_s: object, ctx: SimpleNamespace, _p: object) -> None:
+        elapsed = loop.time() - getattr(ctx, "started", loop.time())
+        governor.observe(status=None, headers=None, retry_after=None, elapsed=elapsed)
+        if gate is not None and hasattr(ctx, "started"):
+            await gate.leave(None, elapsed)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_start)
     trace.on_request_end.append(on_end)
+    trace.on_request_exception.append(on_error)
     async with (
         aiohttp.ClientSession(trace_configs=[trace]) as http,
         CellcastSession(
@@ -157,6 +209,12 @@ async def walk_governed(
         async for _ in cc.tokens.list(limit=PAGE_SIZE, concurrency=concurrency):
             count += 1
     await governor.aclose()
+    if gate is not None:
+        print(
+            f"  auto preview: peak {gate.peak} in flight, final limit {gate.aimd.limit}, "
+            f"{gate.aimd.decreases} decreases",
+            file=sys.stderr,
+        )
     return count
 
 
@@ -200,14 +258,21 @@ def governed_rows(setup: Setup, levels: tuple[int, ...]) -> list[Row]:
 
 
 def auto_rows(setup: Setup) -> list[Row]:
-    """``concurrency="auto"`` with the session's governor.
+    """``concurrency="auto"``, in preview: the pager prefetches 32 pages, an
+    :class:`AdaptiveGate` lets ``AdaptiveConcurrency.limit`` of them on the wire, and an
+    uncapped governor pauses on 429s (the user does not know the server's limit).
 
-    TODO(lead): once the pipeline wires the governor into CellcastSession, add the row:
-    ``cc.tokens.list(limit=PAGE_SIZE, concurrency="auto")`` on
-    ``CellcastSession(..., rate_limit=None)`` and with ``rate_limit=setup.rate_limit``.
+    TODO(lead): once wired, ``cc.tokens.list(limit=PAGE_SIZE, concurrency="auto")`` on
+    ``CellcastSession(..., rate_limit=None)`` replaces this preview.
     """
-    del setup
-    return []
+
+    async def walk(server: Server) -> int:
+        return await walk_governed(server, 32, None, adaptive=True)
+
+    name = "auto (preview: AIMD gate + governor, no cap)"
+    row = run_row(setup, name, walk)
+    print(f"  done: {name}", file=sys.stderr)
+    return [row]
 
 
 def redis_rows(setup: Setup, concurrency: int = 16) -> list[Row]:
@@ -285,9 +350,10 @@ def running_redis(executable: str) -> Iterator[str]:
 def table(setup: Setup, rows: list[Row], *, walkers: int = 1) -> str:
     bound = walkers * setup.bound
     lines = [
-        f"rate_limit={setup.rate_limit:g}/s, capacity={setup.capacity}, "
-        f"latency={setup.latency * 1000:g} ms, {setup.pages} pages of {PAGE_SIZE} "
-        f"({setup.tokens} tokens) per walk, {walkers} walk(s) at once; rate bound {bound:.2f} s",
+        f"rate_limit={f'{setup.rate_limit:g}/s' if setup.rate_limit > 0 else 'none'}, "
+        f"capacity={setup.capacity}, latency={setup.latency * 1000:g} ms, {setup.pages} pages "
+        f"of {PAGE_SIZE} ({setup.tokens} tokens) per walk, {walkers} walk(s) at once; "
+        f"{setup.bound_name} {bound:.2f} s",
         "",
         "| run | wall s | tokens/s | requests | 429s | 429 share | wall / bound |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -315,7 +381,7 @@ def serve_main(args: argparse.Namespace) -> None:
         tokens=args.pages * PAGE_SIZE,
         faults=Faults(latency=args.latency),
         ready=ready,
-        rate_limit=args.rate_limit,
+        rate_limit=args.rate_limit if args.rate_limit > 0 else None,
         capacity=args.capacity,
     )
     sb = held[0]
@@ -332,6 +398,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", default="1,4,8,16,32", help="fixed concurrency levels")
     parser.add_argument(
         "--governed", default="16,32", help="fixed levels also run with the governor (preview)"
+    )
+    parser.add_argument(
+        "--no-unlimited",
+        dest="unlimited",
+        action="store_false",
+        help="skip the walk with no rate limit (fixed 8 against auto)",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--walk", nargs=5, help=argparse.SUPPRESS)
@@ -353,6 +425,11 @@ def main(argv: list[str] | None = None) -> None:
     if shared:
         print()
         print(table(setup, shared, walkers=2))
+    if args.unlimited:
+        # The same walk with no rate limit at all: is auto as fast as a well-chosen fixed 8?
+        free = Setup(args.pages, 0.0, args.capacity, args.latency)
+        print()
+        print(table(free, fixed_rows(free, (8,)) + auto_rows(free)))
 
 
 if __name__ == "__main__":

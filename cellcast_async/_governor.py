@@ -11,9 +11,10 @@ limits" states what it guarantees:
 - **A 429 pauses the session.** :meth:`Governor.observe` with a 429 pauses every later
   :meth:`Governor.acquire` until ``Retry-After`` has passed (capped at 60 s, as the transport
   never waits out a longer one), or an exponential backoff when none is sent. Traffic then
-  resumes in slow start: at half the rate the session ran at before the 429, doubling every
-  second up to ``rate_limit`` (with no cap: up to 64 times its start, at least 1,000/s),
-  never in a burst.
+  resumes as TCP does after a loss, never in a burst: at half the rate the session ran at
+  before the 429, doubling every second up to 90% of that rate, then growing by a tenth of
+  it per second, up to ``rate_limit`` (with no cap: up to 64 times its start, at least
+  1,000/s).
 - **Rate-limit headers.** ``X-RateLimit-Limit/-Remaining/-Reset``, the IETF draft's
   ``RateLimit-Remaining/-Reset``, ``RateLimit: limit=, remaining=, reset=`` and
   ``RateLimit: "p";r=..;t=..`` (with ``RateLimit-Policy``): the remaining budget is spread
@@ -72,6 +73,8 @@ MAX_PAUSE: Final = 60.0  # the transport does not wait out a Retry-After above 6
 BACKOFF_BASE: Final = 1.0  # a 429 with no Retry-After: 1 s, 2 s, 4 s ... (jittered, capped)
 BACKOFF_CAP: Final = 30.0
 RAMP_DOUBLING: Final = 1.0  # slow start after a pause doubles the release rate every second
+RAMP_THRESHOLD: Final = 0.9  # ... up to 90% of the rate that drew the 429
+RAMP_ADDITIVE: Final = 0.1  # ... then grows by a tenth of that per second
 MIN_RAMP_RATE: Final = 1.0  # requests per second the slow start never starts below
 RAMP_NO_CAP_FACTOR: Final = 64.0  # with no rate_limit, the slow start ends at 64x its start
 RAMP_NO_CAP_MIN: Final = 1000.0  # ... or 1,000 requests per second, whichever is more
@@ -434,6 +437,28 @@ class GovernorState:
     waited: float  # seconds spent in acquire(), summed over every call
 
 
+@attrs.frozen
+class _Ramp:
+    """The resume after a 429's pause, as TCP after a loss: slow start, then additive.
+
+    From ``start_rate`` (half the rate that drew the 429) the rate doubles every second up
+    to ``threshold`` (90% of it), then grows by a tenth of the threshold per second until
+    ``ceiling`` (``rate_limit``, or far above the old rate when there is none).
+    """
+
+    start_rate: float
+    start: float  # when the pause ends
+    threshold: float
+    ceiling: float
+
+    def rate(self, now: float) -> float:
+        elapsed = max(0.0, now - self.start)
+        doubling = math.log2(self.threshold / self.start_rate) * RAMP_DOUBLING
+        if elapsed < doubling:
+            return float(self.start_rate * 2.0 ** (elapsed / RAMP_DOUBLING))
+        return self.threshold * (1.0 + RAMP_ADDITIVE * (elapsed - doubling))
+
+
 @attrs.define
 class _HeaderLimit:
     rate: float  # requests per second the server's remaining budget allows until `until`
@@ -482,8 +507,7 @@ class Governor:
 
         self._paused_until: float | None = None
         self._consecutive_429 = 0
-        # Slow start after a pause: (rate at the pause's end, when it ends, where it stops).
-        self._ramp: tuple[float, float, float] | None = None
+        self._ramp: _Ramp | None = None  # the resume after a 429's pause
         self._header: _HeaderLimit | None = None
         self._recent: collections.deque[float] = collections.deque()  # grant times, last 1 s
         self._rate_limited = 0
@@ -673,9 +697,8 @@ class Governor:
         rate = self._rate_limit
         reason = "none" if rate is None else "rate_limit"
         if self._ramp is not None:
-            start_rate, start, ceiling = self._ramp
-            ramp = start_rate * 2.0 ** (max(0.0, now - start) / RAMP_DOUBLING)
-            if ramp >= ceiling:
+            ramp = self._ramp.rate(now)
+            if ramp >= self._ramp.ceiling:
                 self._ramp = None
             elif rate is None or ramp < rate:
                 rate, reason = ramp, "resume"
@@ -770,21 +793,23 @@ class Governor:
         end = self._paused_until
         self._local.pause_now(end - now)
         if was_paused and self._ramp is not None:
-            # Several answers of one burst: one slow start, from the pause's (new) end.
-            self._ramp = (self._ramp[0], end, self._ramp[2])
+            # Several answers of one burst: one resume, from the pause's (new) end.
+            self._ramp = attrs.evolve(self._ramp, start=end)
             return
         observed = self._recent_rate(now)
         current, _ = self._rate_in_force(now)
         before = observed if current is None else min(observed, current)
         start_rate = max(MIN_RAMP_RATE, before / 2.0)
+        threshold = max(start_rate, RAMP_THRESHOLD * before)
         if self._rate_limit is not None:
             start_rate = min(start_rate, self._rate_limit)
+            threshold = min(threshold, self._rate_limit)
             ceiling = self._rate_limit
         else:
-            # No cap to return to: keep doubling well past the old rate, so whatever
+            # No cap to return to: climb well past the old rate before letting go, so what
             # queued during the pause drains with acceleration rather than at once.
             ceiling = max(RAMP_NO_CAP_FACTOR * start_rate, RAMP_NO_CAP_MIN)
-        self._ramp = (start_rate, end, ceiling)
+        self._ramp = _Ramp(start_rate, end, threshold, ceiling)
 
     def _spawn_pause(self, store: RateStore, pause: float) -> None:
         try:

@@ -11,8 +11,9 @@ SCRIPT = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "ratelim
 
 
 def test_tiny_run_prints_every_row() -> None:
-    """10 pages, one fixed level, the two-process rows: every row present, every token read."""
+    """10 pages: one fixed level, auto, the two-process rows; every row, every token read."""
     args = ["--pages=10", "--rate-limit=200", "--levels=2", "--governed=", "--latency=0.001"]
+    args.append("--no-unlimited")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args],
         capture_output=True,
@@ -23,7 +24,7 @@ def test_tiny_run_prints_every_row() -> None:
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows if not row.startswith(("| run", "| ---"))]
-    expected = ["fixed 2"]
+    expected = ["fixed 2", "auto (preview: AIMD gate + governor, no cap)"]
     if shutil.which("redis-server"):
         expected += [
             "2 processes, fixed 16 + governor each, no store",

@@ -420,6 +420,20 @@ class TestPause:
         assert gov.state.rate == 40.0
         await gov.aclose()
 
+    async def test_resume_shape(self, vt: VirtualTime) -> None:
+        """After a 429 at 100/s: 50/s, doubling to 90/s, then +9/s per second."""
+        gov = governor(vt, None)
+        for _ in range(100):
+            await gov.acquire()
+            await vt.advance(0.01)
+        gov.observe(status=429, headers=None, retry_after=1.0, elapsed=0.05)
+        rates = []
+        for step in (1.0, 0.5, math.log2(1.8) - 0.5, 1.0, 10.0):
+            await vt.advance(step)
+            rates.append(gov.state.rate)
+        assert rates == pytest.approx([50.0, 50.0 * 2**0.5, 90.0, 99.0, 189.0])
+        await gov.aclose()
+
     async def test_slow_start_just_after_the_start(self, vt: VirtualTime) -> None:
         """Six requests in the first 5 ms read as 60/s (not 6/s): resume at 30/s."""
         gov = governor(vt, None)
