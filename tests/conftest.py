@@ -8,6 +8,10 @@ import pytest
 
 from . import _aioresponses_compat
 
+# A real redis-server for the shared rate store's tests: the `redis_url` and `redis_factory`
+# fixtures.
+from ._redis_server import redis_factory, redis_url  # noqa: F401
+
 _aioresponses_compat.install()
 
 

@@ -271,7 +271,8 @@ def _read_body(request: ApiRequest) -> dict[str, Any] | ApiResponse:
         return {}
     try:
         body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested ~1,000 levels deep was a plain-text 500 (issue 8).
         return validation_error("Request body must be valid JSON")
     if not isinstance(body, dict):
         return validation_error("Request body must be a JSON object")

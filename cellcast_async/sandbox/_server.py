@@ -1,7 +1,9 @@
 """The aiohttp.web glue: ``Sandbox`` (start, record, inject faults, stop) and ``serve()``.
 
-Every request is handled in this order: read the body, record it, decide its fault (before
-auth, so even an unauthenticated request can be dropped), wait out the latency, then answer.
+Every request is handled in this order: read the body, record it, take a token from its
+key's rate-limit bucket (an empty bucket answers 429 at once), queue for one of ``capacity``
+places, decide its fault (before auth, so even an unauthenticated request can be dropped),
+wait out the latency, then answer.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import asyncio
 import contextlib
 import ipaddress
 import json as _json
+import math
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +25,7 @@ from aiohttp import web
 
 from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes
 from ._faults import MUTATIONS, FaultAction, FaultPlan, Faults, ScriptEntry, format_retry_after
-from ._state import REFERENCE_TIME, Store
+from ._state import REFERENCE_TIME, RateDecision, RateLimiter, Store
 
 __all__ = ["RecordedRequest", "RecordedHeaders", "Sandbox", "serve"]
 
@@ -96,6 +100,9 @@ class RecordedRequest:
     headers: RecordedHeaders = field(repr=True)
     json: Any  # the parsed body, or None when it was empty or not JSON
     body: bytes = field(default=b"", repr=False)
+    # time.monotonic() on arrival, before the rate limit: lets a test count requests per
+    # sliding second as the server saw them.
+    received_at: float = field(default=0.0, repr=False, compare=False)
 
 
 class Sandbox:
@@ -114,10 +121,30 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        *,
+        rate_limit: float | None = None,
+        burst: float | None = None,
+        rate_limit_headers: bool = False,
+        capacity: int | None = None,
     ) -> None:
         self._bind_host = _check_loopback(host)
         if not 0 <= port <= 65535:
             raise ValueError("port must be between 0 and 65535")
+        if rate_limit is None and burst is not None:
+            raise ValueError("burst needs a rate_limit")
+        if rate_limit is None and rate_limit_headers:
+            raise ValueError("rate_limit_headers needs a rate_limit")
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
+        ):
+            raise ValueError(f"capacity must be a positive integer or None, got {capacity!r}")
+        self._limiter = RateLimiter(rate_limit, burst) if rate_limit is not None else None
+        self._rate_limit_headers = rate_limit_headers
+        self._capacity_limit = capacity
+        self._capacity: asyncio.Semaphore | None = None
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._rate_limited = 0
         self._requested_port = port
         self._store = Store(seed=seed, tokens=tokens, sub_accounts=sub_accounts, api_key=api_key)
         self._plan = FaultPlan(faults)
@@ -147,6 +174,8 @@ class Sandbox:
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
         self._closing = asyncio.Event()
+        if self._capacity_limit is not None:
+            self._capacity = asyncio.Semaphore(self._capacity_limit)
         app = web.Application()
         # One catch-all route: _app routes on the raw path itself, so an encoded id can
         # never be decoded into a different route. aiohttp matches the decoded path, and
@@ -252,6 +281,16 @@ class Sandbox:
         """How many tokens POST has created (not counting demo data or add_tokens)."""
         return self._store.tokens_created
 
+    @property
+    def rate_limited(self) -> int:
+        """How many 429s the rate limit has sent since start (injected faults not counted)."""
+        return self._rate_limited
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests being worked on at once (past the rate limit, within capacity)."""
+        return self._peak_in_flight
+
     def __repr__(self) -> str:
         where = self.url if self._runner is not None else "stopped"
         return f"<Sandbox {where} tokens={self.token_count()}>"
@@ -272,8 +311,57 @@ class Sandbox:
                 headers=RecordedHeaders(request.headers),
                 json=_parse_json(body),
                 body=body,
+                received_at=time.monotonic(),
             )
         )
+        decision: RateDecision | None = None
+        if self._limiter is not None:
+            decision = self._limiter.take(request.headers.get("Authorization"))
+            if not decision.allowed:
+                self._rate_limited += 1
+                return self._too_many(decision)
+        if self._capacity is None:
+            response = await self._work(request, number, raw_path, query, body)
+        else:
+            # Beyond `capacity` requests at once, answers queue, as on a real server.
+            async with self._capacity:
+                response = await self._work(request, number, raw_path, query, body)
+        if decision is not None and self._rate_limit_headers:
+            response.headers.update(_rate_headers(decision))
+        return response
+
+    def _too_many(self, decision: RateDecision) -> web.Response:
+        # The envelope of the sandbox's other errors (seeds/000-003 400/403/404 shape);
+        # Retry-After in whole seconds, as HTTP specifies, rounded up.
+        response = _to_web(failure(429, "Too many requests", "Rate limit exceeded"))
+        response.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        if self._rate_limit_headers:
+            response.headers.update(_rate_headers(decision))
+        return response
+
+    async def _work(
+        self,
+        request: web.Request,
+        number: int,
+        raw_path: str,
+        query: dict[str, str],
+        body: bytes,
+    ) -> web.StreamResponse:
+        self._in_flight += 1
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            return await self._answer(request, number, raw_path, query, body)
+        finally:
+            self._in_flight -= 1
+
+    async def _answer(
+        self,
+        request: web.Request,
+        number: int,
+        raw_path: str,
+        query: dict[str, str],
+        body: bytes,
+    ) -> web.StreamResponse:
         action = self._plan.decide(number, request.method)
         delay = self._plan.delay()
         if delay > 0 and await self._wait_closing(delay):
@@ -378,8 +466,18 @@ def _parse_json(body: bytes) -> Any:
         return None
     try:
         return _json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a body nested ~1,000 levels deep (issue 8) is "not JSON" here too.
         return None
+
+
+def _rate_headers(decision: RateDecision) -> dict[str, str]:
+    """``X-RateLimit-*`` as a 1-second window (README "The sandbox")."""
+    return {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(decision.reset),
+    }
 
 
 def _to_web(answer: ApiResponse) -> web.Response:
@@ -412,6 +510,10 @@ def serve(
     ready: Callable[[Sandbox], object] | None = None,
     *,
     sub_accounts: int = 3,
+    rate_limit: float | None = None,
+    burst: float | None = None,
+    rate_limit_headers: bool = False,
+    capacity: int | None = None,
 ) -> None:
     """Run a sandbox until Ctrl-C or SIGTERM (blocking).
 
@@ -425,6 +527,10 @@ def serve(
         host=host,
         port=port,
         api_key=api_key,
+        rate_limit=rate_limit,
+        burst=burst,
+        rate_limit_headers=rate_limit_headers,
+        capacity=capacity,
     )
     # Ctrl-C off the main thread, or a cancelled main task, is a normal way to stop too.
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

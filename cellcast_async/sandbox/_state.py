@@ -12,6 +12,7 @@ import base64
 import bisect
 import hashlib
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,8 @@ from typing import Final
 __all__ = [
     "REFERENCE_TIME",
     "STATUSES",
+    "RateDecision",
+    "RateLimiter",
     "Store",
     "StoredSubAccount",
     "StoredToken",
@@ -414,3 +417,57 @@ def _below(rng: random.Random, n: int) -> int:
 def _new_key(rng: random.Random) -> str:
     raw = rng.getrandbits(192).to_bytes(24, "big")
     return "cc_sandbox_" + base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+# ----------------------------------------------------------------------------- rate limit
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """One request's turn at the bucket, and what the rate-limit headers say after it."""
+
+    allowed: bool
+    retry_after: float  # seconds until the bucket holds a whole token again (0 when allowed)
+    limit: int  # X-RateLimit-Limit: the most any 1-second window can take (rate + burst)
+    remaining: int  # X-RateLimit-Remaining: what the next second can still take, evenly spaced
+    reset: int  # X-RateLimit-Reset: the window those two are about, in seconds (always 1)
+
+
+class RateLimiter:
+    """A token bucket per API key (the Authorization header as sent), for ``Sandbox(rate_limit=)``.
+
+    Not in the seeds: the Cellcast documents state no limit. Each bucket holds ``burst``
+    tokens, refills at ``rate`` per second, and every request takes one; an empty bucket
+    means 429. The clock is injectable so the arithmetic is tested without waiting.
+    """
+
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1e9:
+            raise ValueError(f"rate_limit must be a positive number, got {rate!r}")
+        if burst is None:
+            burst = max(1.0, float(rate))
+        if isinstance(burst, bool) or not isinstance(burst, (int, float)) or not 1 <= burst < 1e9:
+            raise ValueError(f"burst must be a number >= 1, got {burst!r}")
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._clock = clock if clock is not None else time.monotonic
+        self._buckets: dict[str | None, tuple[float, float]] = {}  # key -> (tokens, when)
+
+    def take(self, key: str | None) -> RateDecision:
+        now = self._clock()
+        tokens, when = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - when) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)
+        retry_after = 0.0 if allowed else (1.0 - tokens) / self.rate
+        return RateDecision(
+            allowed=allowed,
+            retry_after=retry_after,
+            limit=int(self.rate + self.burst),
+            remaining=int(tokens + self.rate),
+            reset=1,
+        )
