@@ -29,7 +29,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._converters import describe_failure
 from ._exceptions import CellcastError, DecodeError, ShapeError, TimeoutError, TransportError
-from ._protocol import RetryPolicy, read_envelope, retry_delay
+from ._governor import Governor, GovernorWaitTooLong
+from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_delay
 from ._redact import Redactor
 from ._tracing import CallSpan, Tracing
 from ._transport import Response, Transport
@@ -51,9 +52,19 @@ logger = logging.getLogger("cellcast_async")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-# The suite swaps this for a fake that records waits and waits none (tests/conftest.py);
-# code that wants its own clock passes ``sleep=`` to the session instead.
+# The defaults, looked up at each use: the suite swaps them for a fake clock whose
+# sleep records each wait and moves the clock instead of waiting (tests/conftest.py).
+# Code that wants its own clock passes ``clock=``/``sleep=`` to the session instead.
+_clock: Clock = time.monotonic
 _sleep: Sleep = asyncio.sleep
+
+
+def default_clock() -> float:
+    return _clock()
+
+
+async def default_sleep(seconds: float) -> None:
+    await _sleep(seconds)
 
 
 def _headers_view(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
@@ -161,6 +172,15 @@ class CallOptions:
 _UNSET: Final[Any] = object()
 
 
+CLOSED: Final = "this CellcastSession is closed; open a new one"
+
+
+def _retry_after_of(response: Response | None) -> float | None:
+    if response is None or response.status != 429:
+        return None
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
 class Pipeline:
     """Runs calls for one session (or one ``with_options`` view of it)."""
 
@@ -178,16 +198,18 @@ class Pipeline:
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
         tracing: Tracing | None = None,
+        governor: Governor | None = None,
     ) -> None:
         self.transport = transport
+        self.governor = governor
         self.converter = converter
         self.options = options
         self._redactor = redactor
         self._hooks = hooks
         self._public_headers = dict(public_headers)
         self._max_response_bytes = max_response_bytes
-        self._clock = clock or time.monotonic
-        self._sleep = sleep
+        self.clock: Clock = clock or default_clock
+        self.sleep: Sleep = sleep or default_sleep
         self._rng = rng or random.Random()
         self.tracing = tracing or Tracing(enabled=False)
 
@@ -218,7 +240,7 @@ class Pipeline:
         return view
 
     async def _wait(self, seconds: float) -> None:
-        await (self._sleep or _sleep)(seconds)
+        await self.sleep(seconds)
 
     async def _emit(self, kind: str, event: RequestEvent | ResponseEvent) -> None:
         # A hook that raises fails the call with its own exception: it is the user's bug.
@@ -267,11 +289,24 @@ class Pipeline:
         span: CallSpan,
     ) -> R | None:
         options = self.options
-        clock = self._clock
+        clock = self.clock
         deadline_at = None if options.deadline is None else clock() + options.deadline
         answer_lost = False
         attempt = 0
+        governor = self.governor
         while True:
+            if governor is not None:
+                # One budget for the whole session (README "Rate limits"): a 429's pause
+                # and the rate cap are waited out here, never past the deadline.
+                max_wait = None if deadline_at is None else max(0.0, deadline_at - clock())
+                try:
+                    await governor.acquire(max_wait=max_wait)
+                except GovernorWaitTooLong as exc:
+                    raise self._deadline_error(method, path, (exc.needed, "rate limit")) from None
+                except RuntimeError:
+                    if self.transport.closed:  # closed while waiting: say what the user did
+                        raise RuntimeError(CLOSED) from None
+                    raise
             timeout = options.timeout
             if deadline_at is not None:
                 remaining = deadline_at - clock()
@@ -333,6 +368,15 @@ class Pipeline:
             delay = retry_delay(
                 method, outcome, headers, attempt, options.policy, jitter=self._rng.random()
             )
+            if governor is not None:
+                # A 429 pauses the whole session for its Retry-After, or else for the
+                # backoff this call would have waited (README "Rate limits").
+                governor.observe(
+                    status=None if response is None else response.status,
+                    headers=None if response is None else response.headers,
+                    retry_after=_retry_after_of(response) if delay is None else delay,
+                    elapsed=0.0 if response is None else response.elapsed,
+                )
             span.attempt(
                 status=None if response is None else response.status,
                 retry=delay is not None,
@@ -357,6 +401,8 @@ class Pipeline:
                 options.policy.max_retries + 1,
                 delay,
             )
+            if governor is not None and outcome == 429:
+                continue  # the governor paused the whole session: acquire() waits it out
             await self._wait(delay)
 
     def _deadline_error(
@@ -365,6 +411,8 @@ class Pipeline:
         message = f"the call's deadline of {self.options.deadline:g} s"
         if wait is None:
             message = f"{message} passed"
+        elif wait[1] == "rate limit":
+            message = f"{message} would pass during the {wait[0]:.3g} s wait for the rate limit"
         else:
             delay, outcome = wait
             message = (

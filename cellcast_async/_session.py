@@ -15,6 +15,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._converters import make_converter
+from ._governor import (
+    GovernorState,
+    check_rate_limit,
+    check_rate_store,
+    make_governor,
+    rate_scope,
+)
 from ._pipeline import (
     _UNSET,
     CallOptions,
@@ -25,6 +32,8 @@ from ._pipeline import (
     check_event_hooks,
     check_max_retries,
     check_timeout,
+    default_clock,
+    default_sleep,
 )
 from ._protocol import RetryPolicy
 from ._redact import Redactor, register
@@ -118,6 +127,9 @@ class CellcastSession:
     - ``event_hooks``: ``{"request": [...], "response": [...]}``, called for every attempt.
     - ``clock``/``sleep``: for tests and simulations (defaults: ``time.monotonic``,
       ``asyncio.sleep``).
+    - ``rate_limit``: requests per second for the whole session, all tasks together
+      (``None``: no cap); ``rate_store``: ``None`` (this process) or ``"redis://..."``
+      to share the budget and 429 pauses with every process on the same key and URL.
     - ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for this session's spans
       (``None``: the global one); spans are made only with the ``otel`` extra installed.
 
@@ -142,9 +154,13 @@ class CellcastSession:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         tracer_provider: Any | None = None,
+        rate_limit: float | None = None,
+        rate_store: str | None = None,
     ) -> None:
         key = _resolve_api_key(api_key)
         self._base_url = _resolve_base_url(base_url)
+        checked_rate = check_rate_limit(rate_limit)
+        checked_store = check_rate_store(rate_store)
         options = CallOptions(
             timeout=check_timeout(timeout, "timeout"),
             policy=RetryPolicy(max_retries=check_max_retries(max_retries)),
@@ -178,6 +194,15 @@ class CellcastSession:
             connection_limit=connection_limit,
             trust_env=trust_env,
         )
+        pipeline_clock = clock or default_clock
+        pipeline_sleep = sleep or default_sleep
+        self._governor = make_governor(
+            checked_rate,
+            checked_store,
+            rate_scope(key, self._base_url),
+            clock=pipeline_clock,
+            sleep=pipeline_sleep,
+        )
         self._pipeline = Pipeline(
             transport=self._transport,
             converter=make_converter(),
@@ -186,9 +211,10 @@ class CellcastSession:
             hooks=hooks,
             public_headers={"User-Agent": agent, "Accept": "application/json"},
             max_response_bytes=max_response_bytes,
-            clock=clock,
-            sleep=sleep,
+            clock=pipeline_clock,
+            sleep=pipeline_sleep,
             rng=random.Random(),
+            governor=self._governor,
             tracing=Tracing(tracer_provider, base_url=self._base_url),
         )
         self._view_of: CellcastSession | None = None
@@ -236,6 +262,16 @@ class CellcastSession:
         return self._pipeline.options.deadline
 
     @property
+    def rate_limit(self) -> float | None:
+        """Requests per second for the whole session (``None``: no client-side cap)."""
+        return self._governor.state.rate_limit
+
+    @property
+    def governor_state(self) -> GovernorState:
+        """What the rate governor is doing now: paused until when, the rate in force."""
+        return self._governor.state
+
+    @property
     def closed(self) -> bool:
         return self._transport.closed
 
@@ -263,4 +299,9 @@ class CellcastSession:
         On a ``with_options`` view this does nothing: the session it came from owns the pool.
         """
         if self._view_of is None:
-            await self._transport.aclose()
+            # The transport first: it marks the session closed at once, so a call woken
+            # by the governor's close reports the session closed, not the governor.
+            try:
+                await self._transport.aclose()
+            finally:
+                await self._governor.aclose()

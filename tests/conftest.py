@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -16,13 +17,22 @@ _aioresponses_compat.install()
 
 
 class FakeSleep:
-    """Stands in for ``cellcast_async._pipeline._sleep``: records each wait, waits none."""
+    """The default sleep and clock of sessions made without ``clock=``/``sleep=``.
+
+    Each wait is recorded and moves :meth:`clock` forward instead of waiting, so the
+    retry loop and the rate governor see time pass consistently, and nothing sleeps.
+    """
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.offset = 0.0
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        self.offset += max(0.0, delay)
+
+    def clock(self) -> float:
+        return time.monotonic() + self.offset
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +40,7 @@ def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
     """Retries back off on a fake clock: the suite never really sleeps between attempts."""
     fake = FakeSleep()
     monkeypatch.setattr("cellcast_async._pipeline._sleep", fake)
+    monkeypatch.setattr("cellcast_async._pipeline._clock", fake.clock)
     return fake
 
 

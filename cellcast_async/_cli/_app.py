@@ -78,6 +78,8 @@ class Settings:
     quiet: bool = False
     timeout: float = 30.0
     max_retries: int = 2
+    rate_limit: float | None = None
+    rate_store: str | None = None
     announce_json: bool = False
     """The sandbox's announcement as one JSON line even without --json (python -m)."""
 
@@ -151,6 +153,25 @@ _GLOBAL_OPTIONS: Final[dict[str, tuple[tuple[str, ...], dict[str, Any]]]] = {
             "help": "Retries of a failed request.",
         },
     ),
+    "rate_limit": (
+        ("--rate-limit",),
+        {
+            "type": click.FloatRange(min=0, min_open=True),
+            "default": None,
+            "metavar": "PER_SECOND",
+            "help": "Requests per second for the whole run (all pages in flight together).",
+            "show_default": "no cap",
+        },
+    ),
+    "rate_store": (
+        ("--rate-store",),
+        {
+            "metavar": "URL",
+            "default": None,
+            "help": "redis://host:port/db: share the rate budget with other processes.",
+            "show_default": "this process only",
+        },
+    ),
 }
 
 
@@ -180,7 +201,12 @@ def global_options(*names: str) -> Callable[[F], F]:
 
 def session_kwargs(settings: Settings) -> dict[str, Any]:
     """CellcastSession's keyword arguments from the global options: the one place."""
-    return {"timeout": settings.timeout, "max_retries": settings.max_retries}
+    return {
+        "timeout": settings.timeout,
+        "max_retries": settings.max_retries,
+        "rate_limit": settings.rate_limit,
+        "rate_store": settings.rate_store,
+    }
 
 
 @attrs.define

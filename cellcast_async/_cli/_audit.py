@@ -8,6 +8,7 @@ from a checkpoint and an adaptive ``--concurrency auto`` each land in one spot.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -18,13 +19,14 @@ import attrs
 import click
 from rich.console import Console
 
+from .._governor import GovernorState
 from .._models import ApiToken, TokenStatus
 from .._pager import Pager
 from .._session import CellcastSession
 from ._app import EXIT_OK, Connection, Settings, cli, global_options, run_async
 from ._commands import listing_options
 from ._output import console_for, csv_writer, dump_json, make_table
-from ._progress import make_reporter
+from ._progress import Reporter, make_reporter
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
@@ -356,6 +358,26 @@ def _records(
             yield write, target == "-"
 
 
+def governor_status(state: GovernorState) -> str | None:
+    """The governor's state as the progress display shows it (None: nothing to say)."""
+    if state.paused_until is not None:
+        return f"paused after a 429 ({state.rate_limited:,} so far)"
+    if state.reason == "resume":
+        return "resuming after a 429"
+    return None
+
+
+async def _watch_governor(cc: CellcastSession, progress: Reporter) -> None:
+    """Show a pause for a 429 while it lasts: no page completes to say so meanwhile."""
+    shown: str | None = None
+    while True:
+        text = governor_status(cc.governor_state)
+        if text != shown:
+            progress.status(text)
+            shown = text
+        await asyncio.sleep(0.25)
+
+
 async def run_audit(conn: Connection, options: AuditOptions, settings: Settings) -> int:
     now = options.as_of or conn.default_as_of()
     report = AuditReport(as_of=now, stale_days=options.stale_days)
@@ -364,13 +386,18 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
         _records(options, settings.out) as (write, to_stdout),
         make_reporter(settings.err, quiet=settings.quiet) as progress,
     ):
-        async for page in pager.pages():
-            for token in page.items:
-                record = token_record(token, now, options.stale_days)
-                report.add(record, token.created_at)
-                if write is not None:
-                    write(record)
-            progress.advance(report.total, page.total)
+        watcher = asyncio.ensure_future(_watch_governor(conn.cc, progress))
+        try:
+            async for page in pager.pages():
+                for token in page.items:
+                    record = token_record(token, now, options.stale_days)
+                    report.add(record, token.created_at)
+                    if write is not None:
+                        write(record)
+                progress.advance(report.total, page.total)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
     # Records on stdout keep stdout machine-readable: the report then goes to stderr.
     target = settings.err if to_stdout else settings.out
     if settings.json:

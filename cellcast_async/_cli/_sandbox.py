@@ -132,6 +132,34 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         is_flag=True,
         help="Only POST, PUT and DELETE fail (GETs still get latency).",
     ),
+    click.option(
+        "--rate-limit",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="PER_SECOND",
+        help="Answer 429 with Retry-After beyond this many requests per second per key.",
+        show_default="no limit",
+    ),
+    click.option(
+        "--burst",
+        type=click.FloatRange(min=1),
+        default=None,
+        help="Requests the rate limit lets through at once.",
+        show_default="max(rate/4, 5)",
+    ),
+    click.option(
+        "--rate-limit-headers",
+        is_flag=True,
+        help="Send X-RateLimit-Limit/-Remaining/-Reset on every answer.",
+    ),
+    click.option(
+        "--capacity",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Requests answered at once; beyond N, answers queue (slower, as on a real server).",
+        show_default="no bound",
+    ),
 )
 
 

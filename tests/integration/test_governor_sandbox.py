@@ -1,9 +1,8 @@
-"""The rate governor in front of the SDK, against a rate-limited sandbox.
+"""The rate governor of ``CellcastSession(rate_limit=...)``, against a rate-limited sandbox.
 
-Until the request pipeline wires the governor into ``CellcastSession``, aiohttp's trace
-hooks call it (``session=``): ``acquire()`` before every attempt is sent, ``observe()``
-after every answer, as the pipeline will. Counts come from the sandbox's own record of
-when each request arrived. Real time, briefly: about a second per test.
+Counts come from the sandbox's own record of when each request arrived. Real time,
+briefly: about a second per test (the session gets the real clock and sleep, not the
+suite's fake one).
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
-
-from cellcast_async import CellcastSession
-from cellcast_async._governor import Governor, burst_for
+from cellcast_async import CellcastSession, ResponseEvent
+from cellcast_async._governor import burst_for
 from cellcast_async.sandbox import Sandbox
 
 from ..unit._virtual_time import max_in_window
@@ -24,32 +21,22 @@ from ..unit._virtual_time import max_in_window
 
 @asynccontextmanager
 async def governed(
-    sb: Sandbox, governor: Governor, seen_429: list[float] | None = None
+    sb: Sandbox, rate_limit: float | None, seen_429: list[float] | None = None
 ) -> AsyncIterator[CellcastSession]:
-    async def on_start(*_: object) -> None:
-        await governor.acquire()
-
-    async def on_end(_s: object, _c: object, params: aiohttp.TraceRequestEndParams) -> None:
-        response = params.response
-        if response.status == 429 and seen_429 is not None:
+    async def on_response(event: ResponseEvent) -> None:
+        if event.status == 429 and seen_429 is not None:
             seen_429.append(time.monotonic())  # the sandbox's clock too: one process
-        retry_after = response.headers.get("Retry-After")
-        governor.observe(
-            status=response.status,
-            headers=response.headers,
-            retry_after=float(retry_after) if retry_after else None,
-            elapsed=0.0,
-        )
 
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_start)
-    trace.on_request_end.append(on_end)
-    async with (
-        aiohttp.ClientSession(trace_configs=[trace]) as http,
-        CellcastSession(api_key=sb.api_key, base_url=sb.url, session=http, max_retries=5) as cc,
-    ):
+    async with CellcastSession(
+        api_key=sb.api_key,
+        base_url=sb.url,
+        max_retries=5,
+        rate_limit=rate_limit,
+        event_hooks={"response": [on_response]},
+        clock=time.monotonic,
+        sleep=asyncio.sleep,
+    ) as cc:
         yield cc
-    await governor.aclose()
 
 
 class TestOneBudget:
@@ -60,7 +47,7 @@ class TestOneBudget:
         most 100 + burst in any sliding second, and never an empty bucket."""
         rate = 100.0
         async with Sandbox(tokens=300, rate_limit=rate, burst=40) as sb:
-            async with governed(sb, Governor(rate_limit=rate)) as cc:
+            async with governed(sb, rate) as cc:
                 first = await cc.tokens.list(limit=1)
                 token_id = first.items[0].id
 
@@ -86,7 +73,7 @@ class TestSessionPause:
         seen: list[float] = []
         async with Sandbox(tokens=300) as sb:
             sb.script({6: ("429", 0.5)})
-            async with governed(sb, Governor(rate_limit=None), seen) as cc:
+            async with governed(sb, None, seen) as cc:
 
                 async def walk() -> int:
                     return len(await cc.tokens.list(limit=25).collect())
@@ -110,10 +97,9 @@ class TestHeaders:
         """No rate_limit of its own, 8 pages in flight, a server at 100/s (burst 10) that
         sends X-RateLimit-*: at most 5% of the requests are answered 429."""
         async with Sandbox(tokens=1500, rate_limit=100, burst=10, rate_limit_headers=True) as sb:
-            governor = Governor(rate_limit=None)
-            async with governed(sb, governor) as cc:
+            async with governed(sb, None) as cc:
                 tokens = await cc.tokens.list(limit=10, concurrency=8).collect()
-                reason = governor.state.reason
+                reason = cc.governor_state.reason
             assert len(tokens) == 1500
             assert reason == "headers"
             assert sb.rate_limited <= 0.05 * len(sb.requests)
