@@ -313,12 +313,13 @@ class Pipeline:
                 if remaining <= 0:
                     raise self._deadline_error(method, path)
                 timeout = remaining if timeout is None else min(timeout, remaining)
-            await self._emit(
-                "request",
-                RequestEvent(
-                    method, path, attempt + 1, {**options.headers, **self._public_headers}
-                ),
-            )
+            if self._hooks["request"]:  # no event is built for nobody
+                await self._emit(
+                    "request",
+                    RequestEvent(
+                        method, path, attempt + 1, {**options.headers, **self._public_headers}
+                    ),
+                )
             response: Response | None = None
             failure: TransportError | None = None
             try:
@@ -349,17 +350,18 @@ class Pipeline:
                     response.elapsed * 1000,
                     attempt + 1,
                 )
-                await self._emit(
-                    "response",
-                    ResponseEvent(
-                        method,
-                        path,
-                        attempt + 1,
-                        response.status,
-                        response.elapsed,
-                        response.headers,
-                    ),
-                )
+                if self._hooks["response"]:
+                    await self._emit(
+                        "response",
+                        ResponseEvent(
+                            method,
+                            path,
+                            attempt + 1,
+                            response.status,
+                            response.elapsed,
+                            response.headers,
+                        ),
+                    )
                 outcome: int | str = response.status
                 headers: Mapping[str, str] = response.headers
             else:

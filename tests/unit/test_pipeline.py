@@ -425,6 +425,13 @@ class TestProxyFromTheEnvironment:
                     await cc.tokens.get("tok001")
             assert info.value.kind == "connect"
             assert len(seen) == 1
+
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # exempt: straight to the closed port
+            async with CellcastSession(api_key=API_KEY, base_url=base, max_retries=0) as cc:
+                with pytest.raises(TransportError) as info:
+                    await cc.tokens.get("tok001")
+            assert info.value.kind == "connect"
+            assert len(seen) == 1
         finally:
             await runner.cleanup()
 
