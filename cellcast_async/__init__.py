@@ -24,6 +24,7 @@ from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_
 from ._session import CellcastSession
 from ._tokens import TokensResource
 from ._version import __version__
+from ._walk import WalkStats
 
 __all__ = [
     "APIError",
@@ -47,6 +48,7 @@ __all__ = [
     "TokenStatus",
     "TokensResource",
     "TransportError",
+    "WalkStats",
     "__version__",
     "cellcast_page_format",
     "make_converter",
