@@ -423,18 +423,6 @@ class Pager(Generic[T]):
         ok = all(x <= y for x, y in itertools.pairwise(ranks))
         return ok and (before is None or all(rank(item) >= before for item in fresh))
 
-        return Read(
-            page=number,
-            keys=keys,
-            total=page.total,
-            total_pages=page.total_pages,
-            has_next=page.has_next_page,
-            limit=page.limit or self._limit,
-            sent=sent,
-            received=received,
-            sorted_ok=sorted_ok,
-        )
-
     async def _walk(self) -> AsyncGenerator[tuple[Page[T], WalkState, bool], None]:
         """Pages in order, each with the state once it is handed over and whether it was cut."""
         self._reset()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cellcast_async import DecodeError, Pager
+from cellcast_async import DecodeError, Page, Pager
 from cellcast_async._walk import Order
 
 from ._churn import ChurningList
@@ -125,4 +125,56 @@ class TestCompleteNeverLies:
         pager = pager_over(world, 5, 1, "oldest_first")
         yielded = [item["id"] async for item in pager]
         assert yielded == world.listing()
+        assert pager.stats.complete is False
+
+
+class TestRepair:
+    """At concurrency 1 a shrinking total sends the walk back over the pages it may have missed."""
+
+    @staticmethod
+    def shrinking(deletions: dict[int, int]) -> tuple[list[int], Any]:
+        """30 items newest first; before read number ``r``, delete ``deletions[r]`` at the front."""
+        listing = list(range(30, 0, -1))
+        reads = 0
+
+        async def fetch(number: int) -> Any:
+            nonlocal reads
+            reads += 1
+            del listing[: deletions.get(reads, 0)]
+            pages = -(-len(listing) // 3)
+            return Page(
+                items=tuple({"id": n} for n in listing[(number - 1) * 3 : number * 3]),
+                total=len(listing),
+                page=number,
+                limit=3,
+                total_pages=pages,
+                has_next_page=number < pages,
+                has_prev_page=number > 1,
+            )
+
+        return listing, fetch
+
+    async def test_one_shrink_costs_two_pages_and_loses_nothing(self) -> None:
+        listing, fetch = self.shrinking({4: 2})  # two of page 1 go before page 4 is read
+        pager = Pager(fetch, limit=3, key=lambda i: i["id"], order="newest_first")
+        yielded = [item["id"] async for item in pager]
+        assert set(listing) <= set(yielded)
+        assert len(yielded) == len(set(yielded)) == 30
+        assert pager.stats.refetched_pages == 2  # page 3 again, then page 4 again
+        assert pager.stats.complete is True
+
+    async def test_a_shrink_without_the_order_is_not_repaired(self) -> None:
+        listing, fetch = self.shrinking({4: 2})
+        pager = Pager(fetch, limit=3, key=lambda i: i["id"])
+        yielded = [item["id"] async for item in pager]
+        assert set(listing) - set(yielded) == {20, 21}  # slid back onto page 3, never seen
+        assert pager.stats.refetched_pages == 0
+        assert pager.stats.complete is False
+
+    async def test_churn_faster_than_the_walk_runs_out_of_budget(self) -> None:
+        _, fetch = self.shrinking(dict.fromkeys(range(2, 200), 1))
+        pager = Pager(fetch, limit=3, key=lambda i: i["id"], order="newest_first")
+        yielded = [item["id"] async for item in pager]
+        assert len(yielded) == len(set(yielded))
+        assert pager.stats.refetched_pages <= 8 + pager.stats.pages // 2
         assert pager.stats.complete is False
