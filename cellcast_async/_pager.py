@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import operator
 import time
 from collections import deque
 from collections.abc import (
@@ -266,7 +267,11 @@ class Pager(Generic[T]):
         controller = None if isinstance(self._concurrency, int) else self._concurrency
         self._recorder = WalkRecorder(self._base, controller)
         self._committed = self._initial
-        self._partial: list[Hashable] = list(self._initial_partial)
+        # The ids handed over of the page being handed out: those from before a checkpoint,
+        # then the first ``_handed`` of ``_current``.
+        self._partial: tuple[Hashable, ...] = self._initial_partial
+        self._current: tuple[T, ...] = ()
+        self._handed = 0
         self._pages = self._base.pages
         self._items_out = self._base.items
         self._duplicates = self._base.duplicates_dropped
@@ -290,7 +295,7 @@ class Pager(Generic[T]):
             retries=r.retries,
             rate_limited=r.rate_limited,
             pages=self._pages,
-            items=self._items_out,
+            items=self._items_out + self._handed,
             duplicates_dropped=self._duplicates,
             refetched_pages=self._refetched,
             first_total=self._first_total,
@@ -307,7 +312,8 @@ class Pager(Generic[T]):
         of that page already handed over, so a resumed walk repeats and loses nothing. It
         holds the listing's path and filters, ids and counts: no key, token or host.
         """
-        return encode_checkpoint(self._committed, self._partial, self.stats)
+        handed = tuple(map(self._key, self._current[: self._handed]))
+        return encode_checkpoint(self._committed, self._partial + handed, self.stats)
 
     # --- the walk -----------------------------------------------------------------------
 
@@ -335,16 +341,16 @@ class Pager(Generic[T]):
                 if not items:
                     self._commit(page, state, cut)
                     continue
-                last = len(items) - 1
-                key = self._key
-                for index, item in enumerate(items):
-                    if index == last:
-                        # Committed before the last yield: the caller may stop right after it.
-                        self._commit(page, state, cut)
-                    else:
-                        self._partial.append(key(item))
-                    self._items_out += 1
+                # Only a count per item (issue 5's budget): checkpoint() turns the first
+                # ``_handed`` items of ``_current`` into ids when it is asked for.
+                self._current = items
+                for item in items[:-1]:
+                    self._handed += 1
                     yield item
+                # Committed before the last yield: the caller may stop right after it.
+                self._commit(page, state, cut)
+                self._items_out += 1
+                yield items[-1]
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in order (deduplicated and capped like the items)."""
@@ -361,7 +367,10 @@ class Pager(Generic[T]):
     def _commit(self, page: Page[T], state: WalkState, cut: bool) -> None:
         """``page`` is wholly handed over: a checkpoint now resumes where ``state`` says."""
         self._committed = state
-        self._partial = []
+        self._items_out += self._handed
+        self._partial = ()
+        self._current = ()
+        self._handed = 0
         self._pages += 1
         self.next_page = max(self.next_page, page.page if cut else page.page + 1)
         if state.done and not state.verify:
@@ -386,9 +395,14 @@ class Pager(Generic[T]):
             current_walk.reset(token)
 
     def _read(
-        self, page: Page[T], number: int, sent: int, received: int, fresh: tuple[T, ...]
+        self,
+        page: Page[T],
+        number: int,
+        sent: int,
+        received: int,
+        fresh: tuple[T, ...],
+        keys: tuple[Hashable, ...],
     ) -> Read:
-        keys = tuple(map(self._key, page.items))
         return Read(
             page=number,
             keys=keys,
@@ -417,11 +431,15 @@ class Pager(Generic[T]):
         ranks = list(map(rank, page.items))
         before = self._edge[1] if self._edge is not None and self._edge[0] == number - 1 else None
         self._edge = (number, ranks[-1])
+        # map(operator.ge, ...) runs the comparisons in C. Once the page is sorted, its
+        # first new item ranks highest (or lowest) among the new ones: one more comparison.
         if self._order == "newest_first":
-            ok = all(x >= y for x, y in itertools.pairwise(ranks))
-            return ok and (before is None or all(rank(item) <= before for item in fresh))
-        ok = all(x <= y for x, y in itertools.pairwise(ranks))
-        return ok and (before is None or all(rank(item) >= before for item in fresh))
+            if not all(map(operator.ge, ranks, ranks[1:])):
+                return False
+            return before is None or not fresh or rank(fresh[0]) <= before
+        if not all(map(operator.le, ranks, ranks[1:])):
+            return False
+        return before is None or not fresh or rank(fresh[0]) >= before
 
     async def _walk(self) -> AsyncGenerator[tuple[Page[T], WalkState, bool], None]:
         """Pages in order, each with the state once it is handed over and whether it was cut."""
@@ -446,8 +464,9 @@ class Pager(Generic[T]):
                     page, sent, received = await self._timed(number, recorder, ticks)
                 if page.total_pages is not None:
                     total_pages = page.total_pages
-                items = self._fresh(page.items, seen)
-                read = self._read(page, number, sent, received, items)
+                keys = tuple(map(self._key, page.items))
+                items = self._fresh(page.items, keys, seen)
+                read = self._read(page, number, sent, received, items, keys)
                 fresh = len(items)
                 dropped = len(page.items) - fresh
                 if skip:
@@ -500,10 +519,12 @@ class Pager(Generic[T]):
         except CellcastError:
             return attrs.evolve(state, verify=False, complete=False)
         self._last_total = page.total
-        return verified(state, self._read(page, 1, sent, received, ()))
+        keys = tuple(map(self._key, page.items))
+        return verified(state, self._read(page, 1, sent, received, (), keys))
 
-    def _fresh(self, items: tuple[T, ...], seen: set[Hashable]) -> tuple[T, ...]:
-        keys = list(map(self._key, items))
+    def _fresh(
+        self, items: tuple[T, ...], keys: tuple[Hashable, ...], seen: set[Hashable]
+    ) -> tuple[T, ...]:
         if seen.isdisjoint(keys):
             distinct = set(keys)
             if len(distinct) == len(keys) and None not in distinct:

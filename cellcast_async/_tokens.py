@@ -211,9 +211,9 @@ class TokensResource:
 _token_id: Callable[[ApiToken], str] = operator.attrgetter("id")
 
 
-def _token_rank(token: ApiToken) -> tuple[Any, str]:
-    """Where a token sits in a listing: ``createdAt``, then id (the sandbox's order)."""
-    return (token.created_at, token.id)
+# Where a token sits in a newest-first listing: by ``createdAt`` (ties, which the sandbox
+# breaks by id, are let through). attrgetter runs in C: it is called for every token.
+_token_rank: Callable[[ApiToken], Any] = operator.attrgetter("created_at")
 
 
 _SUB_ACCOUNT_LISTING: Final = re.compile(re.escape(TOKENS_PATH) + r"/sub-account/[^/?#]+")

@@ -273,10 +273,9 @@ def advance(
             and state.prev_total is not None
         ):
             carried = state.frontier - max(0, state.prev_total - read.total)
-        overlap = state.prev_joined and not set(state.prev_keys).isdisjoint(read.keys)
         if carried is not None and a <= carried:
             frontier = max(carried, a + m)
-        elif overlap:
+        elif state.prev_joined and not set(state.prev_keys).isdisjoint(read.keys):
             frontier = max(a + m, carried or 0)
         elif carried is not None:
             frontier = max(carried, 0)
@@ -293,39 +292,50 @@ def advance(
     joined = frontier is not None and frontier >= a + m
     remaining = None if state.remaining is None else state.remaining - taken
     forward = max(state.forward, n)
-    after = attrs.evolve(
-        state,
+    refetched = state.refetched + (0 if forward_read else 1)
+    page, done, complete, verify = n + 1, False, False, False
+    if taken < fresh or (remaining == 0 and not read.end):
+        done = True  # max_items ends it early
+    elif joined:
+        done = complete = read.end
+    else:
+        target = -1 if frontier is None else frontier // read.limit + 1
+        if (
+            target > 0
+            and n - target < _REWIND_PAGES
+            and refetched + forward - target + 1 <= _budget(forward)
+        ):
+            page = target
+        else:
+            frontier, page = None, forward + 1
+            if read.end or remaining == 0:
+                done, verify = True, newest and quiet and remaining != 0
+    keys = read.keys
+    # One constructor call, not attrs.evolve: this runs once per page of every walk.
+    return WalkState(
+        listing=state.listing,
+        limit=state.limit,
+        start=state.start,
+        page=state.page if done else page,
+        remaining=remaining,
+        concurrency=state.concurrency,
+        done=done,
+        complete=complete,
+        verify=verify,
         reads=state.reads + 1,
         forward=forward,
         frontier=frontier,
-        prev_keys=tuple(k for k in read.keys if k is not None),
+        prev_keys=keys if None not in keys else tuple(k for k in keys if k is not None),
         prev_total=read.total,
-        prev_joined=joined,
+        prev_joined=joined and frontier is not None,
         prev_received=read.received,
         order_ok=order_ok,
         quiet=quiet,
         quiet_total=quiet_total,
         quiet_first=quiet_first,
-        refetched=state.refetched + (0 if forward_read else 1),
+        refetched=refetched,
         no_progress=no_progress,
-        remaining=remaining,
     )
-    cut = taken < fresh
-    if cut or (remaining == 0 and not read.end):
-        return attrs.evolve(after, done=True, complete=False)  # max_items ends it early
-    if joined and read.end:
-        return attrs.evolve(after, done=True, complete=True)
-    if joined:
-        return attrs.evolve(after, page=n + 1)
-    if frontier is not None:
-        target = frontier // read.limit + 1
-        extra = forward - target + 1
-        if n - target < _REWIND_PAGES and after.refetched + extra <= _budget(forward):
-            return attrs.evolve(after, page=target)
-    after = attrs.evolve(after, frontier=None, prev_joined=False)
-    if read.end or remaining == 0:
-        return attrs.evolve(after, done=True, verify=newest and quiet and remaining != 0)
-    return attrs.evolve(after, page=forward + 1)
 
 
 def verified(state: WalkState, read: Read) -> WalkState:
