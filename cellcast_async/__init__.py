@@ -25,6 +25,7 @@ from ._pipeline import RequestEvent, ResponseEvent
 from ._session import CellcastSession
 from ._tokens import TokensResource
 from ._version import __version__
+from ._walk import WalkStats
 
 __all__ = [
     "APIError",
@@ -50,6 +51,7 @@ __all__ = [
     "TokenStatus",
     "TokensResource",
     "TransportError",
+    "WalkStats",
     "__version__",
     "cellcast_page_format",
     "make_converter",

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
+import operator
+import time
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -24,12 +27,28 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._exceptions import ShapeError
+from ._exceptions import CellcastError, DecodeError, ShapeError
+from ._walk import (
+    NO_PROGRESS_PAGES,
+    ConcurrencyController,
+    Listing,
+    NoProgress,
+    Order,
+    Read,
+    WalkRecorder,
+    WalkState,
+    WalkStats,
+    advance,
+    current_walk,
+    encode_checkpoint,
+    verified,
+)
 
 __all__ = [
     "Page",
     "Pager",
     "RawPage",
+    "Resume",
     "build_page",
     "cellcast_page_format",
     "meta_pagination_page_format",
@@ -168,6 +187,12 @@ def _id_key(item: Any) -> Hashable:
     return key
 
 
+Resume = tuple[WalkState, tuple[Hashable, ...], WalkStats]
+"""A decoded checkpoint: the walk's state, ids already handed over of its page, its stats."""
+
+_Fetched = tuple[Page[T], int, int]
+
+
 class Pager(Generic[T]):
     """Every item of a listing, page by page, fetched only when asked for.
 
@@ -175,12 +200,17 @@ class Pager(Generic[T]):
     - ``async for item in pager``: every item, following ``hasNextPage``.
     - ``async for page in pager.pages()``: page by page.
     - ``await pager.collect()``: every item as a list.
+    - ``pager.stats``: what the walk did and whether it is complete (README "Reliability").
+    - ``pager.checkpoint()``: where a walk in another process resumes (README "Long audits").
 
-    Each walk starts at the pager's first page. It stops when ``hasNextPage`` is false,
-    a page comes back empty, ``max_items`` items were yielded, or ``totalPages`` is
-    reached. Items seen twice (the list shifted under the walk) are yielded once,
-    keyed by ``id``. With ``concurrency=N > 1``, once a page has told ``totalPages``,
-    up to N later pages are fetched at once; items still come strictly in page order.
+    Each walk starts at the pager's first page (or its checkpoint). It stops when
+    ``hasNextPage`` is false, a page comes back empty, ``max_items`` items were yielded, or
+    ``totalPages`` is reached. Items seen twice (the list shifted under the walk) are
+    yielded once, keyed by ``id``. With ``concurrency=N > 1``, once a page has told
+    ``totalPages``, up to N pages are fetched at once; items still come strictly in page
+    order. When the list shrinks under a walk, pages already read may be read again to find
+    what slid back onto them (see ``cellcast_async._walk``); a page that brings nothing new
+    three times in a row is a ``DecodeError``: the server seems to ignore ``page``.
 
     If a page fails, its error propagates and :attr:`next_page` names the first page
     not yet wholly yielded: a new pager from there loses and repeats nothing.
@@ -192,24 +222,99 @@ class Pager(Generic[T]):
         *,
         page: int = 1,
         limit: int = 10,
-        concurrency: int = 1,
+        concurrency: int | ConcurrencyController = 1,
         max_items: int | None = None,
         key: Callable[[T], Hashable] = _id_key,
+        listing: Listing | None = None,
+        order: Order | None = None,
+        order_key: Callable[[T], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        resume: Resume | None = None,
     ) -> None:
         self._fetch = fetch
-        self._start = page
-        self._limit = limit
         self._concurrency = concurrency
-        self._max_items = max_items
         self._key = key
-        self.next_page: int = page
+        self._order = order
+        self._order_key = order_key
+        self._clock = clock
+        self._listing = listing
+        if resume is None:
+            width = concurrency if isinstance(concurrency, int) else 1
+            resume = (
+                WalkState(listing, limit, page, page, max_items, concurrency=width),
+                (),
+                WalkStats(),
+            )
+        self._initial, self._initial_partial, self._base = resume
+        self._start = self._initial.page
+        self._limit = self._initial.limit
+        self._max_items = self._initial.remaining
+        self.next_page: int = self._start
         """The first page number not yet wholly yielded: where a new pager resumes."""
+        self._reset()
 
     def __repr__(self) -> str:
+        width = self._concurrency if isinstance(self._concurrency, int) else "auto"
         return (
-            f"<Pager page={self._start} limit={self._limit} concurrency={self._concurrency}"
+            f"<Pager page={self._start} limit={self._limit} concurrency={width}"
             f" max_items={self._max_items} next_page={self.next_page}>"
         )
+
+    # --- what a walk did and where it stands --------------------------------------------
+
+    def _reset(self) -> None:
+        controller = None if isinstance(self._concurrency, int) else self._concurrency
+        self._recorder = WalkRecorder(self._base, controller)
+        self._committed = self._initial
+        # The ids handed over of the page being handed out: those from before a checkpoint,
+        # then the first ``_handed`` of ``_current``.
+        self._partial: tuple[Hashable, ...] = self._initial_partial
+        self._current: tuple[T, ...] = ()
+        self._handed = 0
+        self._pages = self._base.pages
+        self._items_out = self._base.items
+        self._duplicates = self._base.duplicates_dropped
+        self._refetched = self._base.refetched_pages
+        self._first_total = self._base.first_total
+        self._last_total = self._base.last_total
+        self._began: float | None = None
+        self._ended: float | None = None
+        self._edge: tuple[int, Any] | None = None  # (page, rank of its last item)
+
+    @property
+    def stats(self) -> WalkStats:
+        """What the latest walk did so far (counts go on from a checkpoint's)."""
+        elapsed = self._base.elapsed
+        if self._began is not None:
+            now = self._ended if self._ended is not None else self._clock()
+            elapsed += max(0.0, now - self._began)
+        r = self._recorder
+        return WalkStats(
+            requests=r.requests,
+            retries=r.retries,
+            rate_limited=r.rate_limited,
+            pages=self._pages,
+            items=self._items_out + self._handed,
+            duplicates_dropped=self._duplicates,
+            refetched_pages=self._refetched,
+            first_total=self._first_total,
+            last_total=self._last_total,
+            waited=r.waited_seconds,
+            elapsed=elapsed,
+            complete=self._committed.done and self._committed.complete,
+        )
+
+    def checkpoint(self) -> str:
+        """Opaque text from which ``cc.tokens.resume()`` continues this walk, in any process.
+
+        Valid at any moment: it names the first page not wholly handed over and the ids
+        of that page already handed over, so a resumed walk repeats and loses nothing. It
+        holds the listing's path and filters, ids and counts: no key, token or host.
+        """
+        handed = tuple(map(self._key, self._current[: self._handed]))
+        return encode_checkpoint(self._committed, self._partial + handed, self.stats)
+
+    # --- the walk -----------------------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, Page[T]]:
         return self._first().__await__()
@@ -230,73 +335,173 @@ class Pager(Generic[T]):
         # aclosing: closing this generator closes the walk at once, so the pages it
         # prefetched are cancelled now, not whenever the garbage collector gets to it.
         async with contextlib.aclosing(self._walk()) as walk:
-            async for page, complete in walk:
+            async for page, state, cut in walk:
                 items = page.items
                 if not items:
-                    self.next_page = _page_after(page, complete)
+                    self._commit(page, state, cut)
                     continue
-                last = len(items) - 1
-                for index, item in enumerate(items):
-                    if index == last:
-                        # Set before the last yield: the caller may stop right after it.
-                        self.next_page = _page_after(page, complete)
+                # Only a count per item (issue 5's budget): checkpoint() turns the first
+                # ``_handed`` items of ``_current`` into ids when it is asked for.
+                self._current = items
+                for item in items[:-1]:
+                    self._handed += 1
                     yield item
+                # Committed before the last yield: the caller may stop right after it.
+                self._commit(page, state, cut)
+                self._items_out += 1
+                yield items[-1]
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in order (deduplicated and capped like the items)."""
         async with contextlib.aclosing(self._walk()) as walk:
-            async for page, complete in walk:
-                self.next_page = _page_after(page, complete)
+            async for page, state, cut in walk:
+                self._commit(page, state, cut)
+                self._items_out += len(page.items)
                 yield page
 
     async def collect(self) -> list[T]:
         """Every item of the walk, as a list."""
         return [item async for item in self]
 
-    async def _walk(self) -> AsyncGenerator[tuple[Page[T], bool], None]:
-        """Pages in order, each with whether it was yielded whole (not cut by max_items)."""
-        number = self._start
-        self.next_page = number
-        remaining = self._max_items
-        seen: set[Hashable] = set()
-        inflight: deque[tuple[int, asyncio.Task[Page[T]]]] = deque()
-        total_pages: int | None = None
-        limit = self._limit
+    def _commit(self, page: Page[T], state: WalkState, cut: bool) -> None:
+        """``page`` is wholly handed over: a checkpoint now resumes where ``state`` says."""
+        self._committed = state
+        self._items_out += self._handed
+        self._partial = ()
+        self._current = ()
+        self._handed = 0
+        self._pages += 1
+        self.next_page = max(self.next_page, page.page if cut else page.page + 1)
+        if state.done and not state.verify:
+            self._ended = self._clock()
+
+    def _width(self) -> int:
+        concurrency = self._concurrency
+        return concurrency if isinstance(concurrency, int) else max(1, concurrency.limit)
+
+    async def _timed(
+        self, number: int, recorder: WalkRecorder, ticks: itertools.count[int]
+    ) -> _Fetched[T]:
+        """Fetch page ``number`` with the walk's recorder set, noting when it went and came."""
+        # Set here, in the coroutine a prefetch task runs, so every attempt of this
+        # page reports to this walk whichever task awaits it.
+        token = current_walk.set(recorder)
         try:
-            while remaining is None or remaining > 0:
-                if inflight:
-                    _, task = inflight.popleft()
-                    page = await task
+            sent = next(ticks)
+            page = await self._fetch(number)
+            return page, sent, next(ticks)
+        finally:
+            current_walk.reset(token)
+
+    def _read(
+        self,
+        page: Page[T],
+        number: int,
+        sent: int,
+        received: int,
+        fresh: tuple[T, ...],
+        keys: tuple[Hashable, ...],
+    ) -> Read:
+        return Read(
+            page=number,
+            keys=keys,
+            total=page.total,
+            total_pages=page.total_pages,
+            has_next=page.has_next_page,
+            limit=page.limit or self._limit,
+            sent=sent,
+            received=received,
+            sorted_ok=self._sorted(page, number, fresh),
+        )
+
+    def _sorted(self, page: Page[T], number: int, fresh: tuple[T, ...]) -> bool:
+        """Whether ``page`` looks ordered as declared (README "Reliability").
+
+        Within the page, ranks must run the declared way. Across the boundary with the
+        page read just before it, an item not seen before must rank after that page's last
+        item: in a list ordered as declared, one ranking before it stood on a page already
+        read and was not yielded, which only a list in another order (or a walk that is
+        missing items anyway) shows. Either failure only withdraws the claims that rest on
+        the order, so a false alarm costs a ``complete=False``, never a lie.
+        """
+        rank = self._order_key
+        if self._order is None or rank is None or not page.items:
+            return True
+        ranks = list(map(rank, page.items))
+        before = self._edge[1] if self._edge is not None and self._edge[0] == number - 1 else None
+        self._edge = (number, ranks[-1])
+        # map(operator.ge, ...) runs the comparisons in C. Once the page is sorted, its
+        # first new item ranks highest (or lowest) among the new ones: one more comparison.
+        if self._order == "newest_first":
+            if not all(map(operator.ge, ranks, ranks[1:])):
+                return False
+            return before is None or not fresh or rank(fresh[0]) <= before
+        if not all(map(operator.le, ranks, ranks[1:])):
+            return False
+        return before is None or not fresh or rank(fresh[0]) >= before
+
+    async def _walk(self) -> AsyncGenerator[tuple[Page[T], WalkState, bool], None]:
+        """Pages in order, each with the state once it is handed over and whether it was cut."""
+        self._reset()
+        self.next_page = self._start
+        self._began = self._clock()
+        state = self._initial
+        recorder = self._recorder
+        ticks = itertools.count()
+        seen: set[Hashable] = {*state.prev_keys, *self._initial_partial}
+        skip = len(self._initial_partial)  # handed over before the checkpoint: not duplicates
+        inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]] = deque()
+        total_pages: int | None = None
+        try:
+            while not state.done and (state.remaining is None or state.remaining > 0):
+                number = state.page
+                if inflight and inflight[0][0] == number:
+                    page, sent, received = await inflight.popleft()[1]
                 else:
-                    page = await self._fetch(number)
+                    # Read again from an earlier page: what was fetched ahead is dropped.
+                    await self._drop(inflight)
+                    page, sent, received = await self._timed(number, recorder, ticks)
                 if page.total_pages is not None:
                     total_pages = page.total_pages
-                if page.limit:
-                    limit = page.limit
-                last = (
-                    not page.has_next_page
-                    or not page.items
-                    or (total_pages is not None and number >= total_pages)
-                )
-                items = self._fresh(page.items, seen)
-                complete = True
-                if remaining is not None:
-                    if len(items) >= remaining:
-                        complete = len(items) == remaining
-                        items = items[:remaining]
-                        last = True
-                    remaining -= len(items)
-                if last:
+                keys = tuple(map(self._key, page.items))
+                items = self._fresh(page.items, keys, seen)
+                read = self._read(page, number, sent, received, items, keys)
+                fresh = len(items)
+                dropped = len(page.items) - fresh
+                if skip:
+                    dropped, skip = max(0, dropped - skip), 0
+                self._duplicates += dropped
+                if number <= state.forward:
+                    self._refetched += 1
+                if self._first_total is None and state.reads == 0:
+                    self._first_total = page.total
+                self._last_total = page.total
+                if state.remaining is not None and fresh > state.remaining:
+                    items = items[: state.remaining]
+                try:
+                    state = advance(state, read, fresh=fresh, taken=len(items), order=self._order)
+                except NoProgress:
+                    path = self._listing.path if self._listing is not None else ""
+                    raise DecodeError(
+                        f"the server seems to ignore 'page': {NO_PROGRESS_PAGES} pages in a row"
+                        " brought no new item",
+                        method="GET",
+                        path=path,
+                    ) from None
+                if state.done:
                     self._cancel(inflight)
-                elif self._concurrency > 1 and total_pages is not None:
-                    self._prefetch(inflight, number, total_pages, remaining, limit)
+                elif total_pages is not None:
+                    self._prefetch(inflight, state, total_pages, recorder, ticks)
                 if len(items) != len(page.items):
                     page = attrs.evolve(page, items=items)
                 # A page number for the bookkeeping that does not trust the fetcher's echo.
-                yield attrs.evolve(page, page=number) if page.page != number else page, complete
-                if last:
-                    return
-                number += 1
+                if page.page != number:
+                    page = attrs.evolve(page, page=number)
+                yield page, state, fresh > len(items)
+            if state.verify:
+                state = await self._verify(state, recorder, ticks)
+                self._committed = state
+                self._ended = self._clock()
         finally:
             tasks = [task for _, task in inflight]
             for task in tasks:
@@ -304,8 +509,21 @@ class Pager(Generic[T]):
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _fresh(self, items: tuple[T, ...], seen: set[Hashable]) -> tuple[T, ...]:
-        keys = list(map(self._key, items))
+    async def _verify(
+        self, state: WalkState, recorder: WalkRecorder, ticks: itertools.count[int]
+    ) -> WalkState:
+        """Read page 1 once more to prove a newest-first list stayed quiet (``_walk``)."""
+        try:
+            page, sent, received = await self._timed(1, recorder, ticks)
+        except CellcastError:
+            return attrs.evolve(state, verify=False, complete=False)
+        self._last_total = page.total
+        keys = tuple(map(self._key, page.items))
+        return verified(state, self._read(page, 1, sent, received, (), keys))
+
+    def _fresh(
+        self, items: tuple[T, ...], keys: tuple[Hashable, ...], seen: set[Hashable]
+    ) -> tuple[T, ...]:
         if seen.isdisjoint(keys):
             distinct = set(keys)
             if len(distinct) == len(keys) and None not in distinct:
@@ -323,27 +541,36 @@ class Pager(Generic[T]):
 
     def _prefetch(
         self,
-        inflight: deque[tuple[int, asyncio.Task[Page[T]]]],
-        number: int,
+        inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]],
+        state: WalkState,
         total_pages: int,
-        remaining: int | None,
-        limit: int,
+        recorder: WalkRecorder,
+        ticks: itertools.count[int],
     ) -> None:
-        """Keep up to ``concurrency`` pages after ``number`` in flight, none past the end."""
+        """Keep up to ``concurrency`` pages from ``state.page`` on in flight, none past the end."""
+        width = self._width()
+        if width <= 1:
+            return
         highest = total_pages
-        if remaining is not None:
-            highest = min(highest, number + math.ceil(remaining / max(limit, 1)))
-        following = number + 1 + len(inflight)
-        while len(inflight) < self._concurrency and following <= highest:
-            inflight.append((following, asyncio.ensure_future(self._fetch(following))))
+        limit = max(self._limit, 1)
+        if state.remaining is not None:
+            highest = min(highest, state.page - 1 + math.ceil(state.remaining / limit))
+        following = state.page + len(inflight)
+        while len(inflight) < width and following <= highest:
+            task = asyncio.ensure_future(self._timed(following, recorder, ticks))
+            inflight.append((following, task))
             following += 1
 
     @staticmethod
-    def _cancel(inflight: deque[tuple[int, asyncio.Task[Page[T]]]]) -> None:
+    async def _drop(inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]]) -> None:
+        tasks = [task for _, task in inflight]
+        inflight.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _cancel(inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]]) -> None:
         for _, task in inflight:
             task.cancel()
-
-
-def _page_after(page: Page[Any], complete: bool) -> int:
-    """The next page to resume from once ``page`` has been handed over."""
-    return page.page + 1 if complete else page.page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -12,10 +13,11 @@ import attrs
 from . import _protocol as proto
 from ._exceptions import ShapeError
 from ._models import ApiToken, CreatedToken, TokenStatus
-from ._pager import Page, Pager, build_page, cellcast_page_format
+from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
 from ._pipeline import Pipeline
 from ._protocol import TOKENS_PATH
 from ._transport import Response
+from ._walk import Listing, decode_checkpoint
 
 __all__ = ["TokensResource"]
 
@@ -126,6 +128,35 @@ class TokensResource:
             "tokens.list_for_sub_account", path, params, page, limit, concurrency, max_items
         )
 
+    def resume(self, checkpoint: str, concurrency: int | None = None) -> Pager[ApiToken]:
+        """Continue a walk from ``pager.checkpoint()``, in this or another process.
+
+        Same listing, filters, ``limit`` and what is left of ``max_items``; ``concurrency``
+        None keeps the original walk's. A checkpoint that is mangled, from another SDK
+        version or for another endpoint is a ``ValueError`` naming what is wrong; nothing
+        is sent (README "Long audits").
+        """
+        resume = decode_checkpoint(checkpoint)
+        state = resume[0]
+        listing = state.listing
+        if listing is None:
+            raise ValueError("checkpoint is not from cc.tokens: it names no listing")
+        params = dict(listing.params)
+        if listing.path != TOKENS_PATH and not _SUB_ACCOUNT_LISTING.fullmatch(listing.path):
+            raise ValueError(f"checkpoint is for {listing.path!r}, not a token listing")
+        unknown = set(params) - _LISTING_PARAMS
+        if unknown:
+            raise ValueError(f"checkpoint has unknown listing parameters: {sorted(unknown)}")
+        if params.get("limit") != str(state.limit):
+            raise ValueError("checkpoint's 'limit' does not match its listing's")
+        if "status" in params:
+            proto.check_status(params["status"])
+        width = state.concurrency if concurrency is None else concurrency
+        operation = "tokens.list" if listing.path == TOKENS_PATH else "tokens.list_for_sub_account"
+        return self._pager(
+            operation, listing.path, params, state.page, state.limit, width, state.remaining, resume
+        )
+
     def _pager(
         self,
         operation: str,
@@ -135,9 +166,13 @@ class TokensResource:
         limit: int,
         concurrency: int,
         max_items: int | None,
+        resume: Resume | None = None,
     ) -> Pager[ApiToken]:
         proto.check_concurrency(concurrency)
         proto.check_max_items(max_items)
+        filters = {k: v for k, v in params.items() if k != "page"}
+        if resume is not None and resume[0].concurrency != concurrency:
+            resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])
         pipeline = self._pipeline
         structure = self._structure_token
 
@@ -160,6 +195,12 @@ class TokensResource:
             concurrency=concurrency,
             max_items=max_items,
             key=_token_id,
+            listing=Listing(path, tuple(sorted(filters.items()))),
+            # Newest first (the sandbox's order; README "Reliability"), except where a
+            # token can re-enter the filtered list mid-way: a status or name change.
+            order=None if "status" in filters or "search" in filters else "newest_first",
+            order_key=_token_rank,
+            resume=resume,
         )
 
     async def get(self, token_id: str) -> ApiToken:
@@ -198,6 +239,15 @@ class TokensResource:
 
 # De-duplication key of a token walk: always an ApiToken, so no Mapping check per item.
 _token_id: Callable[[ApiToken], str] = operator.attrgetter("id")
+
+
+# Where a token sits in a newest-first listing: by ``createdAt`` (ties, which the sandbox
+# breaks by id, are let through). attrgetter runs in C: it is called for every token.
+_token_rank: Callable[[ApiToken], Any] = operator.attrgetter("created_at")
+
+
+_SUB_ACCOUNT_LISTING: Final = re.compile(re.escape(TOKENS_PATH) + r"/sub-account/[^/?#]+")
+_LISTING_PARAMS: Final = frozenset({"subAccountId", "status", "search", "limit"})
 
 
 async def _ignore(envelope: dict[str, Any]) -> None:

