@@ -34,6 +34,7 @@ from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_dela
 from ._redact import Redactor
 from ._tracing import CallSpan, Tracing
 from ._transport import Response, Transport
+from ._walk import current_walk
 
 __all__ = [
     "CallOptions",
@@ -294,19 +295,23 @@ class Pipeline:
         answer_lost = False
         attempt = 0
         governor = self.governor
+        # The walk this call fetches a page for, if any: it counts attempts and waits.
+        walk = current_walk.get()
         while True:
             if governor is not None:
                 # One budget for the whole session (README "Rate limits"): a 429's pause
                 # and the rate cap are waited out here, never past the deadline.
                 max_wait = None if deadline_at is None else max(0.0, deadline_at - clock())
                 try:
-                    await governor.acquire(max_wait=max_wait)
+                    paused = await governor.acquire(max_wait=max_wait)
                 except GovernorWaitTooLong as exc:
                     raise self._deadline_error(method, path, (exc.needed, "rate limit")) from None
                 except RuntimeError:
                     if self.transport.closed:  # closed while waiting: say what the user did
                         raise RuntimeError(CLOSED) from None
                     raise
+                if paused and walk is not None:
+                    walk.waited(paused)
             timeout = options.timeout
             if deadline_at is not None:
                 remaining = deadline_at - clock()
@@ -384,6 +389,12 @@ class Pipeline:
                 retry=delay is not None,
                 error=failure,
             )
+            if walk is not None:
+                walk.attempt(
+                    status=None if response is None else response.status,
+                    elapsed=0.0 if response is None else response.elapsed,
+                    retry=attempt > 0,
+                )
             if delay is None:
                 if failure is not None:
                     raise failure
@@ -405,6 +416,8 @@ class Pipeline:
             )
             if governor is not None and outcome == 429:
                 continue  # the governor paused the whole session: acquire() waits it out
+            if walk is not None:
+                walk.waited(delay)
             await self._wait(delay)
 
     def _deadline_error(

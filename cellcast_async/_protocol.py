@@ -106,10 +106,6 @@ def check_limit(limit: object) -> int:
     return _check_int(limit, "limit", 1)
 
 
-def check_concurrency(concurrency: object) -> int:
-    return _check_int(concurrency, "concurrency", 1)
-
-
 def check_max_items(max_items: object) -> int | None:
     return None if max_items is None else _check_int(max_items, "max_items", 0)
 

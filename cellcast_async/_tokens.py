@@ -6,12 +6,13 @@ import asyncio
 import operator
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
 from . import _protocol as proto
 from ._exceptions import ShapeError
+from ._governor import AdaptiveConcurrency, check_concurrency
 from ._models import ApiToken, CreatedToken, TokenStatus
 from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
 from ._pipeline import Pipeline
@@ -97,7 +98,7 @@ class TokensResource:
         search: str | None = None,
         page: int = 1,
         limit: int = 10,
-        concurrency: int = 1,
+        concurrency: int | Literal["auto"] = 1,
         max_items: int | None = None,
     ) -> Pager[ApiToken]:
         """Your tokens, optionally filtered (``GET /api/v1/apiClient/token``, seed 000).
@@ -115,7 +116,7 @@ class TokensResource:
         sub_account_id: str,
         page: int = 1,
         limit: int = 10,
-        concurrency: int = 1,
+        concurrency: int | Literal["auto"] = 1,
         max_items: int | None = None,
         *,
         status: TokenStatus | str | None = None,
@@ -128,7 +129,9 @@ class TokensResource:
             "tokens.list_for_sub_account", path, params, page, limit, concurrency, max_items
         )
 
-    def resume(self, checkpoint: str, concurrency: int | None = None) -> Pager[ApiToken]:
+    def resume(
+        self, checkpoint: str, concurrency: int | Literal["auto"] | None = None
+    ) -> Pager[ApiToken]:
         """Continue a walk from ``pager.checkpoint()``, in this or another process.
 
         Same listing, filters, ``limit`` and what is left of ``max_items``; ``concurrency``
@@ -164,16 +167,21 @@ class TokensResource:
         params: dict[str, str],
         page: int,
         limit: int,
-        concurrency: int,
+        concurrency: int | Literal["auto"],
         max_items: int | None,
         resume: Resume | None = None,
     ) -> Pager[ApiToken]:
-        proto.check_concurrency(concurrency)
+        check_concurrency(concurrency)
         proto.check_max_items(max_items)
         filters = {k: v for k, v in params.items() if k != "page"}
-        if resume is not None and resume[0].concurrency != concurrency:
-            resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])
+        width = 1 if concurrency == "auto" else concurrency
+        if resume is not None and resume[0].concurrency != width:
+            resume = (attrs.evolve(resume[0], concurrency=width), *resume[1:])
+        # "auto": pages in flight grow while answers come back fast and clean, and halve
+        # on a 429, a 503 or rising latency (README "Rate limits"); the walk's recorder
+        # feeds it every attempt.
         pipeline = self._pipeline
+        controller = AdaptiveConcurrency(clock=pipeline.clock) if concurrency == "auto" else None
         structure = self._structure_token
 
         async def fetch(number: int) -> Page[ApiToken]:
@@ -192,7 +200,7 @@ class TokensResource:
             fetch,
             page=page,
             limit=limit,
-            concurrency=concurrency,
+            concurrency=width if controller is None else controller,
             max_items=max_items,
             key=_token_id,
             listing=Listing(path, tuple(sorted(filters.items()))),

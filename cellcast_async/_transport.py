@@ -216,8 +216,8 @@ class AiohttpTransport:
 
     An injected ``aiohttp.ClientSession`` is used as it is and never closed; otherwise
     one is created on first use and closed by :meth:`aclose`; with ``trust_env`` its
-    requests go through the proxy the environment names for the base URL. Redirects are never followed, so
-    the key cannot travel to another host.
+    requests go through the proxy the environment names for the base URL. Redirects are
+    never followed, so the key cannot travel to another host.
     """
 
     def __init__(

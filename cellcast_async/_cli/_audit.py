@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import IO, TYPE_CHECKING, Any, Final, TextIO
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TextIO
 
 import attrs
 import click
@@ -23,7 +24,17 @@ from .._governor import GovernorState
 from .._models import ApiToken, TokenStatus
 from .._pager import Pager
 from .._session import CellcastSession
-from ._app import EXIT_OK, Connection, Settings, cli, global_options, run_async
+from .._walk import WalkStats
+from ._app import (
+    EXIT_OK,
+    CliUsageError,
+    Connection,
+    Settings,
+    cli,
+    global_options,
+    run_async,
+)
+from ._checkpoint import AuditCheckpoint, read_records, truncate, write_atomically
 from ._commands import listing_options
 from ._output import console_for, csv_writer, dump_json, make_table
 from ._progress import Reporter, make_reporter
@@ -298,6 +309,37 @@ Section = Callable[[AuditReport, Console, bool], None]
 SECTIONS: Final[tuple[Section, ...]] = (_header, _by_sub_account, _stale, _inactive, _names)
 
 
+def walk_json(stats: WalkStats) -> dict[str, Any]:
+    """The walk's verdict and what it cost, for ``--json``."""
+    return attrs.asdict(stats)
+
+
+def render_walk(stats: WalkStats, console: Console) -> None:
+    """The closing block: whether the inventory is complete, and what the walk cost."""
+    if stats.complete:
+        verdict = "[green]complete[/]: every token that existed for the whole walk is listed"
+    else:
+        verdict = (
+            "[yellow]not proven complete[/]: the list changed under the walk in a way it"
+            " could not rule out; walk again to be sure"
+        )
+    console.print(f"Walk: {verdict}")
+    totals = (
+        f"{stats.first_total:,} -> {stats.last_total:,}"
+        if stats.first_total is not None and stats.last_total is not None
+        else "unknown"
+    )
+    console.print(
+        f"  {stats.items:,} tokens in {stats.pages:,} pages; {stats.requests:,} requests,"
+        f" {stats.retries:,} retries, {stats.rate_limited:,} answered 429;"
+        f" waited {stats.waited:.1f} s of {stats.elapsed:.1f} s"
+    )
+    console.print(
+        f"  {stats.duplicates_dropped:,} duplicates dropped,"
+        f" {stats.refetched_pages:,} pages read again; server total {totals}"
+    )
+
+
 def render_report(report: AuditReport, console: Console, *, verbose: bool = False) -> None:
     for section in SECTIONS:
         section(report, console, verbose)
@@ -313,12 +355,13 @@ class AuditOptions:
     sub_account: str | None
     status: str | None
     page_size: int
-    concurrency: int
+    concurrency: int | Literal["auto"]
     record_format: str | None
     output: str | None
     stale_days: int
     as_of: datetime | None
     verbose: bool
+    checkpoint: str | None = None
 
 
 def start_walk(cc: CellcastSession, options: AuditOptions) -> Pager[ApiToken]:
@@ -331,31 +374,103 @@ def start_walk(cc: CellcastSession, options: AuditOptions) -> Pager[ApiToken]:
     )
 
 
+@attrs.define
+class _Output:
+    """Where the records go: ``write`` (None: nowhere), the open file, and if it is stdout."""
+
+    write: Callable[[dict[str, Any]], None] | None
+    handle: IO[str] | None
+    to_stdout: bool
+    record_format: str
+
+
 @contextlib.contextmanager
-def _records(
-    options: AuditOptions, stdout: TextIO
-) -> Iterator[tuple[Callable[[dict[str, Any]], None] | None, bool]]:
-    """The record writer (or None) and whether records go to stdout."""
+def _records(options: AuditOptions, stdout: TextIO, *, append: bool = False) -> Iterator[_Output]:
+    """The record writer; ``append`` goes on after the records already in --output."""
     # --format alone means "records on stdout"; --output alone means CSV.
     target = options.output or ("-" if options.record_format else None)
     fmt = options.record_format or "csv"
     if target is None:
-        yield None, False
+        yield _Output(None, None, False, fmt)
         return
     with contextlib.ExitStack() as stack:
         handle: IO[str] = (
             stdout
             if target == "-"
-            else stack.enter_context(open(target, "w", encoding="utf-8", newline=""))
+            else stack.enter_context(
+                open(target, "a" if append else "w", encoding="utf-8", newline="")
+            )
         )
         if fmt == "csv":
-            yield csv_writer(handle, AUDIT_FIELDS), target == "-"
+            write = csv_writer(handle, AUDIT_FIELDS, header=not append)
         else:
 
             def write(record: dict[str, Any]) -> None:
                 dump_json(record, handle)
 
-            yield write, target == "-"
+        yield _Output(write, handle, target == "-", fmt)
+
+
+def _checkpoint_options(options: AuditOptions) -> dict[str, Any]:
+    """The options a resumed audit must share with the one that wrote the checkpoint."""
+    return {
+        "sub_account": options.sub_account,
+        "status": options.status,
+        "page_size": options.page_size,
+        "record_format": options.record_format or "csv",
+        "output": os.path.abspath(options.output or "-"),
+        "stale_days": options.stale_days,
+    }
+
+
+def _resume_point(options: AuditOptions, report_as_of: datetime | None) -> AuditCheckpoint | None:
+    """The checkpoint to resume from, or None to start; refuses what cannot work."""
+    path = options.checkpoint
+    if path is None:
+        return None
+    if options.output in (None, "-"):
+        raise CliUsageError(
+            "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
+            " records already written there"
+        )
+    if not os.path.exists(path):
+        return None
+    saved = AuditCheckpoint.load(path)
+    if dict(saved.options) != _checkpoint_options(options):
+        raise CliUsageError(
+            f"{path} was written by an audit with other options"
+            f" ({_options_text(saved.options)}): run it with those, or delete {path}"
+            " to start over"
+        )
+    if report_as_of is not None and report_as_of.isoformat() != saved.as_of:
+        raise CliUsageError(f"{path} judged ages as of {saved.as_of}: drop --as-of to resume")
+    return saved
+
+
+def _options_text(options: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()) if v is not None)
+
+
+def _save(options: AuditOptions, pager: Pager[ApiToken], now: datetime, handle: IO[str]) -> None:
+    """After a page's records: flush them to the disk, then write the checkpoint over the
+    old one (in that order: a checkpoint never counts a record the disk does not hold)."""
+    assert options.checkpoint is not None
+    handle.flush()
+    os.fsync(handle.fileno())
+    checkpoint = AuditCheckpoint(
+        pager=pager.checkpoint(),
+        options=_checkpoint_options(options),
+        as_of=now.isoformat(),
+        output=os.path.abspath(options.output or "-"),
+        output_bytes=handle.tell(),
+    )
+    write_atomically(options.checkpoint, checkpoint.dumps())
+
+
+def _finished(path: str) -> None:
+    """The audit is over: remove its checkpoint, so the same command next time starts anew."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def governor_status(state: GovernorState) -> str | None:
@@ -379,11 +494,21 @@ async def _watch_governor(cc: CellcastSession, progress: Reporter) -> None:
 
 
 async def run_audit(conn: Connection, options: AuditOptions, settings: Settings) -> int:
+    saved = _resume_point(options, options.as_of)
     now = options.as_of or conn.default_as_of()
+    if saved is not None:
+        now = datetime.fromisoformat(saved.as_of)
     report = AuditReport(as_of=now, stale_days=options.stale_days)
-    pager = start_walk(conn.cc, options)
+    if saved is not None:
+        assert options.output is not None
+        truncate(options.output, saved.output_bytes)
+        for record, created_at in read_records(options.output, options.record_format or "csv"):
+            report.add(record, created_at)
+        pager = conn.cc.tokens.resume(saved.pager, concurrency=options.concurrency)
+    else:
+        pager = start_walk(conn.cc, options)
     with (
-        _records(options, settings.out) as (write, to_stdout),
+        _records(options, settings.out, append=saved is not None) as output,
         make_reporter(settings.err, quiet=settings.quiet) as progress,
     ):
         watcher = asyncio.ensure_future(_watch_governor(conn.cc, progress))
@@ -392,18 +517,25 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
                 for token in page.items:
                     record = token_record(token, now, options.stale_days)
                     report.add(record, token.created_at)
-                    if write is not None:
-                        write(record)
+                    if output.write is not None:
+                        output.write(record)
+                if options.checkpoint is not None and output.handle is not None:
+                    _save(options, pager, now, output.handle)
                 progress.advance(report.total, page.total)
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+    if options.checkpoint is not None:
+        _finished(options.checkpoint)
     # Records on stdout keep stdout machine-readable: the report then goes to stderr.
-    target = settings.err if to_stdout else settings.out
+    target = settings.err if output.to_stdout else settings.out
+    stats = pager.stats
     if settings.json:
-        dump_json(report.as_json(), target, indent=2)
+        dump_json({**report.as_json(), "walk": walk_json(stats)}, target, indent=2)
     else:
-        render_report(report, console_for(target), verbose=options.verbose)
+        console = console_for(target)
+        render_report(report, console, verbose=options.verbose)
+        render_walk(stats, console)
     return EXIT_OK
 
 
@@ -451,6 +583,14 @@ class _Timestamp(_ParamType):
     help="Judge ages as of this time.  [default: now; the demo's own time with --sandbox]",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Also list names used in several sub-accounts.")
+@click.option(
+    "--checkpoint",
+    metavar="FILE",
+    help=(
+        "Save progress to FILE after every page; when FILE exists, resume from it and append"
+        " to --output (which it needs). Removed once the audit finishes."
+    ),
+)
 @global_options()
 @click.pass_obj
 def audit_command(settings: Settings, /, **params: Any) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import click
 
@@ -16,17 +16,21 @@ STATUS: Final = click.Choice([s.value for s in TokenStatus])
 
 
 class Concurrency(click.IntRange):
-    """``--concurrency``: pages in flight, a whole number of at least 1.
-
-    The one place ``auto`` (adaptive concurrency) is to be accepted: once the SDK's pager
-    takes ``concurrency="auto"``, return ``"auto"`` here for it (and widen the commands'
-    ``concurrency: int`` annotations); until then it is refused like any other word.
-    """
+    """``--concurrency``: pages in flight, a whole number of at least 1, or ``auto``
+    (adaptive: it grows while answers come back fast and clean, halves on 429s)."""
 
     name = "integer"
 
     def __init__(self) -> None:
         super().__init__(min=1)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            if value.strip().lower() == "auto":
+                return "auto"
+            if not value.strip().lstrip("+-").isdigit():
+                self.fail(f"{value!r} is neither a whole number nor 'auto'.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def listing_options(function: Any) -> Any:
@@ -45,9 +49,9 @@ def listing_options(function: Any) -> Any:
             click.option(
                 "--concurrency",
                 type=Concurrency(),
-                default=4,
-                metavar="N",
-                help="Pages in flight at once; records keep the listing's order.",
+                default="auto",
+                metavar="N|auto",
+                help="Pages in flight, or auto (adaptive); records keep the listing's order.",
             ),
         ]
     ):
@@ -77,7 +81,7 @@ def list_command(
     sub_account: str | None,
     status: str | None,
     page_size: int,
-    concurrency: int,
+    concurrency: int | Literal["auto"],
     search: str | None,
     max_items: int | None,
     jsonl: bool,

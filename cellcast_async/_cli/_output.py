@@ -134,10 +134,11 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def csv_writer(stream: IO[str], fields: Sequence[str]) -> Any:
+def csv_writer(stream: IO[str], fields: Sequence[str], *, header: bool = True) -> Any:
     """A writer of one dict per row with ``true``/``false`` booleans."""
     writer = csv.DictWriter(stream, fieldnames=list(fields))
-    writer.writeheader()
+    if header:
+        writer.writeheader()
 
     def write(record: Mapping[str, Any]) -> None:
         writer.writerow({key: csv_cell(value) for key, value in record.items()})

@@ -212,3 +212,31 @@ def expected_summary(
 
 AS_OF = "2025-07-16T00:00:00Z"
 AS_OF_TIME = datetime(2025, 7, 16, tzinfo=timezone.utc)
+
+
+WALK_FIELDS = (
+    "requests",
+    "retries",
+    "rate_limited",
+    "pages",
+    "items",
+    "duplicates_dropped",
+    "refetched_pages",
+    "first_total",
+    "last_total",
+    "waited",
+    "elapsed",
+    "complete",
+)
+
+
+def report_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """``audit --json``'s summary without its ``walk`` block, once that block is checked:
+    every stat present, the items it counted equal to the report's total."""
+    summary = dict(summary)
+    walk = summary.pop("walk")
+    assert tuple(walk) == WALK_FIELDS
+    assert walk["items"] == summary["total"]
+    assert isinstance(walk["complete"], bool)
+    assert walk["requests"] >= walk["pages"] >= 1
+    return summary

@@ -22,7 +22,7 @@ import pytest
 
 from cellcast_async.sandbox import Sandbox
 
-from ._support import BASE_PATH, LiveSandbox, expected_summary, run_cli
+from ._support import BASE_PATH, LiveSandbox, expected_summary, report_of, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SUB_ID = "[0-9a-f]{24}"
@@ -108,7 +108,7 @@ class TestSandboxFlag:
         result = run_cli("--sandbox", "--json", "audit", "--quiet", "--stale-days", "180")
         expected = expected_summary(live.items(), as_of=live.sb.reference_time, stale_days=180)
         assert (result.code, result.err) == (0, "")  # --quiet: no banner either
-        assert json.loads(result.out) == expected
+        assert report_of(json.loads(result.out)) == expected
 
     def test_audit_text_with_progress(self) -> None:
         result = run_cli("--sandbox", "audit", "--page-size", "150", "--concurrency", "1")

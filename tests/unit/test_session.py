@@ -465,7 +465,17 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
     (
         "list concurrency 0",
         lambda cc: cc.tokens.list(concurrency=0),
-        "concurrency must be >= 1, got 0",
+        "concurrency must be a positive integer or 'auto', got 0",
+    ),
+    (
+        "list concurrency 'fast'",
+        lambda cc: cc.tokens.list(concurrency="fast"),
+        "concurrency must be a positive integer or 'auto', got 'fast'",
+    ),
+    (
+        "list concurrency 2.5",
+        lambda cc: cc.tokens.list(concurrency=2.5),
+        "concurrency must be a positive integer or 'auto', got 2.5",
     ),
     (
         "list max_items -1",
@@ -495,7 +505,7 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
     (
         "for sub concurrency 0",
         lambda cc: cc.tokens.list_for_sub_account("s", concurrency=0),
-        "concurrency must be >= 1, got 0",
+        "concurrency must be a positive integer or 'auto', got 0",
     ),
     (
         "for sub max_items -1",
