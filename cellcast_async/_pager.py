@@ -23,7 +23,7 @@ from collections.abc import (
     Hashable,
     Mapping,
 )
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Items handed to an `async for` between two turns of the event loop (a few ms of a
+# consumer's work at most; a page of up to this many never yields to the loop mid-way).
+_ITEMS_BETWEEN_YIELDS: Final = 500
 
 
 @attrs.frozen(slots=True)
@@ -343,9 +347,15 @@ class Pager(Generic[T]):
                 # Only a count per item (issue 5's budget): checkpoint() turns the first
                 # ``_handed`` items of ``_current`` into ids when it is asked for.
                 self._current = items
-                for item in items[:-1]:
-                    self._handed += 1
-                    yield item
+                last = len(items) - 1
+                for start in range(0, last, _ITEMS_BETWEEN_YIELDS):
+                    if start:
+                        # A consumer's `async for` over a big page never suspends by
+                        # itself: give the loop a turn between slices (README "Performance").
+                        await asyncio.sleep(0)
+                    for item in items[start : min(start + _ITEMS_BETWEEN_YIELDS, last)]:
+                        self._handed += 1
+                        yield item
                 # Committed before the last yield: the caller may stop right after it.
                 self._commit(page, state, cut)
                 self._items_out += 1
