@@ -7,10 +7,10 @@ Each row starts a fresh sandbox in its own process (``serve()`` with ``rate_limi
 debt), walks every token once with ``cc.tokens.list(limit=10, concurrency=N)``, then stops
 the sandbox and reads its counters: requests it received and 429s its rate limit sent.
 
-Preview rows (until the request pipeline wires the governor into the session): the same
-walk with a ``Governor`` called from aiohttp's trace hooks before and after every attempt;
-and two processes walking the same account at once, each with its own governor at
-``rate_limit``, without and with a shared Redis store (needs ``redis-server``).
+Rows: fixed concurrency (every session has its governor, so a 429 pauses it); fixed with
+``rate_limit`` set to the server's; ``concurrency="auto"`` without and with it; and two
+processes walking the same account at once, each with ``rate_limit``, without and with a
+shared Redis store (needs ``redis-server``).
 
 Columns: wall seconds, tokens per second, requests, 429s (and their share), and wall as a
 ratio to the rate bound ``pages / rate_limit`` (the sandbox's default burst, one second's
@@ -36,15 +36,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-
 from cellcast_async import CellcastSession  # noqa: E402
-from cellcast_async._governor import AdaptiveConcurrency, make_governor, rate_scope  # noqa: E402
 
 PAGE_SIZE = 10
 MAX_RETRIES = 50  # every row must finish; a 429's Retry-After is 1 s, so retries are slow
@@ -111,111 +107,25 @@ class Server:
         return counters
 
 
-async def walk_fixed(server: Server, concurrency: int) -> int:
+async def walk(
+    server: Server | argparse.Namespace,
+    concurrency: int | str,
+    rate_limit: float | None = None,
+    rate_store: str | None = None,
+) -> int:
+    """Every token once: ``cc.tokens.list(limit=10, concurrency=...)`` on a session with
+    ``rate_limit``/``rate_store`` (every session has its governor: a 429 pauses it)."""
     async with CellcastSession(
-        api_key=server.api_key, base_url=server.url, max_retries=MAX_RETRIES
+        api_key=server.api_key,
+        base_url=server.url,
+        max_retries=MAX_RETRIES,
+        rate_limit=rate_limit,
+        rate_store=rate_store,
     ) as cc:
         count = 0
-        async for _ in cc.tokens.list(limit=PAGE_SIZE, concurrency=concurrency):
+        async for _ in cc.tokens.list(limit=PAGE_SIZE, concurrency=concurrency):  # type: ignore[arg-type]
             count += 1
         return count
-
-
-class AdaptiveGate:
-    """``concurrency="auto"`` in preview: at most ``AdaptiveConcurrency.limit`` requests on
-    the wire, whatever the pager has prefetched."""
-
-    def __init__(self) -> None:
-        self.aimd = AdaptiveConcurrency()
-        self.in_flight = 0
-        self.peak = 0
-        self._changed = asyncio.Condition()
-
-    async def enter(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self.aimd.limit)
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-
-    async def leave(self, status: int | None, elapsed: float) -> None:
-        self.aimd.on_attempt(status, elapsed)
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify_all()
-
-
-async def walk_governed(
-    server: Server | argparse.Namespace,
-    concurrency: int,
-    rate_limit: float | None,
-    rate_store: str | None = None,
-    *,
-    adaptive: bool = False,
-) -> int:
-    """A preview until the pipeline wires the governor in: aiohttp's trace hooks call it.
-
-    ``on_request_start`` waits in ``Governor.acquire()`` before each attempt is sent and
-    ``on_request_end`` reports the answer to ``Governor.observe()``: the same two calls the
-    pipeline will make. ``adaptive``: an :class:`AdaptiveGate` in front of the governor too
-    (the pager then prefetches ``concurrency`` pages, the gate decides how many go out).
-    """
-    governor = make_governor(rate_limit, rate_store, rate_scope(server.api_key, server.url))
-    gate = AdaptiveGate() if adaptive else None
-    loop = asyncio.get_running_loop()
-
-    async def on_start(_s: object, ctx: SimpleNamespace, _p: object) -> None:
-        if gate is not None:
-            await gate.enter()
-        await governor.acquire()
-        ctx.started = loop.time()
-
-    async def on_end(
-        _s: object, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        response = params.response
-        elapsed = loop.time() - ctx.started
-        retry_after = None
-        if response.status == 429:
-            try:
-                retry_after = float(response.headers.get("Retry-After", ""))
-            except ValueError:
-                retry_after = None
-        governor.observe(
-            status=response.status,
-            headers=response.headers,
-            retry_after=retry_after,
-            elapsed=elapsed,
-        )
-        if gate is not None:
-            await gate.leave(response.status, elapsed)
-
-    async def on_error(_s: object, ctx: SimpleNamespace, _p: object) -> None:
-        elapsed = loop.time() - getattr(ctx, "started", loop.time())
-        governor.observe(status=None, headers=None, retry_after=None, elapsed=elapsed)
-        if gate is not None and hasattr(ctx, "started"):
-            await gate.leave(None, elapsed)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_start)
-    trace.on_request_end.append(on_end)
-    trace.on_request_exception.append(on_error)
-    async with (
-        aiohttp.ClientSession(trace_configs=[trace]) as http,
-        CellcastSession(
-            api_key=server.api_key, base_url=server.url, max_retries=MAX_RETRIES, session=http
-        ) as cc,
-    ):
-        count = 0
-        async for _ in cc.tokens.list(limit=PAGE_SIZE, concurrency=concurrency):
-            count += 1
-    await governor.aclose()
-    if gate is not None:
-        print(
-            f"  auto preview: peak {gate.peak} in flight, final limit {gate.aimd.limit}, "
-            f"{gate.aimd.decreases} decreases",
-            file=sys.stderr,
-        )
-    return count
 
 
 def run_row(setup: Setup, name: str, walk: Callable[[Server], Awaitable[int]]) -> Row:
@@ -235,10 +145,10 @@ def fixed_rows(setup: Setup, levels: tuple[int, ...]) -> list[Row]:
     rows = []
     for n in levels:
 
-        async def walk(server: Server, n: int = n) -> int:
-            return await walk_fixed(server, n)
+        async def fixed(server: Server, n: int = n) -> int:
+            return await walk(server, n)
 
-        rows.append(run_row(setup, f"fixed {n}", walk))
+        rows.append(run_row(setup, f"fixed {n}", fixed))
         print(f"  done: fixed {n}", file=sys.stderr)
     return rows
 
@@ -248,40 +158,34 @@ def governed_rows(setup: Setup, levels: tuple[int, ...]) -> list[Row]:
     for n in levels:
         for cap in (None, setup.rate_limit):
 
-            async def walk(server: Server, n: int = n, cap: float | None = cap) -> int:
-                return await walk_governed(server, n, cap)
+            async def capped(server: Server, n: int = n, cap: float | None = cap) -> int:
+                return await walk(server, n, cap)
 
             name = f"fixed {n} + governor ({'no cap' if cap is None else f'rate_limit={cap:g}'})"
-            rows.append(run_row(setup, name, walk))
+            rows.append(run_row(setup, name, capped))
             print(f"  done: {name}", file=sys.stderr)
     return rows
 
 
-def auto_rows(setup: Setup) -> list[Row]:
-    """``concurrency="auto"``, in preview: the pager prefetches 32 pages, an
-    :class:`AdaptiveGate` lets ``AdaptiveConcurrency.limit`` of them on the wire, and an
-    uncapped governor pauses on 429s (the user does not know the server's limit).
+def auto_rows(setup: Setup, *, capped: bool = True) -> list[Row]:
+    """``concurrency="auto"``: without a cap (the user does not know the server's limit),
+    and with ``rate_limit`` set to the server's."""
+    rows = []
+    caps: tuple[float | None, ...] = (None, setup.rate_limit) if capped else (None,)
+    for cap in caps:
 
-    TODO(lead): once wired, ``cc.tokens.list(limit=PAGE_SIZE, concurrency="auto")`` on
-    ``CellcastSession(..., rate_limit=None)`` replaces this preview.
-    """
+        async def auto(server: Server, cap: float | None = cap) -> int:
+            return await walk(server, "auto", cap)
 
-    async def walk(server: Server) -> int:
-        return await walk_governed(server, 32, None, adaptive=True)
-
-    name = "auto (preview: AIMD gate + governor, no cap)"
-    row = run_row(setup, name, walk)
-    print(f"  done: {name}", file=sys.stderr)
-    return [row]
+        name = "auto" + ("" if cap is None else f" + rate_limit={cap:g}")
+        rows.append(run_row(setup, name, auto))
+        print(f"  done: {name}", file=sys.stderr)
+    return rows
 
 
-def redis_rows(setup: Setup, concurrency: int = 16) -> list[Row]:
-    """Two processes walking one account at once, each with ``rate_limit``, with and
-    without a shared Redis store (a preview through the trace hooks, as above).
-
-    TODO(lead): once wired, the same through ``CellcastSession(rate_limit=...,
-    rate_store=...)`` and ``concurrency="auto"``.
-    """
+def redis_rows(setup: Setup, concurrency: str = "auto") -> list[Row]:
+    """Two processes walking one account at once, each a ``CellcastSession(rate_limit=...)``
+    at ``concurrency="auto"``, with and without a shared Redis store."""
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         print("  (no redis-server: the two-process rows are skipped)", file=sys.stderr)
@@ -289,7 +193,7 @@ def redis_rows(setup: Setup, concurrency: int = 16) -> list[Row]:
     rows = []
     with running_redis(redis_server) as redis_url:
         for store in (None, redis_url):
-            name = f"2 processes, fixed {concurrency} + governor each, " + (
+            name = f"2 processes, {concurrency} + rate_limit={setup.rate_limit:g} each, " + (
                 "shared Redis store" if store else "no store"
             )
             server = Server(setup)
@@ -397,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.020)
     parser.add_argument("--levels", default="1,4,8,16,32", help="fixed concurrency levels")
     parser.add_argument(
-        "--governed", default="16,32", help="fixed levels also run with the governor (preview)"
+        "--governed", default="16,32", help="fixed levels also run with rate_limit set"
     )
     parser.add_argument(
         "--no-unlimited",
@@ -414,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.walk:
         url, api_key, concurrency, rate, store = args.walk
         server = argparse.Namespace(url=url, api_key=api_key)
-        print(asyncio.run(walk_governed(server, int(concurrency), float(rate), store or None)))
+        width: int | str = concurrency if concurrency == "auto" else int(concurrency)
+        print(asyncio.run(walk(server, width, float(rate), store or None)))
         return
     setup = Setup(args.pages, args.rate_limit, args.capacity, args.latency)
     levels = tuple(int(x) for x in args.levels.split(","))
@@ -429,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         # The same walk with no rate limit at all: is auto as fast as a well-chosen fixed 8?
         free = Setup(args.pages, 0.0, args.capacity, args.latency)
         print()
-        print(table(free, fixed_rows(free, (8,)) + auto_rows(free)))
+        print(table(free, fixed_rows(free, (8,)) + auto_rows(free, capped=False)))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ def test_tiny_run_prints_every_row() -> None:
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows if not row.startswith(("| run", "| ---"))]
-    expected = ["fixed 2", "auto (preview: AIMD gate + governor, no cap)"]
+    expected = ["fixed 2", "auto", "auto + rate_limit=200"]
     if shutil.which("redis-server"):
         expected += [
-            "2 processes, fixed 16 + governor each, no store",
-            "2 processes, fixed 16 + governor each, shared Redis store",
+            "2 processes, auto + rate_limit=200 each, no store",
+            "2 processes, auto + rate_limit=200 each, shared Redis store",
         ]
     assert names == expected
     assert "(100 tokens) per walk" in done.stdout
