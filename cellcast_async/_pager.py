@@ -28,6 +28,7 @@ from typing import Any, Final, Generic, TypeVar
 import attrs
 
 from ._exceptions import CellcastError, DecodeError, ShapeError
+from ._tracing import WalkSpan
 from ._walk import (
     NO_PROGRESS_PAGES,
     ConcurrencyController,
@@ -234,6 +235,7 @@ class Pager(Generic[T]):
         order_key: Callable[[T], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         resume: Resume | None = None,
+        span: Callable[[], WalkSpan] | None = None,
     ) -> None:
         self._fetch = fetch
         self._concurrency = concurrency
@@ -241,6 +243,7 @@ class Pager(Generic[T]):
         self._order = order
         self._order_key = order_key
         self._clock = clock
+        self._span = span or WalkSpan  # WalkSpan itself is the span that records nothing
         self._listing = listing
         if resume is None:
             width = concurrency if isinstance(concurrency, int) else 1
@@ -462,6 +465,10 @@ class Pager(Generic[T]):
         skip = len(self._initial_partial)  # handed over before the checkpoint: not duplicates
         inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]] = deque()
         total_pages: int | None = None
+        # The walk's span (README "OpenTelemetry"): page calls are made inside activate(),
+        # so they and the prefetch tasks created there become its children.
+        span = self._span()
+        failure: BaseException | None = None
         try:
             while not state.done and (state.remaining is None or state.remaining > 0):
                 number = state.page
@@ -470,7 +477,8 @@ class Pager(Generic[T]):
                 else:
                     # Read again from an earlier page: what was fetched ahead is dropped.
                     await self._drop(inflight)
-                    page, sent, received = await self._timed(number, recorder, ticks)
+                    with span.activate():
+                        page, sent, received = await self._timed(number, recorder, ticks)
                 if page.total_pages is not None:
                     total_pages = page.total_pages
                 keys = tuple(map(self._key, page.items))
@@ -501,18 +509,25 @@ class Pager(Generic[T]):
                 if state.done:
                     self._cancel(inflight)
                 elif total_pages is not None:
-                    self._prefetch(inflight, state, total_pages, recorder, ticks)
+                    with span.activate():
+                        self._prefetch(inflight, state, total_pages, recorder, ticks)
                 if len(items) != len(page.items):
                     page = attrs.evolve(page, items=items)
                 # A page number for the bookkeeping that does not trust the fetcher's echo.
                 if page.page != number:
                     page = attrs.evolve(page, page=number)
+                span.page(number=number, items=len(page.items), total=page.total)
                 yield page, state, fresh > len(items)
             if state.verify:
-                state = await self._verify(state, recorder, ticks)
+                with span.activate():
+                    state = await self._verify(state, recorder, ticks)
                 self._committed = state
                 self._ended = self._clock()
+        except BaseException as exc:  # recorded by class only; leaving early is no failure
+            failure = exc
+            raise
         finally:
+            span.end(error=failure)
             tasks = [task for _, task in inflight]
             for task in tasks:
                 task.cancel()

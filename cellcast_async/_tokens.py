@@ -209,6 +209,7 @@ class TokensResource:
             order=None if "status" in filters or "search" in filters else "newest_first",
             order_key=_token_rank,
             resume=resume,
+            span=lambda: pipeline.tracing.walk(operation, path),
         )
 
     async def get(self, token_id: str) -> ApiToken:

@@ -600,10 +600,9 @@ class TestNoSecretInSpans:
             created = await cc.tokens.create(name="Payroll export", sub_account_id=sub)
             await cc.tokens.get(created.id)
             await cc.tokens.update(created.id, status="inactive")
-            search = f"{TOKENS}?search=Payroll"
-            with tracing.walk("tokens.list", search) as walk:
-                async for page in cc.tokens.list(search="Payroll", limit=2).pages():
-                    walk.page(number=page.page, items=len(page.items), total=page.total)
+            # The walk makes its own span now, its page calls below it.
+            async for _page in cc.tokens.list(search="Payroll", limit=2).pages():
+                pass
             with pytest.raises(NotFoundError):
                 await cc.tokens.get("nope")
             # An exception whose message quotes a secret: only its class is recorded.
@@ -781,3 +780,44 @@ class TestBenchmarkRuns:
         ):
             assert label in out
         assert "Tracing off adds" in out
+
+
+class TestWalksThroughTheSession:
+    """``cc.tokens.list`` makes the walk span itself; its page calls are its children."""
+
+    async def test_walk_span_with_prefetched_pages(
+        self, provider: TracerProvider, exporter: InMemorySpanExporter
+    ) -> None:
+        async with (
+            Sandbox(tokens=50) as sb,
+            CellcastSession(api_key=sb.api_key, base_url=sb.url, tracer_provider=provider) as cc,
+        ):
+            tokens = await cc.tokens.list(limit=10, concurrency=4).collect()
+        assert len(tokens) == 50
+        (walk,) = [
+            s for s in by_name(exporter, "cellcast.tokens.list") if s.kind is SpanKind.INTERNAL
+        ]
+        calls = [s for s in by_name(exporter, "cellcast.tokens.list") if s.kind is SpanKind.CLIENT]
+        # Five pages and the closing read of page 1 that proves the list stayed quiet.
+        assert len(calls) == 6
+        assert {parent_id(s) for s in calls} == {span_id(walk)}
+        pages = [e for e in walk.events if e.name == "cellcast.page"]
+        assert [e.attributes["cellcast.page.number"] for e in pages] == [1, 2, 3, 4, 5]  # type: ignore[index]
+        assert (walk.attributes or {})["cellcast.walk.items"] == 50
+
+    async def test_a_failed_walk_records_its_error_class(
+        self, provider: TracerProvider, exporter: InMemorySpanExporter
+    ) -> None:
+        async with (
+            Sandbox(tokens=30) as sb,
+            CellcastSession(
+                api_key=sb.api_key, base_url=sb.url, tracer_provider=provider, max_retries=0
+            ) as cc,
+        ):
+            sb.script({2: "500"})
+            with pytest.raises(ServerError):
+                await cc.tokens.list(limit=10).collect()
+        (walk,) = [
+            s for s in by_name(exporter, "cellcast.tokens.list") if s.kind is SpanKind.INTERNAL
+        ]
+        assert (walk.attributes or {})["error.type"] == "ServerError"
