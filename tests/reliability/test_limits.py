@@ -160,3 +160,33 @@ class TestLargeLimits:
             page = await cc.tokens.list(limit=5000)
         assert seen == ["5000"]
         assert page.limit == 5000
+
+
+class TestServerThatIgnoresPage:
+    """A server that sends the same items for every page ends the walk, not loops it."""
+
+    @pytest.mark.parametrize("total_pages", [None, 10**9])
+    @pytest.mark.parametrize("concurrency", [1, 8])
+    async def test_same_page_forever(self, total_pages: int | None, concurrency: int) -> None:
+        asked: list[str] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            asked.append(request.query["page"])
+            data = page_data([token_item(n) for n in range(1, 11)], hasNextPage=True, page=None)
+            data["totalPages"] = total_pages
+            data["total"] = None
+            return web.Response(body=dumps(envelope(data)), content_type="application/json")
+
+        async with (
+            RawApp(handler) as app,
+            CellcastSession(api_key=API_KEY, base_url=app.url, max_retries=0) as cc,
+        ):
+            with pytest.raises(DecodeError) as info:
+                async for _ in cc.tokens.list(limit=10, concurrency=concurrency):
+                    pass
+        assert str(info.value) == (
+            "GET /api/v1/apiClient/token: the server seems to ignore 'page': 3 pages in a row"
+            " brought no new item"
+        )
+        # Page 1 brought 10, then three pages of nothing new; prefetch may have asked a few more.
+        assert 4 <= len(asked) <= 4 + concurrency
