@@ -323,6 +323,7 @@ def render_walk(stats: WalkStats, console: Console) -> None:
             "[yellow]not proven complete[/]: the list changed under the walk in a way it"
             " could not rule out; walk again to be sure"
         )
+    console.print()
     console.print(f"Walk: {verdict}")
     totals = (
         f"{stats.first_total:,} -> {stats.last_total:,}"
