@@ -12,6 +12,7 @@ command says so in one line and exits 2. See README "Command line".
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Final, TextIO
@@ -25,9 +26,19 @@ INSTALL_HINT: Final = (
 EXIT_USAGE: Final = 2
 
 
-def _missing_extra(err: TextIO) -> int:
-    err.write(INSTALL_HINT + "\n")
-    return EXIT_USAGE
+def _run(entry: str, argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+    """Run ``_cli.<entry>``, or say in one line which extra brings click and rich."""
+    try:
+        cli = importlib.import_module("._cli", __package__)
+    except ImportError as exc:
+        if exc.name not in ("click", "rich") and not str(exc.name or "").startswith(
+            ("click.", "rich.")
+        ):
+            raise
+        err.write(INSTALL_HINT + "\n")
+        return EXIT_USAGE
+    code: int = getattr(cli, entry)(argv, out, err)
+    return code
 
 
 def main(
@@ -37,17 +48,7 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the command line; returns the exit code (console scripts pass it to sys.exit)."""
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    try:
-        from ._cli import run
-    except ImportError as exc:
-        if exc.name not in ("click", "rich") and not str(exc.name or "").startswith(
-            ("click.", "rich.")
-        ):
-            raise
-        return _missing_extra(err)
-    return run(argv, out, err)
+    return _run("run", argv, stdout or sys.stdout, stderr or sys.stderr)
 
 
 def sandbox_main(
@@ -57,14 +58,4 @@ def sandbox_main(
     stderr: TextIO | None = None,
 ) -> int:
     """``python -m cellcast_async.sandbox``: ``cellcast-tokens sandbox``, announcing in JSON."""
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    try:
-        from ._cli import run_sandbox
-    except ImportError as exc:
-        if exc.name not in ("click", "rich") and not str(exc.name or "").startswith(
-            ("click.", "rich.")
-        ):
-            raise
-        return _missing_extra(err)
-    return run_sandbox(argv, out, err)
+    return _run("run_sandbox", argv, stdout or sys.stdout, stderr or sys.stderr)
