@@ -502,10 +502,14 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
     report = AuditReport(as_of=now, stale_days=options.stale_days)
     if saved is not None:
         assert options.output is not None
+        assert options.checkpoint is not None
+        try:  # before the output is touched: a pager checkpoint that does not read stops here
+            pager = conn.cc.tokens.resume(saved.pager, concurrency=options.concurrency)
+        except ValueError as exc:
+            raise CliUsageError(f"{options.checkpoint}: {exc}") from None
         truncate(options.output, saved.output_bytes)
         for record, created_at in read_records(options.output, options.record_format or "csv"):
             report.add(record, created_at)
-        pager = conn.cc.tokens.resume(saved.pager, concurrency=options.concurrency)
     else:
         pager = start_walk(conn.cc, options)
     with (

@@ -73,7 +73,7 @@ class AuditCheckpoint:
                 f" this cellcast-tokens reads version {VERSION}"
             )
         try:
-            return cls(
+            saved = cls(
                 pager=_typed(body, "pager", str),
                 options=_typed(body, "options", dict),
                 as_of=_typed(body, "as_of", str),
@@ -82,12 +82,18 @@ class AuditCheckpoint:
             )
         except ValueError as exc:
             raise CliUsageError(f"{path}: {exc}") from None
+        if saved.output_bytes < 0:
+            raise CliUsageError(f"{path}: 'output_bytes' is negative")
+        return saved
+
+
+_JSON_NAMES: Final = {str: "a string", dict: "an object", int: "a whole number"}
 
 
 def _typed(body: Mapping[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ValueError(f"'{key}' is missing or not a {kind.__name__}")
+        raise ValueError(f"'{key}' is missing or not {_JSON_NAMES[kind]}")
     return value
 
 
@@ -125,21 +131,44 @@ def truncate(path: str, length: int) -> None:
 
 
 def read_records(path: str, record_format: str) -> Iterator[tuple[dict[str, Any], Any]]:
-    """The records already in ``path`` as the report adds them: ``(record, created_at)``."""
-    text = Path(path).read_text(encoding="utf-8")
+    """The records already in ``path`` as the report adds them: ``(record, created_at)``.
+
+    What the checkpoint counted is whole records, each ending its line: anything else (an
+    edited checkpoint, another file under the output's name) is refused, never appended to.
+    """
+    unreadable = CliUsageError(
+        f"{path}: a record the checkpoint counted is not readable: delete the"
+        " checkpoint to start over"
+    )
+    try:
+        # Bytes as written: no newline translation ("\r" alone is a cut CSV row).
+        text = Path(path).read_bytes().decode("utf-8")
+    except ValueError:  # cut inside a character
+        raise unreadable from None
+    if text and not text.endswith("\n"):
+        raise unreadable
     if record_format == "jsonl":
-        rows: Iterator[dict[str, Any]] = (json.loads(line) for line in text.splitlines() if line)
+        # Only "\n" ends a record: a name may hold U+2028 or U+0085, which splitlines() splits.
+        rows: Iterator[Any] = (line for line in text.split("\n") if line)
     else:
-        rows = (
-            {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
-            for row in csv.DictReader(io.StringIO(text, newline=""))
-        )
-    for record in rows:
+        rows = iter(csv.DictReader(io.StringIO(text, newline="")))
+    while True:
         try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error:
+            raise unreadable from None
+        try:
+            if record_format == "jsonl":
+                record = json.loads(row)
+                if not isinstance(record, dict):
+                    raise ValueError("not a record")
+            else:
+                if None in row or None in row.values():
+                    raise ValueError("a short or long row")
+                record = {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
             created = parse_datetime(record["created_at"])
-        except (KeyError, ShapeError):
-            raise CliUsageError(
-                f"{path}: a record the checkpoint counted is not readable: delete the"
-                " checkpoint to start over"
-            ) from None
+        except (KeyError, TypeError, ValueError, ShapeError):
+            raise unreadable from None
         yield record, created
