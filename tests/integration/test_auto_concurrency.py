@@ -3,21 +3,9 @@ rate-limited one, and changes nothing in what a walk yields. Real time, about a 
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-from cellcast_async import CellcastSession
 from cellcast_async.sandbox import Faults, Sandbox
 
-
-def real_time(sb: Sandbox, **kwargs: object) -> CellcastSession:
-    return CellcastSession(
-        api_key=sb.api_key,
-        base_url=sb.url,
-        clock=time.monotonic,
-        sleep=asyncio.sleep,
-        **kwargs,  # type: ignore[arg-type]
-    )
+from .._real_time import real_time_session
 
 
 class TestAuto:
@@ -25,7 +13,7 @@ class TestAuto:
 
     async def test_widens_and_yields_the_same_walk(self) -> None:
         async with Sandbox(tokens=600, faults=Faults(latency=0.01)) as sb:
-            async with real_time(sb) as cc:
+            async with real_time_session(sb) as cc:
                 reference = [t.id for t in await cc.tokens.list(limit=10).collect()]
                 pager = cc.tokens.list(limit=10, concurrency="auto")
                 walked = [t.id for t in await pager.collect()]
@@ -40,7 +28,7 @@ class TestAuto:
         the width and pauses the session, so they cannot pile up)."""
         async with (
             Sandbox(tokens=1000, rate_limit=50, burst=5, faults=Faults(latency=0.02)) as sb,
-            real_time(sb, max_retries=8) as cc,
+            real_time_session(sb, max_retries=8) as cc,
         ):
             pager = cc.tokens.list(limit=10, concurrency="auto")
             tokens = await pager.collect()
@@ -49,7 +37,7 @@ class TestAuto:
         assert sb.rate_limited <= 0.05 * len(sb.requests)  # issue 10's target
 
     async def test_resume_with_auto(self) -> None:
-        async with Sandbox(tokens=100) as sb, real_time(sb) as cc:
+        async with Sandbox(tokens=100) as sb, real_time_session(sb) as cc:
             pager = cc.tokens.list(limit=10, concurrency="auto")
             first: list[str] = []
             async for token in pager:

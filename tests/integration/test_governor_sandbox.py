@@ -16,6 +16,7 @@ from cellcast_async import CellcastSession, ResponseEvent
 from cellcast_async._governor import burst_for
 from cellcast_async.sandbox import Sandbox
 
+from .._real_time import real_time_session
 from ..unit._virtual_time import max_in_window
 
 
@@ -27,14 +28,8 @@ async def governed(
         if event.status == 429 and seen_429 is not None:
             seen_429.append(time.monotonic())  # the sandbox's clock too: one process
 
-    async with CellcastSession(
-        api_key=sb.api_key,
-        base_url=sb.url,
-        max_retries=5,
-        rate_limit=rate_limit,
-        event_hooks={"response": [on_response]},
-        clock=time.monotonic,
-        sleep=asyncio.sleep,
+    async with real_time_session(
+        sb, max_retries=5, rate_limit=rate_limit, event_hooks={"response": [on_response]}
     ) as cc:
         yield cc
 

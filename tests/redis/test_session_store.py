@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 import pytest
 
-from cellcast_async import CellcastSession, ResponseEvent
+from cellcast_async import ResponseEvent
 from cellcast_async._governor import burst_for
 from cellcast_async.sandbox import Sandbox
 
+from .._real_time import real_time_session
 from .._redis_server import RedisServer
 from ..unit._virtual_time import max_in_window
 
@@ -30,16 +31,6 @@ async def main(url, key, store, rate):
 
 asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
 """
-
-
-def real_time_session(sb: Sandbox, **kwargs: object) -> CellcastSession:
-    return CellcastSession(
-        api_key=sb.api_key,
-        base_url=sb.url,
-        clock=time.monotonic,
-        sleep=asyncio.sleep,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 class TestTwoProcessesOneBudget:
