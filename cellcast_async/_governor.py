@@ -9,8 +9,9 @@ limits" states what it guarantees:
   algorithm": one theoretical-arrival time, no timers). Waiters are released in the order they
   asked (each reserves its own slot), so thousands of tasks never wake as one herd.
 - **A 429 pauses the session.** :meth:`Governor.observe` with a 429 pauses every later
-  :meth:`Governor.acquire` until ``Retry-After`` has passed (capped at 60 s, as the transport
-  never waits out a longer one), or an exponential backoff when none is sent. Traffic then
+  :meth:`Governor.acquire` until ``Retry-After`` has passed (capped at 60 s, as a retry
+  never waits out a longer one: ``RetryPolicy.retry_after_cap``), or an exponential
+  backoff when none is sent. Traffic then
   resumes as TCP does after a loss, never in a burst: at half the rate the session ran at
   before the 429, doubling every second up to 90% of that rate, then growing by a tenth of
   it per second, up to ``rate_limit`` (with no cap: up to 64 times its start, at least
@@ -42,6 +43,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._protocol import RetryPolicy
+
 if TYPE_CHECKING:  # the redis extra is optional; only RedisStore needs it
     from redis.asyncio import Redis
 
@@ -69,7 +72,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 MIN_BURST: Final = 5.0  # README "Rate limits": burst = max(rate_limit / 4, 5)
-MAX_PAUSE: Final = 60.0  # the transport does not wait out a Retry-After above 60 s either
+MAX_PAUSE: Final = RetryPolicy().retry_after_cap  # a retry does not wait out a longer one
 BACKOFF_BASE: Final = 1.0  # a 429 with no Retry-After: 1 s, 2 s, 4 s ... (jittered, capped)
 BACKOFF_CAP: Final = 30.0
 RAMP_DOUBLING: Final = 1.0  # slow start after a pause doubles the release rate every second

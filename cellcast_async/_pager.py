@@ -23,7 +23,7 @@ from collections.abc import (
     Hashable,
     Mapping,
 )
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 import attrs
 
@@ -246,7 +246,7 @@ class Pager(Generic[T]):
         self._span = span or WalkSpan  # WalkSpan itself is the span that records nothing
         self._listing = listing
         if resume is None:
-            width = concurrency if isinstance(concurrency, int) else 1
+            width: int | Literal["auto"] = concurrency if isinstance(concurrency, int) else "auto"
             resume = (
                 WalkState(listing, limit, page, page, max_items, concurrency=width),
                 (),
@@ -319,7 +319,11 @@ class Pager(Generic[T]):
         holds the listing's path and filters, ids and counts: no key, token or host.
         """
         handed = tuple(map(self._key, self._current[: self._handed]))
-        return encode_checkpoint(self._committed, self._partial + handed, self.stats)
+        # Only the ids handed over since the last commit count against max_items: those
+        # inherited from a checkpoint (``_partial``) were counted when it was written.
+        return encode_checkpoint(
+            self._committed, self._partial + handed, self.stats, taken=len(handed)
+        )
 
     # --- the walk -----------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """The request pipeline: one object that runs a call from start to end.
 
     resource (cc.tokens.get, ...)
-      -> Pipeline.call: options (timeout, deadline, retries, headers)
-           for each attempt: request hooks -> transport.send -> response hooks
-           -> _protocol.retry_delay: wait and go again, or stop
+      -> Pipeline.call: the call's span; options (timeout, deadline, retries, headers)
+           for each attempt: the rate governor's turn -> request hooks
+             -> transport.send -> response hooks -> _protocol.retry_delay
+             -> the outcome to the governor, the span and the walk (if a page)
+           wait and go again, or stop
          -> _protocol.read_envelope -> decode (the converter)
          -> any error leaves through the redactor
 
@@ -25,16 +27,22 @@ from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._converters import describe_failure
-from ._exceptions import CellcastError, DecodeError, ShapeError, TimeoutError, TransportError
+from ._exceptions import (
+    CellcastError,
+    DecodeError,
+    ShapeError,
+    TimeoutError,
+    TransportError,
+    _frozen_headers,
+)
 from ._governor import Governor, GovernorWaitTooLong
 from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_delay
 from ._redact import Redactor
 from ._tracing import CallSpan, Tracing
-from ._transport import Response, Transport
-from ._walk import current_walk
+from ._transport import CLOSED, Response, Transport
+from ._walk import WalkRecorder, current_walk
 
 __all__ = [
     "CallOptions",
@@ -68,10 +76,6 @@ async def default_sleep(seconds: float) -> None:
     await _sleep(seconds)
 
 
-def _headers_view(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
-    return CIMultiDictProxy(CIMultiDict(headers))
-
-
 @attrs.frozen
 class RequestEvent:
     """One attempt about to be sent. ``headers`` never hold ``Authorization``."""
@@ -79,7 +83,7 @@ class RequestEvent:
     method: str
     path: str
     attempt: int
-    headers: Mapping[str, str] = attrs.field(converter=_headers_view, repr=False)
+    headers: Mapping[str, str] = attrs.field(converter=_frozen_headers, repr=False)
 
 
 @attrs.frozen
@@ -91,7 +95,7 @@ class ResponseEvent:
     attempt: int
     status: int
     elapsed: float
-    headers: Mapping[str, str] = attrs.field(converter=_headers_view, repr=False)
+    headers: Mapping[str, str] = attrs.field(converter=_frozen_headers, repr=False)
 
 
 EventHook = Callable[[Any], Any]
@@ -173,9 +177,6 @@ class CallOptions:
 _UNSET: Final[Any] = object()
 
 
-CLOSED: Final = "this CellcastSession is closed; open a new one"
-
-
 def _retry_after_of(response: Response | None) -> float | None:
     if response is None or response.status != 429:
         return None
@@ -239,9 +240,6 @@ class Pipeline:
         view.__dict__.update(self.__dict__)
         view.options = attrs.evolve(options, **changes)
         return view
-
-    async def _wait(self, seconds: float) -> None:
-        await self.sleep(seconds)
 
     async def _emit(self, kind: str, event: RequestEvent | ResponseEvent) -> None:
         # A hook that raises fails the call with its own exception: it is the user's bug.
@@ -327,16 +325,24 @@ class Pipeline:
                 )
             response: Response | None = None
             failure: TransportError | None = None
+            sending = self.transport.send(
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=options.headers,
+                timeout=timeout,
+                max_response_bytes=self._max_response_bytes,
+            )
             try:
-                response = await self.transport.send(
-                    method,
-                    path,
-                    params=params,
-                    json=json,
-                    headers=options.headers,
-                    timeout=timeout,
-                    max_response_bytes=self._max_response_bytes,
-                )
+                if deadline_at is None:
+                    response = await sending
+                else:
+                    # The attempt's own timeout starts once a pooled connection is free;
+                    # the deadline also bounds that wait.
+                    response = await asyncio.wait_for(sending, max(0.0, deadline_at - clock()))
+            except asyncio.TimeoutError:
+                raise self._deadline_error(method, path) from None
             except TransportError as exc:
                 if (
                     isinstance(exc, TimeoutError)
@@ -345,6 +351,11 @@ class Pipeline:
                 ):
                     raise self._deadline_error(method, path) from None
                 failure = exc
+            except DecodeError as exc:
+                # An answer came that cannot be read (too large, a bad Content-Encoding):
+                # it is still an attempt for the governor, the span and the walk.
+                self._record(exc.status_code or None, 0.0, attempt, None, exc, span, walk)
+                raise
             if response is not None:
                 last[:] = [response]
                 logger.debug(
@@ -375,26 +386,17 @@ class Pipeline:
             delay = retry_delay(
                 method, outcome, headers, attempt, options.policy, jitter=self._rng.random()
             )
-            if governor is not None:
+            self._record(
+                None if response is None else response.status,
+                0.0 if response is None else response.elapsed,
+                attempt,
                 # A 429 pauses the whole session for its Retry-After, or else for the
                 # backoff this call would have waited (README "Rate limits").
-                governor.observe(
-                    status=None if response is None else response.status,
-                    headers=None if response is None else response.headers,
-                    retry_after=_retry_after_of(response) if delay is None else delay,
-                    elapsed=0.0 if response is None else response.elapsed,
-                )
-            span.attempt(
-                status=None if response is None else response.status,
-                retry=delay is not None,
-                error=failure,
+                (_retry_after_of(response) if delay is None else delay, headers, delay),
+                failure,
+                span,
+                walk,
             )
-            if walk is not None:
-                walk.attempt(
-                    status=None if response is None else response.status,
-                    elapsed=0.0 if response is None else response.elapsed,
-                    retry=attempt > 0,
-                )
             if delay is None:
                 if failure is not None:
                     raise failure
@@ -418,7 +420,30 @@ class Pipeline:
                 continue  # the governor paused the whole session: acquire() waits it out
             if walk is not None:
                 walk.waited(delay)
-            await self._wait(delay)
+            await self.sleep(delay)
+
+    def _record(
+        self,
+        status: int | None,
+        elapsed: float,
+        attempt: int,
+        answer: tuple[float | None, Mapping[str, str], float | None] | None,
+        failure: BaseException | None,
+        span: CallSpan,
+        walk: WalkRecorder | None,
+    ) -> None:
+        """One attempt's outcome, to the governor, the call's span and the walk.
+
+        ``answer``: ``(retry_after, headers, delay)`` when the attempt's answer was read.
+        """
+        retry_after, headers, delay = answer or (None, {}, None)
+        if self.governor is not None:
+            self.governor.observe(
+                status=status, headers=headers or None, retry_after=retry_after, elapsed=elapsed
+            )
+        span.attempt(status=status, retry=delay is not None, error=failure)
+        if walk is not None:
+            walk.attempt(status=status, elapsed=elapsed, retry=attempt > 0)
 
     def _deadline_error(
         self, method: str, path: str, wait: tuple[float, int | str] | None = None

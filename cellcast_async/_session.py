@@ -39,7 +39,7 @@ from ._protocol import RetryPolicy
 from ._redact import Redactor, register
 from ._tokens import TokensResource
 from ._tracing import Tracing
-from ._transport import AiohttpTransport
+from ._transport import CLOSED, AiohttpTransport
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_RESPONSE_BYTES", "CellcastSession"]
@@ -89,12 +89,18 @@ def _resolve_base_url(base_url: str | None) -> str:
     # First, so that no later message quotes a URL that holds a password.
     if parts.username is not None or parts.password is not None:
         raise ValueError("base_url must not carry credentials; pass api_key= instead")
+    # Quoted only when it looks like a URL: a key passed in its place must not show.
+    shown = (
+        repr(base_url)
+        if "://" in base_url
+        else f"{len(base_url)} characters with no scheme (not quoted: it may be a key)"
+    )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {shown}")
     try:
         parts.port  # noqa: B018  (raises on a port that is not a number in 0-65535)
     except ValueError:
-        raise ValueError(f"base_url has an invalid port, got {base_url!r}") from None
+        raise ValueError(f"base_url has an invalid port, got {shown}") from None
     if parts.query or parts.fragment:
         raise ValueError("base_url must not have a query string or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -282,7 +288,7 @@ class CellcastSession:
 
     async def __aenter__(self) -> CellcastSession:
         if self.closed:
-            raise RuntimeError("this CellcastSession is closed; open a new one")
+            raise RuntimeError(CLOSED)
         return self
 
     async def __aexit__(

@@ -174,14 +174,15 @@ class TokensResource:
         check_concurrency(concurrency)
         proto.check_max_items(max_items)
         filters = {k: v for k, v in params.items() if k != "page"}
-        width = 1 if concurrency == "auto" else concurrency
-        if resume is not None and resume[0].concurrency != width:
-            resume = (attrs.evolve(resume[0], concurrency=width), *resume[1:])
+        if resume is not None and resume[0].concurrency != concurrency:
+            resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])
         # "auto": pages in flight grow while answers come back fast and clean, and halve
         # on a 429, a 503 or rising latency (README "Rate limits"); the walk's recorder
         # feeds it every attempt.
         pipeline = self._pipeline
-        controller = AdaptiveConcurrency(clock=pipeline.clock) if concurrency == "auto" else None
+        width: int | AdaptiveConcurrency = (
+            AdaptiveConcurrency(clock=pipeline.clock) if concurrency == "auto" else concurrency
+        )
         structure = self._structure_token
 
         async def fetch(number: int) -> Page[ApiToken]:
@@ -200,7 +201,7 @@ class TokensResource:
             fetch,
             page=page,
             limit=limit,
-            concurrency=width if controller is None else controller,
+            concurrency=width,
             max_items=max_items,
             key=_token_id,
             listing=Listing(path, tuple(sorted(filters.items()))),

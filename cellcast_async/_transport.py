@@ -20,7 +20,7 @@ import contextlib
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import aiohttp
 import attrs
@@ -37,6 +37,7 @@ from ._exceptions import CellcastError, DecodeError, TimeoutError, TransportErro
 __all__ = ["AiohttpTransport", "Response", "Transport"]
 
 _CHUNK = 64 * 1024
+CLOSED: Final = "this CellcastSession is closed; open a new one"
 
 
 @attrs.frozen
@@ -256,7 +257,7 @@ class AiohttpTransport:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this CellcastSession is closed; open a new one")
+            raise RuntimeError(CLOSED)
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit),

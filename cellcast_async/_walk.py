@@ -49,7 +49,7 @@ Rule 1 needs insertions to land in front of every survivor, so it is used only w
 listing is declared newest first and every page read is sorted that way (a token that
 re-enters a ``status``/``search`` filter lands mid-list, so filtered listings do not
 declare it). The repair re-reads at most three pages per shrink and at most
-``8 + pages/4`` pages per walk; past that the walk goes on forward and says ``False``.
+``8 + pages/2`` pages per walk; past that the walk goes on forward and says ``False``.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ class WalkState:
     start: int
     page: int
     remaining: int | None
-    concurrency: int = 1
+    concurrency: int | Literal["auto"] = 1
     done: bool = False
     complete: bool = False
     verify: bool = False
@@ -366,12 +366,16 @@ def _keys_out(keys: Sequence[Hashable], what: str) -> list[Key]:
     return out
 
 
-def encode_checkpoint(state: WalkState, partial: Sequence[Hashable], stats: WalkStats) -> str:
+def encode_checkpoint(
+    state: WalkState, partial: Sequence[Hashable], stats: WalkStats, *, taken: int | None = None
+) -> str:
     """The opaque text of ``pager.checkpoint()``: ``state`` plus the ids handed over of the
-    page being read (``partial``), which a resumed walk reads again and skips."""
+    page being read (``partial``), which a resumed walk reads again and skips. ``taken``:
+    how many of ``partial`` ``state.remaining`` does not count yet (default: all; a resumed
+    walk's inherited ids were counted when its own checkpoint was written)."""
     remaining = state.remaining
     if remaining is not None:
-        remaining -= len(partial)
+        remaining -= len(partial) if taken is None else taken
     body: dict[str, Any] = {
         "listing": None
         if state.listing is None
@@ -514,7 +518,9 @@ def decode_checkpoint(text: object) -> tuple[WalkState, tuple[Key, ...], WalkSta
         start=start,
         page=page,
         remaining=_field(body, "remaining", "int>=0?"),
-        concurrency=_field(body, "concurrency", "int>=1"),
+        concurrency="auto"
+        if body.get("concurrency") == "auto"
+        else _field(body, "concurrency", "int>=1"),
         done=_field(body, "done", "bool"),
         complete=_field(body, "complete", "bool"),
         verify=_field(body, "verify", "bool"),

@@ -69,8 +69,9 @@ class Settings:
     # The streams of the moment by default: CliRunner swaps sys.stdout before the group runs.
     out: TextIO = attrs.field(factory=lambda: sys.stdout)
     err: TextIO = attrs.field(factory=lambda: sys.stderr)
-    argv: tuple[str, ...] = ()
-    api_key: str | None = None
+    # repr=False: the raw arguments and the key never show in a repr (README, secrets).
+    argv: tuple[str, ...] = attrs.field(default=(), repr=False)
+    api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str | None = None
     sandbox: bool = False
     json: bool = False
@@ -79,7 +80,7 @@ class Settings:
     timeout: float = 30.0
     max_retries: int = 2
     rate_limit: float | None = None
-    rate_store: str | None = None
+    rate_store: str | None = attrs.field(default=None, repr=False)  # may hold a password
     announce_json: bool = False
     """The sandbox's announcement as one JSON line even without --json (python -m)."""
 

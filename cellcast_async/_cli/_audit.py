@@ -2,8 +2,9 @@
 
 The report (:class:`AuditReport`) is pure: it is fed one record at a time, so memory
 grows only with the tokens that need action, and it renders to a rich console or to
-JSON. The walk (:func:`start_walk`) is the one place the pager is made, so resuming
-from a checkpoint and an adaptive ``--concurrency auto`` each land in one spot.
+JSON. :func:`run_audit` makes the pager (:func:`start_walk`, or ``cc.tokens.resume`` from
+``--checkpoint``), writes the records and the checkpoint, and closes the report with the
+walk's verdict and stats (:func:`render_walk`).
 """
 
 from __future__ import annotations
@@ -304,8 +305,7 @@ def _names(report: AuditReport, console: Console, verbose: bool) -> None:
 
 
 Section = Callable[[AuditReport, Console, bool], None]
-# In order. The walk's completeness verdict and stats (pager.stats, the audits issue)
-# close the report as one more section once the pager has them.
+# In order; the walk's verdict and stats follow (render_walk: they come from the pager).
 SECTIONS: Final[tuple[Section, ...]] = (_header, _by_sub_account, _stale, _inactive, _names)
 
 
@@ -366,7 +366,7 @@ class AuditOptions:
 
 
 def start_walk(cc: CellcastSession, options: AuditOptions) -> Pager[ApiToken]:
-    """The one place the audit's pager is made (a resumed walk will start here)."""
+    """A new audit's pager (a resumed one comes from ``cc.tokens.resume`` in run_audit)."""
     return cc.tokens.list(
         sub_account_id=options.sub_account,
         status=options.status,

@@ -1,8 +1,8 @@
 """The Cellcast token API as pure functions: (store, request) -> (status, JSON payload).
 
 No aiohttp here; ``_server.py`` feeds requests in and writes answers out. Every shape and every
-text below follows the seeds in ``shared/seeds/`` (000 list/get/by-sub-account, 001 create,
-002 update, 003 delete); behaviour the seeds leave open is marked "not in the seeds".
+text below follows the seed documents (copies in ``tests/seeds/``: 000 list/get/by-sub-account,
+001 create, 002 update, 003 delete); behaviour the seeds leave open is marked "not in the seeds".
 """
 
 from __future__ import annotations

@@ -180,3 +180,33 @@ class TestResumeInAnotherProcess:
         result = json.loads(out)
         assert taken + result["ids"] == whole
         assert result["complete"] is True
+
+
+class TestResumeTwice:
+    """A resumed walk's own checkpoints count what it inherited once, not twice."""
+
+    async def test_max_items_across_two_mid_page_resumes(self, sandbox: Sandbox) -> None:
+        async with session(sandbox) as cc:
+            everything = [t.id for t in await cc.tokens.list(limit=10, max_items=35).collect()]
+            taken: list[str] = []
+            pager = cc.tokens.list(limit=10, max_items=35)
+            for stop in (13, 15):  # mid-page both times, the second inside a resumed walk
+                async for token in pager:
+                    taken.append(token.id)
+                    if len(taken) == stop:
+                        break
+                pager = cc.tokens.resume(pager.checkpoint())
+            taken += [t.id for t in await pager.collect()]
+        assert len(everything) == 35
+        assert taken == everything
+
+    async def test_auto_survives_a_checkpoint(self, sandbox: Sandbox) -> None:
+        async with session(sandbox) as cc:
+            pager = cc.tokens.list(limit=10, concurrency="auto")
+            async for _ in pager:
+                break
+            resumed = cc.tokens.resume(pager.checkpoint())
+            assert json.loads(pager.checkpoint())["state"]["concurrency"] == "auto"
+            assert "concurrency=auto" in repr(resumed)
+            fixed = cc.tokens.resume(pager.checkpoint(), concurrency=3)
+            assert "concurrency=3" in repr(fixed)

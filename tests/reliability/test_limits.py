@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import tracemalloc
@@ -190,3 +191,42 @@ class TestServerThatIgnoresPage:
         )
         # Page 1 brought 10, then three pages of nothing new; prefetch may have asked a few more.
         assert 4 <= len(asked) <= 4 + concurrency
+
+
+class TestReviewFindings:
+    """A deadline bounds the wait for a pooled connection; an unreadable answer still
+    counts as an attempt."""
+
+    async def test_deadline_covers_the_wait_for_a_free_connection(self) -> None:
+        async def slow(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=dumps(envelope(token_item())), content_type="application/json")
+
+        app = RawApp(slow, latency=0.3)
+        async with (
+            app,
+            CellcastSession(
+                api_key=API_KEY, base_url=app.url, connection_limit=1, deadline=0.45
+            ) as cc,
+        ):
+            results = await asyncio.gather(
+                *(cc.tokens.get(TOKEN_ID) for _ in range(3)), return_exceptions=True
+            )
+        kinds = sorted(type(r).__name__ for r in results)
+        # One connection, 0.3 s an answer: the first call fits, the others wait for the
+        # connection and run out of their 0.45 s while waiting or answering.
+        assert kinds == ["ApiToken", "TimeoutError", "TimeoutError"]
+        for result in results:
+            if isinstance(result, Exception):
+                assert str(result).endswith("the call's deadline of 0.45 s passed")
+        assert app.max_in_flight == 1
+
+    async def test_a_body_over_the_cap_is_a_counted_attempt(self) -> None:
+        data = page_data([token_item(n, name="x" * 2000) for n in range(1, 11)])
+        async with (
+            serving(dumps(envelope(data))) as app,
+            CellcastSession(api_key=API_KEY, base_url=app.url, max_response_bytes=1000) as cc,
+        ):
+            pager = cc.tokens.list(limit=10)
+            with pytest.raises(DecodeError, match="max_response_bytes"):
+                await pager.collect()
+        assert (pager.stats.requests, pager.stats.retries, pager.stats.items) == (1, 0, 0)

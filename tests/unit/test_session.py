@@ -211,7 +211,8 @@ class TestBaseUrl:
             ),
             (
                 "api.cellcast.com",
-                "base_url must be an http(s) URL with a host, got 'api.cellcast.com'",
+                "base_url must be an http(s) URL with a host, got 16 characters with no scheme"
+                " (not quoted: it may be a key)",
             ),
             ("https://", "base_url must be an http(s) URL with a host, got 'https://'"),
             ("https://api.cellcast.com/?x=1", "base_url must not have a query string or fragment"),
@@ -549,3 +550,14 @@ class TestMisuse:
 
         ((_, url, _),) = sent(m)
         assert url.query["search"] == ""
+
+
+class TestArgumentsSwapped:
+    """``CellcastSession(url, key)`` by mistake: the key never shows in the error."""
+
+    def test_key_in_the_base_url_place(self) -> None:
+        key = "ck_live_swapped_0123456789abcdef0123456789"
+        with pytest.raises(ValueError, match="no scheme") as info:
+            CellcastSession("https://api.cellcast.com", key)
+        assert key not in str(info.value)
+        assert key not in repr(info.value.args)
