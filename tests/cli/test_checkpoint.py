@@ -593,17 +593,23 @@ def test_sigkill_at_random_moments_then_the_same_command(
     killed = 0
     progress: list[int] = []
     procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        """The same command again, as an operator would run it after a crash."""
+        proc = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        procs.append(proc)
+        return proc
+
     try:
         for _ in range(KILLS):
-            proc = subprocess.Popen(
-                command,
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            procs.append(proc)
+            proc = start()
             started = time.monotonic()
             if rng.random() < 0.25:
                 # Anywhere from start-up (imports, truncation) into the walk.
@@ -620,15 +626,7 @@ def test_sigkill_at_random_moments_then_the_same_command(
             killed += 1
             progress.append(_checked_prefix(out, ck, fmt, expected))
         else:
-            proc = subprocess.Popen(
-                command,
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            procs.append(proc)
+            proc = start()
         _, err = proc.communicate(timeout=60)
         assert (proc.returncode, err) == (0, b"")
     finally:
