@@ -354,7 +354,7 @@ class Pipeline:
             except DecodeError as exc:
                 # An answer came that cannot be read (too large, a bad Content-Encoding):
                 # it is still an attempt for the governor, the span and the walk.
-                self._record(exc.status_code or None, 0.0, attempt, None, exc, span, walk)
+                self._record(span, walk, attempt, status=exc.status_code or None, failure=exc)
                 raise
             if response is not None:
                 last[:] = [response]
@@ -387,15 +387,17 @@ class Pipeline:
                 method, outcome, headers, attempt, options.policy, jitter=self._rng.random()
             )
             self._record(
-                None if response is None else response.status,
-                0.0 if response is None else response.elapsed,
-                attempt,
-                # A 429 pauses the whole session for its Retry-After, or else for the
-                # backoff this call would have waited (README "Rate limits").
-                (_retry_after_of(response) if delay is None else delay, headers, delay),
-                failure,
                 span,
                 walk,
+                attempt,
+                status=None if response is None else response.status,
+                elapsed=0.0 if response is None else response.elapsed,
+                headers=headers,
+                # A 429 pauses the whole session for its Retry-After, or else for the
+                # backoff this call would have waited (README "Rate limits").
+                retry_after=_retry_after_of(response) if delay is None else delay,
+                retried=delay is not None,
+                failure=failure,
             )
             if delay is None:
                 if failure is not None:
@@ -424,24 +426,23 @@ class Pipeline:
 
     def _record(
         self,
-        status: int | None,
-        elapsed: float,
-        attempt: int,
-        answer: tuple[float | None, Mapping[str, str], float | None] | None,
-        failure: BaseException | None,
         span: CallSpan,
         walk: WalkRecorder | None,
+        attempt: int,
+        *,
+        status: int | None,
+        elapsed: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+        retried: bool = False,
+        failure: BaseException | None = None,
     ) -> None:
-        """One attempt's outcome, to the governor, the call's span and the walk.
-
-        ``answer``: ``(retry_after, headers, delay)`` when the attempt's answer was read.
-        """
-        retry_after, headers, delay = answer or (None, {}, None)
+        """One attempt's outcome, to the governor, the call's span and the walk."""
         if self.governor is not None:
             self.governor.observe(
                 status=status, headers=headers or None, retry_after=retry_after, elapsed=elapsed
             )
-        span.attempt(status=status, retry=delay is not None, error=failure)
+        span.attempt(status=status, retry=retried, error=failure)
         if walk is not None:
             walk.attempt(status=status, elapsed=elapsed, retry=attempt > 0)
 

@@ -143,7 +143,8 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _flagged(item: Mapping[str, Any], as_of: datetime) -> dict[str, Any]:
+def flagged_fields(item: Mapping[str, Any], as_of: datetime) -> dict[str, Any]:
+    """A raw listing item as the audit names it: id, name, status, sub-account, age."""
     created = parse_time(item["createdAt"])
     return {
         "id": item["_id"],
@@ -172,11 +173,13 @@ def expected_summary(
     created = [parse_time(item["createdAt"]) for item in items]
     oldest_first = sorted(items, key=lambda item: (parse_time(item["createdAt"]), item["_id"]))
     stale = [
-        _flagged(item, as_of)
+        flagged_fields(item, as_of)
         for item in oldest_first
         if as_of - parse_time(item["createdAt"]) > timedelta(days=stale_days)
     ]
-    inactive = [_flagged(item, as_of) for item in oldest_first if item["status"] == "inactive"]
+    inactive = [
+        flagged_fields(item, as_of) for item in oldest_first if item["status"] == "inactive"
+    ]
     return {
         "as_of": as_of.isoformat(),
         "stale_days": stale_days,

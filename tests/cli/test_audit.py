@@ -18,6 +18,7 @@ from ._support import (
     LiveSandbox,
     TtyStringIO,
     expected_summary,
+    flagged_fields,
     parse_time,
     report_of,
 )
@@ -30,13 +31,7 @@ def expected_record(item: dict[str, Any], stale_days: int) -> dict[str, Any]:
     """One audit record as JSON Lines should hold it, from a raw listing item."""
     created = parse_time(item["createdAt"])
     return {
-        "id": item["_id"],
-        "name": item["name"],
-        "status": item["status"],
-        "sub_account_id": item["subAccount"]["_id"],
-        "sub_account_name": item["subAccount"]["name"],
-        "created_at": created.isoformat(),
-        "age_days": (AS_OF_TIME - created).days,
+        **flagged_fields(item, AS_OF_TIME),
         "stale": AS_OF_TIME - created > timedelta(days=stale_days),
         "token": "****" + item["token"][-4:],
     }
