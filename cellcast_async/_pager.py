@@ -28,6 +28,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 import attrs
 
 from ._exceptions import CellcastError, DecodeError, ShapeError
+from ._seal import CheckpointKey
 from ._tracing import WalkSpan
 from ._walk import (
     NO_PROGRESS_PAGES,
@@ -236,8 +237,10 @@ class Pager(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
         resume: Resume | None = None,
         span: Callable[[], WalkSpan] | None = None,
+        checkpoint_key: CheckpointKey | None = None,
     ) -> None:
         self._fetch = fetch
+        self._checkpoint_key = checkpoint_key
         self._concurrency = concurrency
         self._key = key
         self._order = order
@@ -316,13 +319,21 @@ class Pager(Generic[T]):
 
         Valid at any moment: it names the first page not wholly handed over and the ids
         of that page already handed over, so a resumed walk repeats and loses nothing. It
-        holds the listing's path and filters, ids and counts: no key, token or host.
+        holds the listing's path and filters, ids and counts: no key, token or host; it is
+        sealed with a MAC under the session's key, so only that key resumes it (README
+        "Long audits"). A pager not made by ``cc.tokens`` has no key: ``ValueError``.
         """
+        key = self._checkpoint_key
+        if key is None:
+            raise ValueError(
+                "this pager makes no checkpoints: only pagers from cc.tokens do, sealed with"
+                " the session's key"
+            )
         handed = tuple(map(self._key, self._current[: self._handed]))
         # Only the ids handed over since the last commit count against max_items: those
         # inherited from a checkpoint (``_partial``) were counted when it was written.
         return encode_checkpoint(
-            self._committed, self._partial + handed, self.stats, taken=len(handed)
+            self._committed, self._partial + handed, self.stats, key=key, taken=len(handed)
         )
 
     # --- the walk -----------------------------------------------------------------------

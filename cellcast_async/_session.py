@@ -37,6 +37,7 @@ from ._pipeline import (
 )
 from ._protocol import RetryPolicy
 from ._redact import Redactor, register
+from ._seal import CheckpointKey
 from ._tokens import TokensResource
 from ._tracing import Tracing
 from ._transport import CLOSED, AiohttpTransport
@@ -224,7 +225,8 @@ class CellcastSession:
             tracing=Tracing(tracer_provider, base_url=self._base_url),
         )
         self._view_of: CellcastSession | None = None
-        self.tokens = TokensResource(self._pipeline)
+        self._checkpoint_key = CheckpointKey(key)
+        self.tokens = TokensResource(self._pipeline, self._checkpoint_key)
         """The sub-client API-token endpoints (seeds 000-003)."""
 
     def with_options(
@@ -248,7 +250,7 @@ class CellcastSession:
         view.__dict__.update(self.__dict__)
         view._pipeline = pipeline
         view._view_of = self._view_of or self
-        view.tokens = TokensResource(pipeline)
+        view.tokens = TokensResource(pipeline, self._checkpoint_key)
         return view
 
     @property

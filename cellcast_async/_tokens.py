@@ -7,6 +7,7 @@ import operator
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
+from urllib.parse import unquote
 
 import attrs
 
@@ -17,6 +18,7 @@ from ._models import ApiToken, CreatedToken, TokenStatus
 from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
 from ._pipeline import Pipeline
 from ._protocol import TOKENS_PATH
+from ._seal import CheckpointKey
 from ._transport import Response
 from ._walk import Listing, decode_checkpoint
 
@@ -61,8 +63,10 @@ def _as_is(item: Any) -> Any:
 class TokensResource:
     """List, get, create, update and delete sub-client API tokens."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, checkpoint_key: CheckpointKey) -> None:
         self._pipeline = pipeline
+        # Seals and checks this session's checkpoints (README "Long audits").
+        self._checkpoint_key = checkpoint_key
         converter = pipeline.converter
         # Hooks resolved once here, not per item.
         self._token_hook = converter.get_structure_hook(ApiToken)
@@ -139,25 +143,42 @@ class TokensResource:
         version or for another endpoint is a ``ValueError`` naming what is wrong; nothing
         is sent (README "Long audits").
         """
-        resume = decode_checkpoint(checkpoint)
+        resume = decode_checkpoint(checkpoint, self._checkpoint_key)
         state = resume[0]
         listing = state.listing
         if listing is None:
             raise ValueError("checkpoint is not from cc.tokens: it names no listing")
+        # Sealed, so written by this SDK under this key; still, nothing of it is sent as
+        # read: the path and the query are rebuilt from checked parts, the sub-account
+        # id encoded as one segment as every id is (README "Long audits").
+        sub_account = _listing_sub_account(listing.path)
         params = dict(listing.params)
-        if listing.path != TOKENS_PATH and not _SUB_ACCOUNT_LISTING.fullmatch(listing.path):
-            raise ValueError(f"checkpoint is for {listing.path!r}, not a token listing")
-        unknown = set(params) - _LISTING_PARAMS
+        allowed = _LISTING_PARAMS if sub_account is None else _LISTING_PARAMS - {"subAccountId"}
+        unknown = set(params) - allowed
         if unknown:
             raise ValueError(f"checkpoint has unknown listing parameters: {sorted(unknown)}")
         if params.get("limit") != str(state.limit):
             raise ValueError("checkpoint's 'limit' does not match its listing's")
-        if "status" in params:
-            proto.check_status(params["status"])
+        for name, value in params.items():
+            _check_checkpoint_text(value, f"listing parameter {name!r}")
+        try:
+            rebuilt = proto.list_params(
+                sub_account_id=params.get("subAccountId"),
+                status=params.get("status"),
+                search=params.get("search"),
+                page=state.page,
+                limit=state.limit,
+            )
+        except ValueError as exc:
+            raise ValueError(f"checkpoint's listing is not one cc.tokens makes: {exc}") from None
         width = state.concurrency if concurrency is None else concurrency
-        operation = "tokens.list" if listing.path == TOKENS_PATH else "tokens.list_for_sub_account"
+        if sub_account is None:
+            operation, path = "tokens.list", TOKENS_PATH
+        else:
+            operation = "tokens.list_for_sub_account"
+            path = proto.sub_account_tokens_path(sub_account)
         return self._pager(
-            operation, listing.path, params, state.page, state.limit, width, state.remaining, resume
+            operation, path, rebuilt, state.page, state.limit, width, state.remaining, resume
         )
 
     def _pager(
@@ -211,6 +232,7 @@ class TokensResource:
             order_key=_token_rank,
             resume=resume,
             span=lambda: pipeline.tracing.walk(operation, path),
+            checkpoint_key=self._checkpoint_key,
         )
 
     async def get(self, token_id: str) -> ApiToken:
@@ -256,8 +278,47 @@ _token_id: Callable[[ApiToken], str] = operator.attrgetter("id")
 _token_rank: Callable[[ApiToken], Any] = operator.attrgetter("created_at")
 
 
-_SUB_ACCOUNT_LISTING: Final = re.compile(re.escape(TOKENS_PATH) + r"/sub-account/[^/?#]+")
+_SUB_ACCOUNT_PREFIX: Final = f"{TOKENS_PATH}/sub-account/"
 _LISTING_PARAMS: Final = frozenset({"subAccountId", "status", "search", "limit"})
+# C0 controls, DEL and C1 controls: never part of an id or a filter this SDK sends.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message: quoted, control characters escaped, cut short."""
+    return repr(text) if len(text) <= 80 else f"{text[:80]!r}..."
+
+
+def _check_checkpoint_text(value: str, what: str) -> None:
+    if _CONTROL.search(value):
+        raise ValueError(f"checkpoint's {what} holds a control character: {_shown(value)}")
+
+
+def _listing_sub_account(path: str) -> str | None:
+    """The sub-account id of a checkpoint's listing path (None: the whole token list).
+
+    Only the two listing paths of seed 000 are accepted, and the id is percent-decoded
+    to be encoded again as one segment by :func:`sub_account_tokens_path`.
+    """
+    if path == TOKENS_PATH:
+        return None
+    if not path.startswith(_SUB_ACCOUNT_PREFIX):
+        raise ValueError(f"checkpoint is for {_shown(path)}, not a token listing")
+    encoded = path[len(_SUB_ACCOUNT_PREFIX) :]
+    if "/" in encoded or "?" in encoded or "#" in encoded:
+        raise ValueError(f"checkpoint is for {_shown(path)}, not a token listing")
+    try:
+        sub_account = unquote(encoded, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"checkpoint's sub-account id is not percent-encoded UTF-8: {_shown(encoded)}"
+        ) from None
+    _check_checkpoint_text(sub_account, "sub-account id")
+    if not sub_account.strip():
+        raise ValueError("checkpoint's sub-account id is empty")
+    if not sub_account.strip("."):
+        raise ValueError(f"checkpoint's sub-account id is a dot segment: {_shown(sub_account)}")
+    return sub_account
 
 
 async def _ignore(envelope: dict[str, Any]) -> None:

@@ -55,7 +55,6 @@ declare it). The repair re-reads at most three pages per shrink and at most
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import math
 from collections.abc import Hashable, Mapping, Sequence
@@ -63,8 +62,12 @@ from typing import Any, Final, Literal, Protocol
 
 import attrs
 
+from ._seal import CheckpointKey
+
 __all__ = [
     "CHECKPOINT_VERSION",
+    "MAX_CHECKPOINT_CHARS",
+    "MAX_CHECKPOINT_IDS",
     "NO_PROGRESS_PAGES",
     "ConcurrencyController",
     "Listing",
@@ -81,8 +84,16 @@ __all__ = [
     "verified",
 ]
 
-CHECKPOINT_VERSION: Final = 1
+CHECKPOINT_VERSION: Final = 2
 _FORMAT: Final = "cellcast_async.walk"
+
+MAX_CHECKPOINT_CHARS: Final = 4 * 2**20
+"""The longest checkpoint written or read (README "Long audits"): ids of a page of 50,000
+tokens fit twice over."""
+MAX_CHECKPOINT_IDS: Final = 100_000
+"""The most ids a checkpoint holds: those of the last page read and of the page being read."""
+# Commas a checkpoint holds besides those between ids: its fields and stats.
+_OTHER_COMMAS: Final = 64
 
 NO_PROGRESS_PAGES: Final = 3
 """Forward pages in a row that add no new item before a walk gives up (issue 8, item 3).
@@ -350,11 +361,22 @@ def verified(state: WalkState, read: Read) -> WalkState:
 
 
 # --- checkpoints -----------------------------------------------------------------------
+#
+# A checkpoint is read back from wherever its user kept it: untrusted input (README "Long
+# audits"). It is sealed with a MAC under the session's key (``._seal``), bounded in size
+# before it is parsed, and every field is checked once the seal holds.
 
 
-def _digest(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+def _canonical(outer: Mapping[str, Any]) -> bytes:
+    text = json.dumps(outer, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii")
+
+
+def _too_many_ids(count: int) -> str:
+    return (
+        f"{count:,} ids, more than the {MAX_CHECKPOINT_IDS:,} a checkpoint holds"
+        ' (README "Long audits")'
+    )
 
 
 def _keys_out(keys: Sequence[Hashable], what: str) -> list[Key]:
@@ -367,12 +389,23 @@ def _keys_out(keys: Sequence[Hashable], what: str) -> list[Key]:
 
 
 def encode_checkpoint(
-    state: WalkState, partial: Sequence[Hashable], stats: WalkStats, *, taken: int | None = None
+    state: WalkState,
+    partial: Sequence[Hashable],
+    stats: WalkStats,
+    *,
+    key: CheckpointKey,
+    taken: int | None = None,
 ) -> str:
     """The opaque text of ``pager.checkpoint()``: ``state`` plus the ids handed over of the
-    page being read (``partial``), which a resumed walk reads again and skips. ``taken``:
-    how many of ``partial`` ``state.remaining`` does not count yet (default: all; a resumed
-    walk's inherited ids were counted when its own checkpoint was written)."""
+    page being read (``partial``), which a resumed walk reads again and skips, sealed with
+    ``key``. ``taken``: how many of ``partial`` ``state.remaining`` does not count yet
+    (default: all; a resumed walk's inherited ids were counted when its own checkpoint was
+    written). A walk whose pages are too large to checkpoint is a ``ValueError``."""
+    ids = len(state.prev_keys) + len(partial)
+    if ids > MAX_CHECKPOINT_IDS:
+        raise ValueError(
+            f"this walk cannot be checkpointed: {_too_many_ids(ids)}; use a smaller limit"
+        )
     remaining = state.remaining
     if remaining is not None:
         remaining -= len(partial) if taken is None else taken
@@ -405,10 +438,20 @@ def encode_checkpoint(
         "partial": _keys_out(partial, "the page being read"),
         "stats": attrs.asdict(stats),
     }
-    return json.dumps(
-        {"format": _FORMAT, "version": CHECKPOINT_VERSION, "state": body, "digest": _digest(body)},
-        separators=(",", ":"),
-    )
+    outer: dict[str, Any] = {
+        "format": _FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "key": key.key_id,
+        "state": body,
+    }
+    outer["mac"] = key.mac(_FORMAT, _canonical(outer))
+    text = json.dumps(outer, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > MAX_CHECKPOINT_CHARS:
+        raise ValueError(
+            f"this walk cannot be checkpointed: {len(text):,} characters, more than the"
+            f" {MAX_CHECKPOINT_CHARS:,} a checkpoint holds; use a smaller limit"
+        )
+    return text
 
 
 def _field(body: Mapping[str, Any], name: str, kind: str) -> Any:
@@ -480,14 +523,29 @@ def _stats(value: Any) -> WalkStats:
     return WalkStats(**value)
 
 
-def decode_checkpoint(text: object) -> tuple[WalkState, tuple[Key, ...], WalkStats]:
+def decode_checkpoint(
+    text: object, key: CheckpointKey
+) -> tuple[WalkState, tuple[Key, ...], WalkStats]:
     """The state, the ids of the page being read already handed over, and the stats so far.
 
-    Anything that is not a checkpoint this version wrote, or that was changed after, is a
-    ``ValueError`` naming what is wrong.
+    Anything that is not a checkpoint this version wrote under ``key``, that was changed
+    after, or that is larger than a checkpoint can be, is a ``ValueError`` naming what is
+    wrong. The size is checked before the text is parsed, the seal before any field is read.
     """
     if not isinstance(text, str):
         raise ValueError(f"checkpoint must be a str, not {type(text).__name__}")
+    if len(text) > MAX_CHECKPOINT_CHARS:
+        raise ValueError(
+            f"checkpoint is too large: {len(text):,} characters, more than the"
+            f' {MAX_CHECKPOINT_CHARS:,} a checkpoint holds (README "Long audits")'
+        )
+    # Every id but the last of a list is followed by a comma: an upper bound on the ids,
+    # counted in C before the parser builds millions of strings.
+    if text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
+        raise ValueError(
+            f"checkpoint is too large: it may hold more than {MAX_CHECKPOINT_IDS:,} ids, the"
+            ' most a checkpoint holds (README "Long audits")'
+        )
     try:
         outer = json.loads(text)
     except (ValueError, RecursionError):
@@ -500,11 +558,17 @@ def decode_checkpoint(text: object) -> tuple[WalkState, tuple[Key, ...], WalkSta
             f"checkpoint is format version {version!r}; this cellcast_async reads version "
             f"{CHECKPOINT_VERSION}"
         )
+    if outer.get("key") != key.key_id:
+        raise ValueError(
+            "checkpoint was made under another API key: it resumes only with the key of"
+            " the account that made it"
+        )
+    mac = outer.pop("mac", None)
+    if not key.check(_FORMAT, _canonical(outer), mac):
+        raise ValueError("checkpoint is not authentic: it was changed after it was written")
     body = outer.get("state")
     if not isinstance(body, dict):
         raise ValueError("checkpoint field 'state' must be an object")
-    if outer.get("digest") != _digest(body):
-        raise ValueError("checkpoint is mangled: its digest does not match its content")
     limit = _field(body, "limit", "int>=1")
     start = _field(body, "start", "int>=1")
     page = _field(body, "page", "int>=1")
@@ -540,4 +604,7 @@ def decode_checkpoint(text: object) -> tuple[WalkState, tuple[Key, ...], WalkSta
         no_progress=_field(body, "no_progress", "int>=0"),
     )
     partial = tuple(_field(body, "partial", "keys"))
+    ids = len(state.prev_keys) + len(partial)
+    if ids > MAX_CHECKPOINT_IDS:
+        raise ValueError(f"checkpoint is too large: {_too_many_ids(ids)}")
     return state, partial, _stats(body.get("stats"))

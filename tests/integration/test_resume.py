@@ -124,7 +124,7 @@ class TestResume:
         assert "127.0.0.1" not in checkpoint
         for token in tokens:
             assert token.token.reveal() not in checkpoint
-        assert set(json.loads(checkpoint)) == {"format", "version", "state", "digest"}
+        assert set(json.loads(checkpoint)) == {"format", "version", "key", "state", "mac"}
 
     async def test_size_grows_with_the_page_not_the_walk(self, sandbox: Sandbox) -> None:
         sizes = []

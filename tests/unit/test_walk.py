@@ -11,9 +11,11 @@ from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from cellcast_async import DecodeError, Page, Pager, WalkStats
-from cellcast_async._walk import _digest, current_walk
+from cellcast_async._walk import current_walk
 
+from .._checkpoint_seal import reseal
 from ._fakes import (
+    API_KEY,
     BASE_URL,
     TOKENS_PATH,
     add_listing,
@@ -213,8 +215,7 @@ class TestCheckpointFormat:
 
     @staticmethod
     def _resign(outer: dict[str, Any]) -> str:
-        outer["digest"] = _digest(outer["state"])
-        return json.dumps(outer)
+        return reseal(outer, API_KEY)
 
     async def resume_error(self, text: object) -> str:
         async with session() as cc:
@@ -237,12 +238,12 @@ class TestCheckpointFormat:
             (lambda t: t[:-5], "checkpoint is not a cellcast_async checkpoint: not JSON"),
             (lambda t: "[]", "checkpoint is not a cellcast_async checkpoint: no 'format' marker"),
             (
-                lambda t: t.replace('"version":1', '"version":2'),
-                "checkpoint is format version 2; this cellcast_async reads version 1",
+                lambda t: t.replace('"version":2', '"version":1'),
+                "checkpoint is format version 1; this cellcast_async reads version 2",
             ),
             (
                 lambda t: t.replace('"page":2', '"page":3'),
-                "checkpoint is mangled: its digest does not match its content",
+                "checkpoint is not authentic: it was changed after it was written",
             ),
         ],
     )
