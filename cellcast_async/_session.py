@@ -43,7 +43,12 @@ from ._tracing import Tracing
 from ._transport import CLOSED, AiohttpTransport
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_RESPONSE_BYTES", "CellcastSession"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "CellcastSession",
+    "checkpoint_key",
+]
 
 DEFAULT_BASE_URL: Final = "https://api.cellcast.com"
 API_KEY_ENV: Final = "CELLCAST_API_KEY"
@@ -313,3 +318,9 @@ class CellcastSession:
                 await self._transport.aclose()
             finally:
                 await self._governor.aclose()
+
+
+def checkpoint_key(session: CellcastSession) -> CheckpointKey:
+    """The key that seals ``session``'s checkpoints; the CLI seals its audit files with it
+    too (README "Long audits")."""
+    return session._checkpoint_key

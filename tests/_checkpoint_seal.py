@@ -22,3 +22,13 @@ def reseal(outer: dict[str, Any], api_key: str) -> str:
     body = {k: v for k, v in outer.items() if k != "mac"}
     body["key"] = key.key_id
     return json.dumps({**body, "mac": key.mac(WALK, _canonical(body))}, separators=(",", ":"))
+
+
+def reseal_audit(body: dict[str, Any], api_key: str) -> str:
+    """``body`` (a parsed ``audit --checkpoint`` file) sealed again under ``api_key``."""
+    from cellcast_async._cli._checkpoint import FORMAT, _canonical
+
+    key = CheckpointKey(api_key)
+    inner = {k: v for k, v in body.items() if k != "mac"}
+    inner["key"] = key.key_id
+    return json.dumps({**inner, "mac": key.mac(FORMAT, _canonical(inner))}, sort_keys=True)

@@ -24,8 +24,9 @@ from rich.console import Console
 from .._governor import GovernorState
 from .._models import ApiToken, TokenStatus
 from .._pager import Pager
-from .._session import CellcastSession
-from .._walk import WalkStats
+from .._seal import CheckpointKey
+from .._session import CellcastSession, checkpoint_key
+from .._walk import Listing, WalkStats, decode_checkpoint
 from ._app import (
     EXIT_OK,
     CliUsageError,
@@ -35,7 +36,14 @@ from ._app import (
     global_options,
     run_async,
 )
-from ._checkpoint import AuditCheckpoint, read_records, truncate, write_atomically
+from ._checkpoint import (
+    AuditCheckpoint,
+    check_length,
+    locked,
+    read_records,
+    truncate,
+    write_atomically,
+)
 from ._commands import listing_options
 from ._output import console_for, csv_writer, dump_json, make_table
 from ._progress import Reporter, make_reporter
@@ -424,19 +432,38 @@ def _checkpoint_options(options: AuditOptions) -> dict[str, Any]:
     }
 
 
-def _resume_point(options: AuditOptions, report_as_of: datetime | None) -> AuditCheckpoint | None:
-    """The checkpoint to resume from, or None to start; refuses what cannot work."""
+def _check_checkpoint_paths(options: AuditOptions) -> None:
+    """Before anything is opened: what --checkpoint cannot work with."""
     path = options.checkpoint
     if path is None:
-        return None
+        return
     if options.output in (None, "-"):
         raise CliUsageError(
             "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
             " records already written there"
         )
-    if not os.path.exists(path):
+    assert options.output is not None
+    # One file under two names (a typo, another spelling, a symlink, a hard link): the
+    # checkpoint would be written over the records.
+    same = os.path.realpath(path) == os.path.realpath(options.output)
+    if not same:
+        with contextlib.suppress(OSError):
+            same = os.path.samefile(path, options.output)
+    if same:
+        raise CliUsageError(
+            f"--checkpoint and --output name the same file ({path}): the checkpoint would"
+            " overwrite the records"
+        )
+
+
+def _resume_point(
+    options: AuditOptions, report_as_of: datetime | None, key: CheckpointKey
+) -> AuditCheckpoint | None:
+    """The checkpoint to resume from, or None to start; refuses what cannot work."""
+    path = options.checkpoint
+    if path is None or not os.path.exists(path):
         return None
-    saved = AuditCheckpoint.load(path)
+    saved = AuditCheckpoint.load(path, key)
     if dict(saved.options) != _checkpoint_options(options):
         raise CliUsageError(
             f"{path} was written by an audit with other options"
@@ -448,11 +475,43 @@ def _resume_point(options: AuditOptions, report_as_of: datetime | None) -> Audit
     return saved
 
 
+def _listing_text(listing: Listing | None) -> str:
+    if listing is None:
+        return "no listing"
+    query = "&".join(f"{k}={v}" for k, v in listing.params)
+    return f"{listing.path}?{query}" if query else listing.path
+
+
+def _resumed(
+    cc: CellcastSession, options: AuditOptions, saved: AuditCheckpoint, key: CheckpointKey
+) -> Pager[ApiToken]:
+    """The audit's pager from ``saved``: the walk it names must be the one these options make."""
+    path = options.checkpoint
+    try:
+        pager = cc.tokens.resume(saved.pager, concurrency=options.concurrency)
+        listing = decode_checkpoint(saved.pager, key)[0].listing
+    except ValueError as exc:
+        raise CliUsageError(f"{path}: {exc}") from None
+    expected = decode_checkpoint(start_walk(cc, options).checkpoint(), key)[0].listing
+    if listing != expected:
+        raise CliUsageError(
+            f"{path}: its walk lists {_listing_text(listing)}, this audit lists"
+            f" {_listing_text(expected)}: delete {path} to start over"
+        )
+    return pager
+
+
 def _options_text(options: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(options.items()) if v is not None)
 
 
-def _save(options: AuditOptions, pager: Pager[ApiToken], now: datetime, handle: IO[str]) -> None:
+def _save(
+    options: AuditOptions,
+    pager: Pager[ApiToken],
+    now: datetime,
+    handle: IO[str],
+    key: CheckpointKey,
+) -> None:
     """After a page's records: flush them to the disk, then write the checkpoint over the
     old one (in that order: a checkpoint never counts a record the disk does not hold)."""
     assert options.checkpoint is not None
@@ -465,7 +524,7 @@ def _save(options: AuditOptions, pager: Pager[ApiToken], now: datetime, handle: 
         output=os.path.abspath(options.output or "-"),
         output_bytes=handle.tell(),
     )
-    write_atomically(options.checkpoint, checkpoint.dumps())
+    write_atomically(options.checkpoint, checkpoint.dumps(key))
 
 
 def _finished(path: str) -> None:
@@ -495,7 +554,16 @@ async def _watch_governor(cc: CellcastSession, progress: Reporter) -> None:
 
 
 async def run_audit(conn: Connection, options: AuditOptions, settings: Settings) -> int:
-    saved = _resume_point(options, options.as_of)
+    _check_checkpoint_paths(options)
+    if options.checkpoint is None:
+        return await _audit(conn, options, settings)
+    with locked(options.checkpoint):  # one audit at a time on one checkpoint
+        return await _audit(conn, options, settings)
+
+
+async def _audit(conn: Connection, options: AuditOptions, settings: Settings) -> int:
+    key = checkpoint_key(conn.cc)
+    saved = _resume_point(options, options.as_of, key)
     now = options.as_of or conn.default_as_of()
     if saved is not None:
         now = datetime.fromisoformat(saved.as_of)
@@ -503,13 +571,20 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
     if saved is not None:
         assert options.output is not None
         assert options.checkpoint is not None
-        try:  # before the output is touched: a pager checkpoint that does not read stops here
-            pager = conn.cc.tokens.resume(saved.pager, concurrency=options.concurrency)
-        except ValueError as exc:
-            raise CliUsageError(f"{options.checkpoint}: {exc}") from None
-        truncate(options.output, saved.output_bytes)
-        for record, created_at in read_records(options.output, options.record_format or "csv"):
+        # Before the output is touched: a pager checkpoint that does not read stops here.
+        pager = _resumed(conn.cc, options, saved, key)
+        check_length(options.output, saved.output_bytes)
+        fmt = options.record_format or "csv"
+        for record, created_at in read_records(options.output, fmt, saved.output_bytes):
             report.add(record, created_at)
+        # Every record the walk handed over is in the output, and nothing else; checked
+        # before the output is cut back to what the checkpoint counted.
+        if report.total != pager.stats.items:
+            raise CliUsageError(
+                f"{options.output} holds {report.total:,} records where {options.checkpoint}"
+                f" counted {pager.stats.items:,}: delete the checkpoint to start over"
+            )
+        truncate(options.output, saved.output_bytes)
     else:
         pager = start_walk(conn.cc, options)
     with (
@@ -525,7 +600,7 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
                     if output.write is not None:
                         output.write(record)
                 if options.checkpoint is not None and output.handle is not None:
-                    _save(options, pager, now, output.handle)
+                    _save(options, pager, now, output.handle, key)
                 progress.advance(report.total, page.total)
         finally:
             watcher.cancel()

@@ -1,21 +1,27 @@
 """``audit --checkpoint FILE``: an audit that survives being killed at any moment.
 
 After each page whose records are flushed (and fsynced) to ``--output``, the audit writes
-FILE atomically (write a temporary file, fsync it, rename it over FILE, fsync the
-folder). FILE holds the pager's own checkpoint, the audit's options, its "as of" time and
-the length of the output at that moment. Started again with FILE present, the audit cuts
-the output back to that length (a record half-written at the kill, or the records of a
-page written after the last checkpoint, are dropped and written again, never twice),
-rebuilds its report from the records already there, and resumes the walk. FILE is
-removed once the audit has finished (README "Long audits").
+FILE atomically (write a fresh temporary file beside it, fsync it, rename it over FILE,
+fsync the folder). FILE holds the pager's own checkpoint, the audit's options, its "as
+of" time and the length of the output at that moment, sealed with a MAC under the
+session's key like the pager's checkpoint. Started again with FILE present, the audit
+cuts the output back to that length (a record half-written at the kill, or the records
+of a page written after the last checkpoint, are dropped and written again, never
+twice), rebuilds its report from the records already there, and resumes the walk. FILE
+is removed once the audit has finished. One audit at a time holds FILE: a lock file
+beside it (README "Command line", "Long audits").
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
+import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -24,12 +30,23 @@ import attrs
 
 from .._converters import parse_datetime
 from .._exceptions import ShapeError
+from .._seal import CheckpointKey
+from .._walk import MAX_CHECKPOINT_CHARS
 from ._app import CliUsageError
 
-__all__ = ["AuditCheckpoint", "read_records", "truncate", "write_atomically"]
+__all__ = [
+    "AuditCheckpoint",
+    "check_length",
+    "locked",
+    "read_records",
+    "truncate",
+    "write_atomically",
+]
 
 FORMAT: Final = "cellcast-audit-checkpoint"
-VERSION: Final = 1
+VERSION: Final = 2
+MAX_BYTES: Final = 2 * MAX_CHECKPOINT_CHARS + 2**16
+"""The largest audit checkpoint read: the pager's (escaped in a JSON string) and a little."""
 
 
 @attrs.frozen
@@ -42,28 +59,35 @@ class AuditCheckpoint:
     output: str
     output_bytes: int
 
-    def dumps(self) -> str:
-        return json.dumps(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                "pager": self.pager,
-                "options": dict(self.options),
-                "as_of": self.as_of,
-                "output": self.output,
-                "output_bytes": self.output_bytes,
-            },
-            sort_keys=True,
-        )
+    def dumps(self, key: CheckpointKey) -> str:
+        """The file's text, sealed with ``key`` (the session's)."""
+        body = {
+            "format": FORMAT,
+            "version": VERSION,
+            "key": key.key_id,
+            "pager": self.pager,
+            "options": dict(self.options),
+            "as_of": self.as_of,
+            "output": self.output,
+            "output_bytes": self.output_bytes,
+        }
+        return json.dumps({**body, "mac": key.mac(FORMAT, _canonical(body))}, sort_keys=True)
 
     @classmethod
-    def load(cls, path: str) -> AuditCheckpoint:
+    def load(cls, path: str, key: CheckpointKey) -> AuditCheckpoint:
+        """FILE as written by an audit under ``key``; anything else is a usage error."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
-            body = json.loads(text)
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
         except OSError as exc:
             raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except ValueError:
+        if len(data) > MAX_BYTES:
+            raise CliUsageError(
+                f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)"
+            )
+        try:
+            body = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):
             raise CliUsageError(f"{path}: not an audit checkpoint (not JSON)") from None
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             raise CliUsageError(f"{path}: not an audit checkpoint")
@@ -71,6 +95,18 @@ class AuditCheckpoint:
             raise CliUsageError(
                 f"{path}: an audit checkpoint of version {body.get('version')!r};"
                 f" this cellcast-tokens reads version {VERSION}"
+            )
+        # Sealed before any field is believed (README "Long audits").
+        if body.get("key") != key.key_id:
+            raise CliUsageError(
+                f"{path}: written by an audit under another API key: resume it with that"
+                " key, or delete it to start over"
+            )
+        mac = body.pop("mac", None)
+        if not key.check(FORMAT, _canonical(body), mac):
+            raise CliUsageError(
+                f"{path}: not authentic: it was changed after it was written; delete it to"
+                " start over"
             )
         try:
             saved = cls(
@@ -90,6 +126,11 @@ class AuditCheckpoint:
 _JSON_NAMES: Final = {str: "a string", dict: "an object", int: "a whole number"}
 
 
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii")
+
+
 def _typed(body: Mapping[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -97,24 +138,94 @@ def _typed(body: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _temporary_name(target: Path) -> re.Pattern[str]:
+    """The names :func:`write_atomically` gives its temporaries for ``target``."""
+    return re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}\.tmp")
+
+
 def write_atomically(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a kill at any moment leaves old or new, whole."""
+    """Replace ``path`` with ``text`` so that a kill at any moment leaves old or new, whole.
+
+    The temporary is new and private (``mkstemp``: created exclusively, never through a
+    symlink, mode 0600) in the target's folder, so a file or symlink planted beside the
+    target is never written through.
+    """
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
-    folder = os.open(target.parent if str(target.parent) else ".", os.O_RDONLY)
+    folder = target.parent
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        os.fsync(folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
     finally:
-        os.close(folder)
+        os.close(directory)
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold ``path`` for one audit: an exclusive ``flock`` on ``.NAME.lock`` beside it.
+
+    A second audit on the same checkpoint is a usage error at once, never a wait. While
+    it is held, temporaries a killed audit left beside ``path`` are removed; the lock
+    file is removed when the audit ends.
+    """
+    target = Path(path)
+    lock = target.with_name(f".{target.name}.lock")
+    busy = CliUsageError(
+        f"{path} is in use by another audit: wait for it to end, or use another --checkpoint"
+    )
+    for _ in range(8):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise CliUsageError(f"cannot lock {path} ({lock}): {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise busy from None
+        # The holder before us may have removed the file between our open and our lock:
+        # ours is the lock only if the name still leads to the file we locked.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:  # pragma: no cover - eight removals in a row between open and flock
+        raise busy
+    try:
+        leftover = _temporary_name(target)
+        for entry in os.scandir(target.parent):
+            if leftover.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
 
 
 def truncate(path: str, length: int) -> None:
     """Cut ``path`` back to ``length`` bytes (what the last checkpoint saw written)."""
+    check_length(path, length)
+    with open(path, "r+b") as handle:
+        handle.truncate(length)
+
+
+def check_length(path: str, length: int) -> None:
+    """``path`` holds at least the ``length`` bytes the checkpoint counted."""
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -126,12 +237,13 @@ def truncate(path: str, length: int) -> None:
             f"{path} is shorter than when the checkpoint was written: delete the checkpoint"
             " to start over"
         )
-    with open(path, "r+b") as handle:
-        handle.truncate(length)
 
 
-def read_records(path: str, record_format: str) -> Iterator[tuple[dict[str, Any], Any]]:
-    """The records already in ``path`` as the report adds them: ``(record, created_at)``.
+def read_records(
+    path: str, record_format: str, length: int | None = None
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """The records already in ``path`` (its first ``length`` bytes: what the checkpoint
+    counted) as the report adds them: ``(record, created_at)``.
 
     What the checkpoint counted is whole records, each ending its line: anything else (an
     edited checkpoint, another file under the output's name) is refused, never appended to.
@@ -142,7 +254,8 @@ def read_records(path: str, record_format: str) -> Iterator[tuple[dict[str, Any]
     )
     try:
         # Bytes as written: no newline translation ("\r" alone is a cut CSV row).
-        text = Path(path).read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            text = handle.read(-1 if length is None else length).decode("utf-8")
     except ValueError:  # cut inside a character
         raise unreadable from None
     if text and not text.endswith("\n"):

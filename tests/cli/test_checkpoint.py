@@ -27,6 +27,7 @@ import pytest
 
 from cellcast_async.sandbox import Faults
 
+from .._checkpoint_seal import reseal_audit
 from ._support import AS_OF, AS_OF_TIME, LiveSandbox, expected_summary, report_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ NEEDS_OUTPUT = (
     " records already written there"
 )
 PAGE = 50  # 300 tokens: 6 pages
-READS = "this cellcast-tokens reads version 1"
+READS = "this cellcast-tokens reads version 2"
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -144,13 +145,22 @@ class TestUsageErrors:
             ('{"format": "cellcast-audit-', "{ck}: not an audit checkpoint (not JSON)"),
             ("[1, 2]", "{ck}: not an audit checkpoint"),
             ('{"format": "something-else", "version": 1}', "{ck}: not an audit checkpoint"),
-            ("VERSION 2", "{ck}: an audit checkpoint of version 2; " + READS),
+            ("VERSION 1", "{ck}: an audit checkpoint of version 1; " + READS),
             ("VERSION null", "{ck}: an audit checkpoint of version None; " + READS),
             ("NO pager", "{ck}: 'pager' is missing or not a string"),
             ("NO options", "{ck}: 'options' is missing or not an object"),
             ("NO as_of", "{ck}: 'as_of' is missing or not a string"),
             ("NO output", "{ck}: 'output' is missing or not a string"),
             ("NEGATIVE", "{ck}: 'output_bytes' is negative"),
+            (
+                "EDITED",
+                "{ck}: not authentic: it was changed after it was written; delete it to start over",
+            ),
+            (
+                "FOREIGN",
+                "{ck}: written by an audit under another API key: resume it with that key,"
+                " or delete it to start over",
+            ),
         ],
     )
     def test_a_mangled_checkpoint(
@@ -160,19 +170,27 @@ class TestUsageErrors:
         argv = audit_argv(out, ck, "jsonl", "--as-of", AS_OF)
         good = {
             "format": "cellcast-audit-checkpoint",
-            "version": 1,
+            "version": 2,
             "pager": "{}",
             "options": {},
             "as_of": AS_OF_TIME.isoformat(),
             "output": str(out),
             "output_bytes": 0,
         }
+        # Sealed with the key, as only its holder can: the checks behind the seal.
         if content.startswith("VERSION "):
             content = json.dumps({**good, "version": json.loads(content.split()[1])})
         elif content == "NEGATIVE":
-            content = json.dumps({**good, "output_bytes": -1})
+            content = reseal_audit({**good, "output_bytes": -1}, live.api_key)
         elif content.startswith("NO "):
-            content = json.dumps({k: v for k, v in good.items() if k != content.split()[1]})
+            missing = content.split()[1]
+            content = reseal_audit({k: v for k, v in good.items() if k != missing}, live.api_key)
+        elif content == "EDITED":  # sealed, then edited by someone without the key
+            content = reseal_audit(good, live.api_key).replace(
+                '"output_bytes": 0', '"output_bytes": 9'
+            )
+        elif content == "FOREIGN":
+            content = reseal_audit(good, "another account's key")
         ck.write_text(content, encoding="utf-8")
         out.write_text('{"id": "kept"}\n', encoding="utf-8")
         result = live.cli(*argv)
@@ -278,7 +296,7 @@ class TestUsageErrors:
         out, ck = paths
         interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
         body = checkpoint_body(ck)
-        ck.write_text(json.dumps({**body, "pager": "garbage"}), encoding="utf-8")
+        ck.write_text(reseal_audit({**body, "pager": "garbage"}, live.api_key), encoding="utf-8")
         with out.open("ab") as handle:
             handle.write(b'{"half": ')  # would be cut by a resume that went ahead
         before = out.read_bytes()
@@ -300,7 +318,9 @@ class TestUsageErrors:
         body = checkpoint_body(ck)
         last = out.read_bytes().splitlines()[-1]
         back = len(last) - last.index(b",") - 3 if cut == "row" else int(cut)
-        ck.write_text(json.dumps({**body, "output_bytes": body["output_bytes"] - back}))
+        # Sealed again, as only the key's holder can.
+        edited = {**body, "output_bytes": body["output_bytes"] - back}
+        ck.write_text(reseal_audit(edited, live.api_key))
         live.script({})
         result = live.cli(*audit_argv(out, ck, fmt))
         assert (result.code, result.out) == (2, "")
