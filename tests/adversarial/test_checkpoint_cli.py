@@ -12,15 +12,19 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cellcast_async.sandbox import Faults
+
 from .._checkpoint_seal import reseal_audit
 from ..cli._support import AS_OF, LiveSandbox
-from ..cli.test_checkpoint import PAGE, audit_argv, checkpoint_body, ids, interrupted
+from ..cli.test_checkpoint import PAGE, _env, audit_argv, checkpoint_body, ids, interrupted
 
 NOT_AUTHENTIC = "not authentic: it was changed after it was written; delete it to start over"
 
@@ -317,3 +321,41 @@ class TestFiles:
         assert not out.exists()
         assert not ck.exists()
         assert lock.is_symlink()
+
+
+def test_two_audit_processes_on_one_checkpoint(tmp_path: Path) -> None:
+    """A real second process, while the first walks: refused at once; the first finishes."""
+    with LiveSandbox(seed=1, tokens=2000, faults=Faults(latency=0.02)) as big:
+        out, ck = tmp_path / "tokens.jsonl", tmp_path / "audit.ckpt"
+        argv = audit_argv(out, ck, "jsonl", "--as-of", AS_OF)
+        first = subprocess.Popen(
+            [sys.executable, "-m", "cellcast_async", *big.args(*argv)],
+            cwd=tmp_path,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not ck.exists() and first.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert first.poll() is None, "the first audit ended before the second started"
+            # The second audit talks to a server of its own: what it sends is its own.
+            with LiveSandbox(seed=2, tokens=10) as other:
+                second = other.cli(*argv, key=big.api_key)
+                assert other.cli_requests() == []
+            assert (second.code, second.out) == (2, "")
+            assert second.err == (
+                f"usage error: {ck} is in use by another audit: wait for it to end, or use"
+                " another --checkpoint\n"
+            )
+            _, err = first.communicate(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.communicate()
+        assert (first.returncode, err) == (0, b"")
+        found = ids(out, "jsonl")
+        assert found == [item["_id"] for item in big.items()]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
