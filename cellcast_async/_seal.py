@@ -8,7 +8,7 @@ and a short key id derived the same way:
 - an edited checkpoint fails the MAC, and one made under another API key (another
   account) names another key id: both are refused before anything is sent;
 - neither the key nor anything cheap to test a guess against is written: checking one
-  guess of the API key against a checkpoint costs one scrypt (16 MiB, tens of ms).
+  guess of the API key against a checkpoint costs one scrypt (16 MiB, 50-200 ms).
 
 The derivation runs once per API key and process, on the first checkpoint made or read;
 what it yields is kept in memory only, like the key itself.
@@ -24,7 +24,7 @@ from typing import Final
 
 __all__ = ["CheckpointKey"]
 
-# scrypt's cost (RFC 7914's interactive setting): 16 MiB and about 50 ms a derivation.
+# scrypt's cost (RFC 7914's interactive setting): 16 MiB and 50-200 ms a derivation.
 _SCRYPT_N: Final = 2**14
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1

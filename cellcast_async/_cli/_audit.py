@@ -563,6 +563,9 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
 
 async def _audit(conn: Connection, options: AuditOptions, settings: Settings) -> int:
     key = checkpoint_key(conn.cc)
+    if options.checkpoint is not None:
+        # The seal's key costs a scrypt: derived off the event loop, once.
+        await asyncio.to_thread(lambda: key.key_id)
     saved = _resume_point(options, options.as_of, key)
     now = options.as_of or conn.default_as_of()
     if saved is not None:
