@@ -57,11 +57,12 @@ def _derive(api_key: str) -> bytes:
 class CheckpointKey:
     """Seals and checks checkpoints for one API key; derived on first use."""
 
-    __slots__ = ("_api_key", "_key")
+    __slots__ = ("_api_key", "_guard", "_key")
 
     def __init__(self, api_key: str) -> None:
         self._api_key: str | None = api_key
         self._key: bytes | None = None
+        self._guard = threading.Lock()
 
     def __repr__(self) -> str:
         return "<CheckpointKey>"
@@ -69,9 +70,12 @@ class CheckpointKey:
     def _secret(self) -> bytes:
         key = self._key
         if key is None:
-            assert self._api_key is not None
-            key = self._key = _derive(self._api_key)
-            self._api_key = None  # the derived key is all this object needs from now on
+            with self._guard:  # one derivation, whichever thread asks first
+                key = self._key
+                if key is None:
+                    assert self._api_key is not None
+                    key = self._key = _derive(self._api_key)
+                    self._api_key = None  # the derived key is all it needs from now on
         return key
 
     @property

@@ -451,6 +451,12 @@ def encode_checkpoint(
             f"this walk cannot be checkpointed: {len(text):,} characters, more than the"
             f" {MAX_CHECKPOINT_CHARS:,} a checkpoint holds; use a smaller limit"
         )
+    if text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
+        # Ids full of commas: never written if decode_checkpoint would refuse to read it.
+        raise ValueError(
+            "this walk cannot be checkpointed: its ids hold too many commas to tell from"
+            f" more than {MAX_CHECKPOINT_IDS:,} ids; use a smaller limit"
+        )
     return text
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -442,3 +443,32 @@ class TestAPagerOfYourOwn:
             "this pager makes no checkpoints: only pagers from cc.tokens do, sealed with"
             " the session's key"
         )
+
+
+class TestEveryCheckpointWrittenReads:
+    """What ``encode_checkpoint`` writes, ``decode_checkpoint`` reads: bounds agree."""
+
+    def test_ids_full_of_commas(self) -> None:
+        ids = tuple("," * 3 for _ in range(40_000))
+        with pytest.raises(ValueError, match=r"^this walk") as info:
+            encode_checkpoint(
+                WalkState(None, 40_000, 1, 2, None, prev_keys=ids),
+                (),
+                WalkStats(),
+                key=CheckpointKey(KEY_A),
+            )
+        assert str(info.value) == (
+            "this walk cannot be checkpointed: its ids hold too many commas to tell from"
+            " more than 100,000 ids; use a smaller limit"
+        )
+
+    def test_the_key_is_derived_once_across_threads(self) -> None:
+        key = CheckpointKey("ck_live_threads_5e1f9a2c7b3d8e4f0a6c")
+        seen: list[str] = []
+        threads = [threading.Thread(target=lambda: seen.append(key.key_id)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(seen) == 8
+        assert len(set(seen)) == 1
