@@ -321,10 +321,13 @@ class TestListingPath:
     async def test_refused_at_resume(self, server: Recorder, path: str, message: str) -> None:
         assert await self.resume_path(server, path) == message
 
-    async def test_a_control_character_in_a_filter(self, server: Recorder) -> None:
-        assert await self.resume_path(server, TOKENS, search="a\x00b") == (
-            "checkpoint's listing parameter 'search' holds a control character: 'a\\x00b'"
-        )
+    async def test_a_control_character_in_a_filter_is_encoded(self, server: Recorder) -> None:
+        """A filter is a query value: percent-encoded whatever it holds, as list() sends it."""
+        lines = await self.resume_path(server, TOKENS, search="a\x00b\x7f\r\n")
+        assert lines == [
+            f"{TOKENS}?search=a%00b%7F%0D%0A&page=2&limit=3",
+            f"{TOKENS}?search=a%00b%7F%0D%0A&page=3&limit=3",
+        ]
 
     async def test_filters_are_rebuilt(self, server: Recorder) -> None:
         lines = await self.resume_path(server, TOKENS, search="a b&c=d", status="inactive")
