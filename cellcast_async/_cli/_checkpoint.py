@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -77,10 +78,17 @@ class AuditCheckpoint:
     def load(cls, path: str, key: CheckpointKey) -> AuditCheckpoint:
         """FILE as written by an audit under ``key``; anything else is a usage error."""
         try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_BYTES + 1)
+            # Non-blocking: a FIFO planted under FILE's name must not hang the audit.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
+            try:
+                data = handle.read(MAX_BYTES + 1)
+            except OSError as exc:
+                raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         if len(data) > MAX_BYTES:
             raise CliUsageError(
                 f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)"
@@ -227,11 +235,18 @@ def truncate(path: str, length: int) -> None:
 def check_length(path: str, length: int) -> None:
     """``path`` holds at least the ``length`` bytes the checkpoint counted."""
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
     except OSError:
         raise CliUsageError(
             f"the checkpoint's output {path} is missing: delete the checkpoint to start over"
         ) from None
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or a device would hang or never end the read-back.
+        raise CliUsageError(
+            f"the checkpoint's output {path} is not a regular file: delete the checkpoint"
+            " to start over"
+        )
+    size = info.st_size
     if size < length:
         raise CliUsageError(
             f"{path} is shorter than when the checkpoint was written: delete the checkpoint"
