@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._governor import Governor, GovernorWaitTooLong
 from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_delay
-from ._redact import Redactor
+from ._redact import Redactor, answer_token_values
 from ._tracing import CallSpan, Tracing
 from ._transport import CLOSED, Response, Transport
 from ._walk import WalkRecorder, current_walk
@@ -477,6 +477,9 @@ class Pipeline:
         envelope = read_envelope(
             method, path, response.status, response.headers, response.body, reason=response.reason
         )
+        # Every full token value the session receives is masked in every later error
+        # and log line (README, "Redaction").
+        self._redactor.learn(answer_token_values(envelope))
         try:
             return await decode(envelope)
         except (ShapeError, KeyError) as exc:  # the documented ways a shape is wrong

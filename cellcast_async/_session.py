@@ -36,7 +36,7 @@ from ._pipeline import (
     default_sleep,
 )
 from ._protocol import RetryPolicy
-from ._redact import Redactor, register
+from ._redact import REMEMBERED, Redactor, register
 from ._tokens import TokensResource
 from ._tracing import Tracing
 from ._transport import CLOSED, AiohttpTransport
@@ -190,7 +190,8 @@ class CellcastSession:
             )
         hooks = check_event_hooks(event_hooks)
         agent = _user_agent(user_agent)
-        self._redactor = Redactor([key])
+        # The key, and every full token value the session receives (README, "Redaction").
+        self._redactor = Redactor([key], remember=REMEMBERED)
         register(self._redactor)
         self._transport = AiohttpTransport(
             base_url=self._base_url,
