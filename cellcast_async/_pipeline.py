@@ -262,7 +262,8 @@ class Pipeline:
         """Send until a final answer, then decode it; ``done`` may accept an answer as is.
 
         ``operation`` names the call for its span (``tokens.get``). Every error leaves
-        through the redactor, with the secrets of the last answer.
+        through the redactor, with the secrets of the last answer, and without the
+        frames below this call (their locals hold headers and answers).
         """
         last: list[Response] = []
         with self.tracing.call(operation, method, path) as span:

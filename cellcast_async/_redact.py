@@ -14,6 +14,10 @@ secret as it is, its hex (lower and upper case) and its base64 and base64url at 
 three alignments a secret can have inside a larger base64 blob. Each match is masked
 in the original text, whole escapes included. Anything shaped like ``Bearer
 <credential>`` goes too.
+
+:class:`Hidden` is a ``str`` whose ``repr()`` is masked: the key and the Authorization
+header are held as one, so that a traceback formatted with its frames' locals shows
+``'****'`` where they stand (README, "Redaction").
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import re
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, SupportsIndex
 
 from multidict import CIMultiDict
 
@@ -37,9 +41,11 @@ from ._exceptions import APIError, CellcastError, _frozen_headers
 __all__ = [
     "MASK",
     "REMEMBERED",
+    "Hidden",
     "LogRedactor",
     "Redactor",
     "answer_token_values",
+    "hidden",
     "token_values",
 ]
 
@@ -70,6 +76,27 @@ _MASKED_VALUE: Final = re.compile(r"\*|\.\.\.|\u2026|\u2022")
 _ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _B64_STD: Final = frozenset(_ALNUM + "+/")
 _B64_URL: Final = frozenset(_ALNUM + "-_")
+
+
+class Hidden(str):
+    """A ``str`` whose ``repr()`` (and the repr of any slice of it) is ``'****'``.
+
+    ``str()``, formatting and every other use see the value: aiohttp sends it as it is.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"'{MASK}'"
+
+    def __getitem__(self, key: SupportsIndex | slice) -> Hidden:
+        # rich shortens a long string local as repr(value[:n]): that slice stays hidden.
+        return Hidden(str.__getitem__(self, key))
+
+
+def hidden(value: Any) -> Any:
+    """``value`` as a :class:`Hidden` if it is a ``str``; anything else as it is."""
+    return Hidden(value) if isinstance(value, str) and not isinstance(value, Hidden) else value
 
 
 # --- decoding: one layer of every escape a server may wrap a secret in -------------------
@@ -479,7 +506,9 @@ class Redactor:
         Our errors in the chain are redacted; a suppressed ``__context__`` is dropped;
         anything else (a library's exception, whose text or args may hold response
         bytes) is cut off, except a builtin ``OSError``, which holds only the system's
-        words.
+        words. Every traceback in the chain is dropped: the frames below the public call
+        hold the request's headers and the answer's bytes in their locals, which a
+        traceback formatted with locals would show (README, "Redaction").
         """
         seen: set[int] = set()
         current: BaseException | None = error
@@ -487,6 +516,7 @@ class Redactor:
             seen.add(id(current))
             if isinstance(current, CellcastError):
                 self._scrub_one(current)
+            current.__traceback__ = None
             if current.__suppress_context__:
                 current.__context__ = None
             following = current.__cause__ or current.__context__

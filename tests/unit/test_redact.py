@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from cellcast_async import APIError, DecodeError, TransportError
-from cellcast_async._redact import MASK, REMEMBERED, Redactor, register
+from cellcast_async._redact import MASK, REMEMBERED, Hidden, Redactor, hidden, register
 
 KEY = 'ck_live_q"u\\o/te+eq=0123456789abcdef'
 
@@ -240,3 +240,17 @@ class TestRemembered:
         with caplog.at_level(logging.DEBUG, logger="cellcast_async"):
             logging.getLogger("cellcast_async").debug("saw %s", "ccst_full_value_000042")
         assert [r.getMessage() for r in caplog.records] == ["saw ****"]
+
+
+class TestHidden:
+    """A str whose repr is masked, and the value itself everywhere else."""
+
+    def test_repr_and_value(self) -> None:
+        value = Hidden(KEY)
+        assert repr(value) == "'****'"
+        assert repr(value[:10]) == "'****'"
+        assert repr({"Authorization": value}) == "{'Authorization': '****'}"
+        assert f"Bearer {value}" == f"Bearer {KEY}"
+        assert type(str(value)) is str
+        assert str(value) == KEY
+        assert hidden(None) is None
