@@ -9,7 +9,9 @@ on the same texts, taking turns in each round. Each figure is the best of ``--ro
 Rows: a message with no escape in it (the common case), a message with percent- and
 JSON-escapes, a DEBUG log record through the log filter, and a whole ``APIError``
 (message, detail, a 20-field body, 12 headers) scrubbed; then the same error with 1,024
-remembered token values (the session's bound), which the baseline had no memory of.
+remembered token values (the session's bound), which the baseline had no memory of; then
+what a hostile answer can cost: a 1 MiB text, a 1 MiB text made of escapes only, and a
+body of a million one-character strings.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ ESCAPED = (
     " see https://api.cellcast.com/docs?q=token%20name%2Fsub&lang=en"
 )
 LOG = f"{PATH} -> 200 in 12.3 ms (attempt 1)"
+HUGE = ("the answer goes on and on " * 40_330)[: 2**20]
+ESCAPES = '\\"' * 2**19
+MANY = ["a"] * 1_000_000
 
 
 def load_baseline(ref: str) -> types.ModuleType:
@@ -102,8 +107,12 @@ def main() -> None:
         ("log record (filter)", each(lambda r, n: r.text(record.getMessage())), 20000),
         ("APIError scrubbed", each(lambda r, n: r.scrub(errors[n])), 2000),
         ("APIError, 1,024 tokens", {"current": lambda: remembered.scrub(remembered_error)}, 500),
+        ("1 MiB text", each(lambda r, n: r.text(HUGE)), 3),
+        ("1 MiB of escapes", each(lambda r, n: r.text(ESCAPES)), 3),
+        ("body of 1M strings", each(lambda r, n: r.value(MANY)), 1),
     ]
     print(f"{'case':<26} {'baseline us':>12} {'current us':>11} {'ratio':>7}")
+    print(f"{'-' * 26} {'-' * 12} {'-' * 11} {'-' * 7}")
     for name, fns, number in rows:
         base = best(fns["baseline"], args.rounds, number) if "baseline" in fns else None
         now = best(fns["current"], args.rounds, number)

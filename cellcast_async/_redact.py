@@ -29,6 +29,7 @@ import html.entities
 import json
 import logging
 import re
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -39,8 +40,10 @@ from multidict import CIMultiDict
 from ._exceptions import APIError, CellcastError, _frozen_headers
 
 __all__ = [
+    "BODY_BUDGET",
     "MASK",
     "REMEMBERED",
+    "TEXT_CAP",
     "Hidden",
     "LogRedactor",
     "Redactor",
@@ -61,11 +64,6 @@ _BEARER: Final = re.compile(r"(?i)\b(bearer)(\s+|%20|\+)[^\s\"'\\,;]+")
 # characters that cannot be part of a credential.
 _ANYWHERE: Final = 8
 _ALONE: Final = r"(?<![\w\-.~+/=%]){}(?![\w\-.~+/=%])"
-
-# Up to this many spellings a book is searched with one compiled regex; past it (many
-# remembered tokens) with a dictionary of 8-character prefixes, whose cost does not grow
-# with the number of secrets.
-_REGEX_UP_TO: Final = 256
 
 # JSON keys whose string values are credentials wherever they sit in an answer.
 _SECRET_KEYS: Final = frozenset({"token", "apikey", "api_key", "key", "secret", "accesstoken"})
@@ -130,6 +128,20 @@ _SHORT_ESCAPES: Final = {
 }
 _ENTITIES: Final = html.entities.html5
 
+# Up to this many spellings (about 28 remembered values) a bounded book is searched
+# with one compiled regex, rebuilt when a value comes or goes; past it, with the index.
+_REGEX_UP_TO: Final = 256
+
+# A text longer than this is cut there once masked, and the rest never shown: the cost of
+# redaction per text stays bounded whatever a server sends (README, "Redaction"). The
+# margin past the cut is masked too, so that no secret that crosses the cut shows a part.
+TEXT_CAP: Final = 64 * 1024
+_MARGIN: Final = 8 * 1024
+
+# How much of an error's decoded body is kept, in characters (README, "Redaction").
+BODY_BUDGET: Final = 2**20
+_NOT_SHOWN: Final = "... [the rest of the answer is not shown: over 1 MiB of text]"
+
 # A decoded text's map: (start in the decoded text, start and end in the original,
 # whether it is one escape, masked whole).
 _Segment = tuple[int, int, int, bool]
@@ -174,6 +186,18 @@ def _units(match: re.Match[str]) -> list[tuple[str, int]] | None:
     return None if value is None else [(value, width)]
 
 
+def _decoded_char(match: re.Match[str]) -> str:
+    if match.lastgroup == "esc":  # the common case, kept short
+        return _SHORT_ESCAPES[match.group("esc")]
+    units = _units(match)
+    return match.group() if units is None else "".join(chars for chars, _ in units)
+
+
+def _decoded(text: str) -> str:
+    """What :func:`_decode` returns as text, without the map: a search needs no more."""
+    return _ESCAPE.sub(_decoded_char, text)
+
+
 def _decode(text: str) -> tuple[str, list[_Segment]]:
     """``text`` with one layer of escapes decoded, and where each piece came from."""
     pieces: list[str] = []
@@ -201,19 +225,21 @@ def _decode(text: str) -> tuple[str, list[_Segment]]:
     return "".join(pieces), segments
 
 
-def _mask(text: str, spans: list[tuple[int, int]], segments: list[_Segment] | None) -> str:
-    """``text`` with each span of its decoded form replaced by one mask."""
-    if segments is not None:
-        starts = [segment[0] for segment in segments]
-        mapped = []
-        for start, end in spans:
-            first = segments[bisect.bisect_right(starts, start) - 1]
-            last = segments[bisect.bisect_right(starts, end - 1) - 1]
-            # An escape is masked whole; plain text from the character the secret starts.
-            begin = first[1] if first[3] else first[1] + start - first[0]
-            finish = last[2] if last[3] else last[1] + end - last[0]
-            mapped.append((begin, finish))
-        spans = mapped
+def _mapped(spans: list[tuple[int, int]], segments: list[_Segment]) -> list[tuple[int, int]]:
+    """Spans of a decoded text as spans of the original: an escape is masked whole."""
+    starts = [segment[0] for segment in segments]
+    mapped = []
+    for start, end in spans:
+        first = segments[bisect.bisect_right(starts, start) - 1]
+        last = segments[bisect.bisect_right(starts, end - 1) - 1]
+        begin = first[1] if first[3] else first[1] + start - first[0]
+        finish = last[2] if last[3] else last[1] + end - last[0]
+        mapped.append((begin, finish))
+    return mapped
+
+
+def _mask(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span (overlapping ones merged) replaced by one mask."""
     out: list[str] = []
     at = 0
     for start, end in sorted(spans):
@@ -269,19 +295,40 @@ _URLSAFE: Final = str.maketrans("+/", "-_")
 
 
 class _Book:
-    """A set of secrets (bounded when ``limit`` is set: least recently seen go first)."""
+    """A set of secrets and how to find their spellings in a decoded text.
 
-    __slots__ = ("_cores", "_counts", "_dirty", "_index", "_limit", "_regex", "_secrets", "_short")
+    A fixed book (the key, an answer's values) is searched with one compiled regex,
+    built once. A bounded book (the values a session remembers; least recently seen go
+    first) is searched through a dictionary of 8-character prefixes, kept up to date as
+    values come and go: learning a value costs no rebuild, and a search costs the same
+    for 3 values or 1,024. Every spelling of a remembered value is 8 characters or more.
+
+    The log filter may search a book from any thread while the session's loop adds to
+    it: adding and building hold a lock; a search reads what it needs once.
+    """
+
+    __slots__ = (
+        "_cores",
+        "_counts",
+        "_dirty",
+        "_index",
+        "_limit",
+        "_lock",
+        "_regex",
+        "_secrets",
+        "_short",
+    )
 
     def __init__(self, secrets: Iterable[str] = (), *, limit: int | None = None) -> None:
         self._limit = limit
         self._secrets: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-        self._counts: dict[str, int] = {}  # each long spelling: how many secrets have it
+        self._counts: dict[str, int] = {}  # each spelling: how many secrets have it
         self._cores: dict[str, frozenset[str]] = {}  # base64 cores: their alphabet
         self._dirty = False
         self._regex: re.Pattern[str] | None = None
         self._short: re.Pattern[str] | None = None
-        self._index: dict[str, list[str]] | None = None
+        self._index: dict[str, list[str]] | None = {} if limit is not None else None
+        self._lock = threading.Lock()
         for secret in secrets:
             self.add(secret)
 
@@ -295,37 +342,57 @@ class _Book:
         secret = str(secret)  # a Hidden is stored as the plain value
         if not secret:
             return
-        if secret in self._secrets:
-            self._secrets.move_to_end(secret)
-            return
-        plain, cores = _spellings(secret)
-        spellings = tuple(plain | cores.keys())
-        self._secrets[secret] = spellings
-        for spelling in spellings:
-            self._counts[spelling] = self._counts.get(spelling, 0) + 1
-        self._cores.update(cores)
+        with self._lock:
+            if secret in self._secrets:
+                self._secrets.move_to_end(secret)
+                return
+            plain, cores = _spellings(secret)
+            spellings = tuple(plain | cores.keys())
+            self._secrets[secret] = spellings
+            for spelling in spellings:
+                count = self._counts.get(spelling, 0)
+                self._counts[spelling] = count + 1
+                if not count:
+                    self._indexed(spelling, add=True)
+            self._cores.update(cores)
+            if self._limit is not None and len(self._secrets) > self._limit:
+                _, gone = self._secrets.popitem(last=False)
+                for spelling in gone:
+                    self._counts[spelling] -= 1
+                    if not self._counts[spelling]:
+                        del self._counts[spelling]
+                        self._cores.pop(spelling, None)
+                        self._indexed(spelling, add=False)
+
+    def _indexed(self, spelling: str, *, add: bool) -> None:
+        """Keep the prefix index (a bounded book's) in step, and mark the book for a build."""
         self._dirty = True
-        if self._limit is not None and len(self._secrets) > self._limit:
-            _, gone = self._secrets.popitem(last=False)
-            for spelling in gone:
-                self._counts[spelling] -= 1
-                if not self._counts[spelling]:
-                    del self._counts[spelling]
-                    self._cores.pop(spelling, None)
+        if self._index is None or len(spelling) < _ANYWHERE:
+            return
+        prefix = spelling[:_ANYWHERE]
+        if add:
+            # A new list each time: a search on another thread may be reading the old one.
+            bucket = [*self._index.get(prefix, ()), spelling]
+            bucket.sort(key=len, reverse=True)  # longest first: a secret in a longer goes whole
+            self._index[prefix] = bucket
+        else:
+            bucket = [s for s in self._index.get(prefix, ()) if s != spelling]
+            if bucket:
+                self._index[prefix] = bucket
+            else:
+                self._index.pop(prefix, None)
 
     def _build(self) -> None:
         spellings = sorted(self._counts, key=len, reverse=True)
-        long = [s for s in spellings if len(s) >= _ANYWHERE]
         short = [s for s in spellings if len(s) < _ANYWHERE]
-        # Longest first, so that a secret inside a longer one goes whole.
-        self._regex = self._index = None
-        if len(long) <= _REGEX_UP_TO:
+        long = [s for s in spellings if len(s) >= _ANYWHERE]
+        # One regex (its search runs in C) unless a bounded book holds so many spellings
+        # that compiling it would cost more than the index's search.
+        if self._index is None or len(long) <= _REGEX_UP_TO:
+            # Longest first, so that a secret inside a longer one goes whole.
             self._regex = re.compile("|".join(map(re.escape, long))) if long else None
         else:
-            index: dict[str, list[str]] = {}
-            for spelling in long:  # already longest first
-                index.setdefault(spelling[:_ANYWHERE], []).append(spelling)
-            self._index = index
+            self._regex = None
         self._short = (
             re.compile("|".join(_ALONE.format(re.escape(s)) for s in short)) if short else None
         )
@@ -336,15 +403,17 @@ class _Book:
         if not self._secrets:
             return
         if self._dirty:
-            self._build()
+            with self._lock:
+                if self._dirty:
+                    self._build()
+        regex, index, short, cores = self._regex, self._index, self._short, self._cores
         found: list[tuple[int, int]] = []
-        if self._regex is not None:
-            found += (m.span() for m in self._regex.finditer(text))
-        elif self._index is not None:
-            found += _scan(text, self._index)
-        if self._short is not None:
-            spans += (m.span() for m in self._short.finditer(text))
-        cores = self._cores
+        if regex is not None:
+            found += (m.span() for m in regex.finditer(text))
+        elif index:
+            found += _scan(text, index)
+        if short is not None:
+            spans += (m.span() for m in short.finditer(text))
         for start, end in found:
             alphabet = cores.get(text[start:end]) if cores else None
             if alphabet is not None:
@@ -470,31 +539,66 @@ class Redactor:
         return answer
 
     def text(self, text: str) -> str:
-        if _MAY_ESCAPE.search(text) is not None:
-            decoded, segments = _decode(text)
-            if not segments or (len(segments) == 1 and not segments[0][3]):
-                segments_or_none: list[_Segment] | None = None
-            else:
-                segments_or_none = segments
-        else:
-            decoded, segments_or_none = text, None
+        if len(text) > TEXT_CAP:
+            left_out = len(text) - TEXT_CAP
+            masked = self._text(text[: TEXT_CAP + _MARGIN])
+            return f"{masked[:TEXT_CAP]}... [{left_out:,} more characters not shown]"
+        return self._text(text)
+
+    def _text(self, text: str) -> str:
         spans: list[tuple[int, int]] = []
         for book in self._books:
-            book.find(decoded, spans)
+            book.find(text, spans)
+        # Decoded too, and searched again: the original text holds a secret that looks
+        # like an escape itself ("%00", "&amp;") as it is, and its escaped forms decoded.
+        decoded = _decoded(text) if _MAY_ESCAPE.search(text) is not None else text
+        if decoded != text:
+            found: list[tuple[int, int]] = []
+            for book in self._books:
+                book.find(decoded, found)
+            if found:  # only now map the decoded text back to the original (the rare case)
+                spans += _mapped(found, _decode(text)[1])
         if spans:
-            text = _mask(text, spans, segments_or_none)
+            text = _mask(text, spans)
         return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
     def value(self, value: Any, *, depth: int = 0) -> Any:
-        """A copy of decoded JSON with every string redacted (keys included)."""
+        """A copy of decoded JSON with every string redacted (keys included).
+
+        At most :data:`BODY_BUDGET` characters of it are kept (each string and key counts
+        its length plus 16): past that, each further object, list or string is replaced
+        by a note, so that the cost of redacting an error is bounded whatever the
+        answer holds (README, "Redaction").
+        """
+        return self._value(value, depth, [BODY_BUDGET])
+
+    def _value(self, value: Any, depth: int, budget: list[int]) -> Any:
+        if budget[0] <= 0:
+            return _NOT_SHOWN
         if isinstance(value, str):
+            budget[0] -= len(value) + 16
             return self.text(value)
         if depth > 64:
             return None
         if isinstance(value, dict):
-            return {self.text(str(k)): self.value(v, depth=depth + 1) for k, v in value.items()}
+            copy: dict[str, Any] = {}
+            for key, item in value.items():
+                if budget[0] <= 0:
+                    copy[_NOT_SHOWN] = _NOT_SHOWN
+                    break
+                key = str(key)
+                budget[0] -= len(key) + 16
+                copy[self.text(key)] = self._value(item, depth + 1, budget)
+            return copy
         if isinstance(value, list):
-            return [self.value(v, depth=depth + 1) for v in value]
+            items = []
+            for item in value:
+                if budget[0] <= 0:
+                    items.append(_NOT_SHOWN)
+                    break
+                items.append(self._value(item, depth + 1, budget))
+            return items
+        budget[0] -= 16
         return value
 
     def headers(self, headers: Mapping[str, str]) -> CIMultiDict[str]:

@@ -6,12 +6,26 @@ import base64
 import html
 import json
 import logging
+import re
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellcast_async import APIError, DecodeError, TransportError
-from cellcast_async._redact import MASK, REMEMBERED, Hidden, Redactor, hidden, register
+from cellcast_async._redact import (
+    BODY_BUDGET,
+    MASK,
+    REMEMBERED,
+    TEXT_CAP,
+    Hidden,
+    Redactor,
+    _decode,
+    _decoded,
+    hidden,
+    register,
+)
 
 KEY = 'ck_live_q"u\\o/te+eq=0123456789abcdef'
 
@@ -222,7 +236,8 @@ class TestRemembered:
     def test_many_secrets_search_like_few(self) -> None:
         """Past a few hundred spellings the prefix index is used: same answers."""
         values = [base64.urlsafe_b64encode(bytes([n]) * 33).decode() for n in range(200)]
-        few, many = Redactor(values[:3]), Redactor(values)
+        few, many = Redactor(values[:3]), Redactor(remember=REMEMBERED)
+        many.learn(values)
         for value in values[:3]:
             for text in (value, value.encode().hex(), base64.b64encode(value.encode()).decode()):
                 assert few.text(f"x {text} y") == many.text(f"x {text} y") == "x **** y"
@@ -254,3 +269,70 @@ class TestHidden:
         assert type(str(value)) is str
         assert str(value) == KEY
         assert hidden(None) is None
+
+
+class TestBoundedCost:
+    """A huge text is cut once masked; a huge body is kept up to a budget."""
+
+    def test_a_secret_across_the_cut_shows_no_part(self) -> None:
+        text = "x" * (TEXT_CAP - 10) + KEY + "y" * 50_000
+        left_out = len(text) - TEXT_CAP
+        assert Redactor([KEY]).text(text) == (
+            "x" * (TEXT_CAP - 10) + MASK + "y" * 6 + f"... [{left_out:,} more characters not shown]"
+        )
+
+    def test_a_body_past_the_budget(self) -> None:
+        body = {"message": KEY, "items": [f"{n:099d}" for n in range(20_000)]}
+        kept = Redactor([KEY]).value(body)
+        assert kept["message"] == MASK
+        items = kept["items"]
+        assert items[:3] == [f"{n:099d}" for n in range(3)]
+        assert items[-1] == "... [the rest of the answer is not shown: over 1 MiB of text]"
+        # Each string counts its length plus 16: two keys and the key's value came first,
+        # then items until the budget is spent (the last one may pass it).
+        before = (len("message") + 16) + (len(KEY) + 16) + (len("items") + 16)
+        assert len(items) - 1 == -(-(BODY_BUDGET - before) // (99 + 16))
+
+
+_ENCODERS = {
+    "plain": lambda s: s,
+    "percent-lower": lambda s: re.sub("%..", lambda m: m.group().lower(), quote(s, safe="")),
+    "json-php": lambda s: json.dumps(s)[1:-1].replace("/", "\\/"),
+    "json-all-u": lambda s: "".join(f"\\u{ord(c):04x}" for c in s),
+    "html-hex": lambda s: "".join(f"&#x{ord(c):x};" for c in s),
+    "html-escape": html.escape,
+    "hex": lambda s: s.encode().hex(),
+    "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    "base64url": lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("="),
+}
+
+
+class TestAnySecret:
+    """Any secret of 8 or more printable characters, in any encoding, between any words."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        secret=st.text(
+            st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=8, max_size=60
+        ),
+        encoding=st.sampled_from(sorted(_ENCODERS)),
+        before=st.sampled_from(["", "key ", "x=", "said: '", "<b>"]),
+        after=st.sampled_from(["", " rejected", "&y=1", "'", "</b>"]),
+    )
+    def test_masked(self, secret: str, encoding: str, before: str, after: str) -> None:
+        spelled = _ENCODERS[encoding](secret)
+        masked = Redactor([secret]).text(f"{before}{spelled}{after}")
+        assert MASK in masked
+        assert spelled not in masked
+        assert secret not in masked
+
+    @settings(max_examples=300, deadline=None)
+    @given(text=st.text(st.sampled_from("%\\&#;xuU09afAF\"/'lampquotX "), max_size=40))
+    def test_both_decoders_agree(self, text: str) -> None:
+        """The search's decoder and the masking map's decoder read a text alike."""
+        decoded, segments = _decode(text)
+        assert _decoded(text) == decoded
+        assert [s[0] for s in segments] == sorted(s[0] for s in segments)
+        if text:
+            assert segments[0][1] == 0
+            assert segments[-1][2] == len(text)
