@@ -5,6 +5,7 @@ On its own thread and event loop, so that both the SDK (on the test's loop) and
 
 - ``POST /api/v1/apiClient/token`` answers 201 with a fresh full token value (seed 001).
 - ``GET /api/v1/apiClient/token/full`` answers 200 with a token whose value is full.
+- ``GET /api/v1/apiClient/token/huge`` answers a 400 of 5 MB (see ``_huge``).
 - Any other request answers 400 and echoes :attr:`EchoServer.secret` (the caller's key
   by default), encoded by :attr:`EchoServer.encode`, into every field a server controls:
   ``message``, ``error.message``, ``data``, a header, ``X-Request-Id`` and the reason.
@@ -110,6 +111,8 @@ class EchoServer:
             value = "ccst_" + secrets.token_urlsafe(30)
             self.created.append(value)
             return _json(200, _envelope(_item(value)))
+        if request.path == f"{TOKENS}/huge":
+            return self._huge(request)
         secret = self.secret
         if secret is None:
             secret = request.headers["Authorization"].removeprefix("Bearer ")
@@ -122,6 +125,22 @@ class EchoServer:
         }
         headers = {"X-Echo": f"was {echo}", "X-Request-Id": f"req-{echo}"}
         return _json(400, body, headers=headers, reason=f"Bad {echo}")
+
+    def _huge(self, request: web.Request) -> web.StreamResponse:
+        """A 400 whose message is 100,000 characters with the key across the 65,536th,
+        and whose body holds 5 MB of strings."""
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        message = "x" * (HUGE_CUT - 10) + key + "y" * (100_000 - HUGE_CUT - len(key) + 10)
+        body = {
+            "status": False,
+            "message": message,
+            "data": [f"{key} {n:090d}" for n in range(50_000)],
+            "error": {},
+        }
+        return _json(400, body)
+
+
+HUGE_CUT = 65_536
 
 
 def _item(value: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +18,12 @@ import pytest
 from cellcast_async import BadRequestError, CellcastSession
 from cellcast_async.cli import main
 
-from ._redaction_server import ENCODINGS, TOKEN_ID, EchoServer
+from ._redaction_server import ENCODINGS, HUGE_CUT, TOKEN_ID, EchoServer
 
 # A key with characters every encoding spells differently: '"', '\\', '/', '+', '='.
 KEY = 'ck_live_q"u\\o/te+eq=9f2a7c4e1b8d6f3a0e5c9b7d1a3f8e6c'
 MASK = "****"
+BODY_BUDGET = 2**20  # README "Redaction": an error's .body keeps the first MiB of text
 # What str() of the error says: the server's message, then its error.message.
 SAID = f"key {MASK} rejected: echo {MASK} end"
 
@@ -109,6 +111,21 @@ class TestTokenValuesTheSessionHasSeen:
         assert echo.secret == echo.created[-1]
         assert_masked(exc, echo.secret)
 
+    async def test_never_logged(self, echo: EchoServer, caplog: pytest.LogCaptureFixture) -> None:
+        """Learning a value logs nothing of it; a view of the session knows it too."""
+        with caplog.at_level(logging.DEBUG):
+            async with CellcastSession(api_key=KEY, base_url=echo.url, max_retries=0) as cc:
+                view = cc.with_options(timeout=5)
+                await view.tokens.create(name="Production API", sub_account_id="s")
+                echo.secret, echo.encode = echo.created[-1], ENCODINGS["hex"]
+                exc = await failing_get(cc)
+                logging.getLogger("cellcast_async").debug("echo: %s", echo.secret)
+        assert_masked(exc, echo.secret)
+        records = [record.getMessage() for record in caplog.records]
+        assert records[-1] == f"echo: {MASK}"
+        assert leaks(records, echo.secret) == []
+        assert leaks([repr(cc), repr(cc._redactor)], echo.secret) == []
+
     async def test_from_any_answer(self, echo: EchoServer) -> None:
         async with CellcastSession(api_key=KEY, base_url=echo.url, max_retries=0) as cc:
             await cc.tokens.get("full")  # a server that sends a full value on a read
@@ -125,6 +142,28 @@ class TestTokenValuesTheSessionHasSeen:
         async with CellcastSession(api_key=KEY, base_url=echo.url, max_retries=0) as cc:
             exc = await failing_get(cc)
         assert exc.message == f"key {seen_elsewhere} rejected"
+
+
+class TestHugeAnswers:
+    """A 5 MB error answer: the message is cut once masked, the body kept up to 1 MiB."""
+
+    async def test_cut_and_budget(self, echo: EchoServer) -> None:
+        async with CellcastSession(api_key=KEY, base_url=echo.url, max_retries=0) as cc:
+            with pytest.raises(BadRequestError) as info:
+                await cc.tokens.get("huge")
+        exc = info.value
+        assert exc.message == (
+            "x" * (HUGE_CUT - 10) + MASK + "y" * 6 + "... [34,464 more characters not shown]"
+        )
+        data = exc.body["data"]
+        assert data[0] == f"{MASK} {0:090d}"
+        assert data[-1] == "... [the rest of the answer is not shown: over 1 MiB of text]"
+        # The budget counts each string and key as its length plus 16 (a bool as 16):
+        # "status", False, "message", the message, "data", then items until it is spent.
+        before = (6 + 16) + 16 + (7 + 16) + (100_000 + 16) + (4 + 16)
+        per_item = len(KEY) + 1 + 90 + 16
+        assert len(data) == -(-(BODY_BUDGET - before) // per_item) + 1
+        assert leaks([exc.message, json.dumps(exc.body)], KEY) == []
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
