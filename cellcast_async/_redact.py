@@ -7,13 +7,14 @@ last :data:`REMEMBERED` full token values the session received (:meth:`Redactor.
 request id) before the pipeline raises it, and :class:`LogRedactor` does the same for
 every record on the ``cellcast_async`` logger.
 
-How a secret is found (README, "Redaction"): the text is first decoded, one layer, with
-a map back to where each decoded character stood (percent-escapes in any case, JSON and
-Python escapes, ``\\uXXXX``, HTML entities); the decoded text is then searched for each
-secret as it is, its hex (lower and upper case) and its base64 and base64url at the
-three alignments a secret can have inside a larger base64 blob. Each match is masked
-in the original text, whole escapes included. Anything shaped like ``Bearer
-<credential>`` goes too.
+How a secret is found (README, "Redaction"): the text is searched as it is and again
+with one layer of escapes decoded (percent-escapes in any case, JSON and Python escapes,
+``\\uXXXX``, HTML entities), for each secret as it is, its hex (lower and upper case)
+and its base64 and base64url at the three alignments a secret can have inside a larger
+base64 blob. A match in the decoded text is mapped back to the original, whole escapes
+included, and each match is masked there. Anything shaped like ``Bearer <credential>``
+goes too. The cost per text and per error body is bounded (:data:`TEXT_CAP`,
+:data:`BODY_BUDGET`).
 
 :class:`Hidden` is a ``str`` whose ``repr()`` is masked: the key and the Authorization
 header are held as one, so that a traceback formatted with its frames' locals shows
@@ -299,9 +300,11 @@ class _Book:
 
     A fixed book (the key, an answer's values) is searched with one compiled regex,
     built once. A bounded book (the values a session remembers; least recently seen go
-    first) is searched through a dictionary of 8-character prefixes, kept up to date as
-    values come and go: learning a value costs no rebuild, and a search costs the same
-    for 3 values or 1,024. Every spelling of a remembered value is 8 characters or more.
+    first) also keeps a dictionary of 8-character prefixes up to date as values come and
+    go: up to :data:`_REGEX_UP_TO` spellings it is searched with a regex rebuilt after a
+    change, past that through the dictionary, whose search costs the same for 30 values
+    or 1,024 and needs no rebuild. Every spelling of a remembered value is 8 characters
+    or more.
 
     The log filter may search a book from any thread while the session's loop adds to
     it: adding and building hold a lock; a search reads what it needs once.
