@@ -39,7 +39,7 @@ from ._exceptions import (
 )
 from ._governor import Governor, GovernorWaitTooLong
 from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_delay
-from ._redact import Redactor
+from ._redact import Redactor, answer_token_values
 from ._tracing import CallSpan, Tracing
 from ._transport import CLOSED, Response, Transport
 from ._walk import WalkRecorder, current_walk
@@ -262,7 +262,8 @@ class Pipeline:
         """Send until a final answer, then decode it; ``done`` may accept an answer as is.
 
         ``operation`` names the call for its span (``tokens.get``). Every error leaves
-        through the redactor, with the secrets of the last answer.
+        through the redactor, with the secrets of the last answer, and without the
+        frames below this call (their locals hold headers and answers).
         """
         last: list[Response] = []
         with self.tracing.call(operation, method, path) as span:
@@ -477,6 +478,9 @@ class Pipeline:
         envelope = read_envelope(
             method, path, response.status, response.headers, response.body, reason=response.reason
         )
+        # Every full token value the session receives is masked in every later error
+        # and log line (README, "Redaction").
+        self._redactor.learn(answer_token_values(envelope))
         try:
             return await decode(envelope)
         except (ShapeError, KeyError) as exc:  # the documented ways a shape is wrong

@@ -36,7 +36,7 @@ from ._pipeline import (
     default_sleep,
 )
 from ._protocol import RetryPolicy
-from ._redact import Redactor, register
+from ._redact import REMEMBERED, Redactor, hidden, register
 from ._seal import CheckpointKey
 from ._tokens import TokensResource
 from ._tracing import Tracing
@@ -59,8 +59,10 @@ logger = logging.getLogger("cellcast_async")
 
 
 def _resolve_api_key(api_key: str | None) -> str:
+    # Hidden from here on: a traceback formatted with locals shows '****' (README, "Redaction").
+    api_key = hidden(api_key)
     if api_key is None:
-        api_key = os.environ.get(API_KEY_ENV)
+        api_key = hidden(os.environ.get(API_KEY_ENV))
         if api_key is None:
             raise ValueError(f"no API key: pass api_key=... or set ${API_KEY_ENV}")
         source = f"${API_KEY_ENV}"
@@ -169,6 +171,9 @@ class CellcastSession:
         rate_limit: float | None = None,
         rate_store: str | None = None,
     ) -> None:
+        # Rebound first: a ValueError from a later option must not show the key among
+        # this frame's locals (README, "Redaction").
+        api_key = hidden(api_key)
         key = _resolve_api_key(api_key)
         self._base_url = _resolve_base_url(base_url)
         checked_rate = check_rate_limit(rate_limit)
@@ -196,7 +201,8 @@ class CellcastSession:
             )
         hooks = check_event_hooks(event_hooks)
         agent = _user_agent(user_agent)
-        self._redactor = Redactor([key])
+        # The key, and every full token value the session receives (README, "Redaction").
+        self._redactor = Redactor([key], remember=REMEMBERED)
         register(self._redactor)
         self._transport = AiohttpTransport(
             base_url=self._base_url,
@@ -289,6 +295,8 @@ class CellcastSession:
         return self._transport.closed
 
     def __repr__(self) -> str:
+        if "_transport" not in self.__dict__:  # a traceback with locals, mid-__init__
+            return "<CellcastSession (not set up)>"
         state = "closed" if self.closed else "open"
         view = " view" if self._view_of is not None else ""
         return f"<CellcastSession{view} {self._base_url} {state}>"

@@ -33,6 +33,7 @@ from aiohttp.http_exceptions import (
 from yarl import URL
 
 from ._exceptions import CellcastError, DecodeError, TimeoutError, TransportError
+from ._redact import Hidden
 
 __all__ = ["AiohttpTransport", "Response", "Transport"]
 
@@ -233,8 +234,10 @@ class AiohttpTransport:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._url = URL(self._base_url)
-        self._headers = {
-            "Authorization": f"Bearer {api_key}",
+        # Hidden: the header's repr is masked wherever it goes, aiohttp's frames included,
+        # so a traceback formatted with locals does not show it (README, "Redaction").
+        self._headers: dict[str, str] = {
+            "Authorization": Hidden(f"Bearer {api_key}"),
             "User-Agent": user_agent,
             "Accept": "application/json",
         }
@@ -290,7 +293,6 @@ class AiohttpTransport:
         url = URL(self._base_url + path, encoded=True)
         if params:
             url = url.update_query(params)
-        sent_headers = {**headers, **self._headers} if headers else self._headers
         # Wait for a free connection before the attempt's clock starts: aiohttp's
         # timeout also runs while a request queues for the pool, so thousands of calls
         # sharing one session would time out without ever being sent.
@@ -301,7 +303,8 @@ class AiohttpTransport:
                     method,
                     url,
                     json=json,
-                    headers=sent_headers,
+                    # Built in the call: no local of ours holds the Authorization header.
+                    headers={**headers, **self._headers} if headers else self._headers,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                     allow_redirects=False,
                     proxy=self._proxy,
