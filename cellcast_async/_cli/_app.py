@@ -24,7 +24,7 @@ from click.core import ParameterSource
 from .._exceptions import APIError, CellcastError
 from .._session import CellcastSession
 from .._version import __version__
-from ._output import dump_json, silence_stdout
+from ._output import dump_json, shown, silence_stdout
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
@@ -281,7 +281,8 @@ def report_error(
         name = "UsageError" if usage else type(exc).__name__
         dump_json({"class": name, "status": status, "message": message}, settings.err)
     else:
-        settings.err.write(f"{'usage error' if usage else 'error'}: {message}\n")
+        # The message may quote a server or a file: escaped, it stays one inert line.
+        settings.err.write(f"{'usage error' if usage else 'error'}: {shown(message)}\n")
 
 
 def execute(settings: Settings, work: Callable[[], int]) -> int:

@@ -25,6 +25,7 @@ import attrs
 from .._converters import parse_datetime
 from .._exceptions import ShapeError
 from ._app import CliUsageError
+from ._records import decode_row
 
 __all__ = ["AuditCheckpoint", "read_records", "truncate", "write_atomically"]
 
@@ -167,6 +168,7 @@ def read_records(path: str, record_format: str) -> Iterator[tuple[dict[str, Any]
             else:
                 if None in row or None in row.values():
                     raise ValueError("a short or long row")
+                row = decode_row(row)  # cells quoted against formulas (README "Command line")
                 record = {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
             created = parse_datetime(record["created_at"])
         except (KeyError, TypeError, ValueError, ShapeError):
