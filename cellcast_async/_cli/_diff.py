@@ -90,6 +90,17 @@ def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = Fals
 
 
 def _record(raw: Mapping[str, Any], where: str) -> Record:
+    token_id, name, status = raw.get("id"), raw.get("name"), raw.get("status")
+    sub_id, sub_name = raw.get("sub_account_id"), raw.get("sub_account_name")
+    if (  # the usual case, checked at once; any other goes the long way for its message
+        type(token_id) is str
+        and token_id
+        and type(name) is str
+        and type(status) is str
+        and (type(sub_id) is str or (sub_id is None and "sub_account_id" in raw))
+        and (sub_name is None or type(sub_name) is str)
+    ):
+        return Record(token_id, name, status, sub_id or "", sub_name or "")
     missing = [key for key in REQUIRED if key not in raw]
     if missing:
         raise CliUsageError(f"{where}: not an audit record (no {', '.join(missing)})")
@@ -152,11 +163,9 @@ def load_records(path: str) -> dict[str, Record]:
 
 def _digest(record: Record) -> bytes:
     """What a diff compares, in 16 bytes: the name and the status."""
-    hasher = hashlib.blake2b(digest_size=16)
-    hasher.update(record.status.encode("utf-8", "surrogatepass"))
-    hasher.update(b"\x00")
-    hasher.update(record.name.encode("utf-8", "surrogatepass"))
-    return hasher.digest()
+    # The status's length first: no two (status, name) pairs spell the same text.
+    text = f"{len(record.status)}:{record.status}{record.name}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 _SEEN: Final = b""  # an old id also found in NEW with the same digest: nothing to print

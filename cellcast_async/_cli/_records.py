@@ -165,6 +165,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+# One decoder for every line: json.loads() with options builds a new one per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+
+
 def loads_record(line: str) -> Any:
     """One JSON Lines record, strictly: bounded nesting, no NaN or Infinity, no repeated
     key. Raises ``ValueError``: "not valid JSON", with the reason when it is one of ours."""
@@ -172,7 +176,7 @@ def loads_record(line: str) -> Any:
         if _too_deep(line):
             raise _Refused(f"nested deeper than {MAX_DEPTH}")
         try:
-            return json.loads(line, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+            return _DECODER.decode(line)
         except RecursionError:  # pragma: no cover - _too_deep() stops it first
             raise _Refused(f"nested deeper than {MAX_DEPTH}") from None
     except _Refused as exc:
