@@ -34,6 +34,7 @@ __all__ = [
     "dump_json",
     "make_table",
     "shown",
+    "shown_lines",
     "silence_stdout",
     "token_rows",
     "token_table",
@@ -70,6 +71,11 @@ def shown(value: object) -> str:
     if text.isprintable():  # the usual case, in C
         return text
     return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def shown_lines(text: str) -> str:
+    """Several lines (a traceback, a log record): each line :func:`shown`, the newlines kept."""
+    return "\n".join(shown(line) for line in text.split("\n"))
 
 
 def data(value: object, style: str = "") -> Text:

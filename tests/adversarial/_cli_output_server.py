@@ -1,6 +1,7 @@
 """A hostile token API on 127.0.0.1: every text it sends is a name chosen to fool a terminal.
 
-It answers the listing (one page), ``GET`` by id and, for any write, a 400 whose message is
+It answers the listing (one page), ``GET`` by id, a create of a token named ``make``
+(with hostile id, name and sub-account) and, for any other write, a 400 whose message is
 hostile too. Token names, ids, sub-account ids and names all carry the texts in
 :data:`HOSTILE`; the sandbox could only choose names. It runs on its own thread's loop
 (the CLI runs ``asyncio.run`` itself), bounded in time like the sandbox the CLI tests use.
@@ -172,7 +173,7 @@ class HostileApi:
         app.router.add_get(BASE_PATH, self._list)
         app.router.add_get(BASE_PATH + "/{id}", self._get)
         app.router.add_route("*", BASE_PATH + "/{id}", self._refuse)
-        app.router.add_post(BASE_PATH, self._refuse)
+        app.router.add_post(BASE_PATH, self._create)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -198,6 +199,16 @@ class HostileApi:
             if item["_id"] == wanted:
                 return web.json_response(_envelope(item))
         return await self._refuse(request)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        """A token named "make" is created, with the first hostile id, name and
+        sub-account; any other name is refused with the hostile message."""
+        body = await request.json()
+        if body.get("name") != "make":
+            return await self._refuse(request)
+        item = {**self.tokens[list(HOSTILE).index("osc8")], "token": "full-secret-0123456789"}
+        item["subAccountId"] = SUB_ID
+        return web.json_response(_envelope(item), status=201)
 
     async def _refuse(self, request: web.Request) -> web.Response:
         body = {

@@ -156,6 +156,20 @@ class TestGet:
         assert json.loads(result.out)["name"] == HOSTILE["line_sep"]
 
 
+class TestCreate:
+    """create: the created token's id, name and sub-account are escaped too."""
+
+    def test_plain(self, api: HostileApi) -> None:
+        result = run_cli(*api.args("create", "--name", "make", "--sub-account", "s"))
+        assert result.code == 0, result.err
+        assert_inert(result.out)
+        number = list(HOSTILE).index("osc8")
+        assert result.out.splitlines()[0] == (
+            f"Created token \\x1b]8;;http://-{number:04d} ({HOSTILE['osc8']!r})"
+            " for sub[/]\\x1b[2J\\u202e"
+        )
+
+
 class TestAudit:
     """audit: the report's tables, warnings and --verbose lines show names as data."""
 
@@ -279,6 +293,20 @@ class TestErrorLines:
         assert_inert_terminal(result.err)
         assert result.err.count("\n") == 1
         assert ERROR_SHOWN in result.err
+
+    def test_debug_traceback_and_log(self, api: HostileApi) -> None:
+        """--debug prints a traceback and the SDK's log: escaped line by line."""
+        result = run_cli(*api.args("--debug", "get", "no-such-id"))
+        assert (result.code, result.out) == (1, "")
+        assert_inert(result.err)
+        assert "Traceback (most recent call last)" in result.err
+        lines = result.err.splitlines()
+        assert lines[-2:] == [
+            "cellcast_async._exceptions.BadRequestError: GET /api/v1/apiClient/token/no-such-id"
+            f" -> 400 {ERROR_SHOWN}",
+            f"error: GET /api/v1/apiClient/token/no-such-id -> 400 {ERROR_SHOWN}",
+        ]
+        assert "  File " in result.err  # the frames keep their own lines
 
     def test_json(self, api: HostileApi) -> None:
         result = run_cli(*api.args("--json", "delete", "some-id"))
