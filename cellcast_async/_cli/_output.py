@@ -128,7 +128,7 @@ def make_table(*headers: str, title: str | None = None, whole: Iterable[str] = (
     )
     for header in headers:
         table.add_column(
-            header,
+            data(header),  # a header may be a status the server sent
             justify="right" if header in _NUMERIC else "left",
             no_wrap=header in keep,
             overflow="fold",

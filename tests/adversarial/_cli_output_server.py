@@ -90,6 +90,7 @@ SHOWN: Final[dict[str, str]] = {
 SUB_ID: Final = "sub[/]\x1b[2J\u202e"
 SUB_NAME: Final = "[blink]Acme\x1b]52;c;QQ==\x07[/blink]"
 OTHER_SUB_ID: Final = "other-sub"
+ODD_STATUS: Final = "[blink]odd\x1b[2J\u202e"
 ERROR_MESSAGE: Final = "bad [/] name\x1b[2J\x1b]52;c;ZXZpbA==\x07\u202e\nerror: forged line"
 
 
@@ -108,7 +109,8 @@ def items(names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     recent), so the report lists each of them (20 of each kind at most); the same again,
     active and recent, in another sub-account (names shared across sub-accounts); and a
     second, recent and active, token with the first hostile name in the same sub-account
-    (a duplicate). ``names`` replaces the names (by label) to stage a rename."""
+    (a duplicate); and a token whose status is hostile. ``names`` replaces the names (by
+    label) to stage a rename."""
     names = {**HOSTILE, **(names or {})}
     found: list[dict[str, Any]] = []
     for number, label in enumerate(HOSTILE):
@@ -126,6 +128,9 @@ def items(names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     for number, label in enumerate(HOSTILE, 100):
         found.append(_item(f"other-{number}", names[label], OTHER_SUB_ID, "Other"))
     found.append(_item("dup-0001", names["markup_close"], SUB_ID, SUB_NAME))
+    # A status the SDK does not know is kept as the server's string: the audit makes it a
+    # column of its per-sub-account table.
+    found.append(_item("odd-status", "odd status", OTHER_SUB_ID, "Other", status=ODD_STATUS))
     return found
 
 

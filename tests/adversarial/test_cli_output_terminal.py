@@ -187,6 +187,7 @@ class TestAudit:
             " ([blink]Acme\\x1b]52;c;QQ==\\x07[/blink]): dup-0001, oops [/] her-0000"
         ]
         assert "  'invoice\\u202egpj.exe': other-sub, sub[/]\\x1b[2J\\u202e" in out
+        assert "[BLINK]ODD\\x1b[2J\\u202e" in out  # a status, as a column's header
 
     def test_report_on_a_terminal(self, api: HostileApi) -> None:
         result = run_on_pty(*api.args("audit", "--as-of", AS_OF, "-q", "--verbose"))
