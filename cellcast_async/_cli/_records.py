@@ -199,12 +199,13 @@ def iter_raw_records(
     malformed input is a :class:`RecordError` naming ``label`` and the line.
     """
     lines = LineReader(stream, label, copy=copy)
-    first = ""
-    for first in lines:
+    while True:
+        lines.start_record()  # each blank line is its own (empty) record
+        first = next(lines, None)
+        if first is None:
+            return
         if first.strip():
             break
-    else:
-        return
     if _is_jsonl(first):
         yield from _jsonl(lines, first, label)
     else:

@@ -198,6 +198,19 @@ class TestDiffReadsHostileFiles:
             (x, x + "!") for x in names
         )
 
+    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    def test_blank_lines_are_not_one_long_record(self, tmp_path: Path, fmt: str) -> None:
+        """Two MiB of blank lines, before and between records: each line is bounded, not
+        their sum."""
+        blank = "\n" * (2 << 20)
+        path = tmp_path / f"blank.{fmt}"
+        if fmt == "jsonl":
+            path.write_text(blank + _jsonl(GOOD) + blank + _jsonl(record("2" * 24)), "utf-8")
+        else:
+            path.write_text(blank + HEADER + _csv_row() + blank + _csv_row(id="y"), "utf-8")
+        result = run_cli("diff", str(path), str(path))
+        assert (result.code, result.err) == (0, "")
+
     @pytest.mark.parametrize(
         ("content", "message"),
         [
