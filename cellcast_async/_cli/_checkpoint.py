@@ -168,7 +168,7 @@ def read_records(path: str, record_format: str) -> Iterator[tuple[dict[str, Any]
             else:
                 if None in row or None in row.values():
                     raise ValueError("a short or long row")
-                row = decode_row(row)  # cells quoted against formulas (README "Command line")
+                row = decode_row(row)  # README "What the command line prints": formulas
                 record = {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
             created = parse_datetime(record["created_at"])
         except (KeyError, TypeError, ValueError, ShapeError):
