@@ -24,7 +24,7 @@ from click.core import ParameterSource
 from .._exceptions import APIError, CellcastError
 from .._session import CellcastSession
 from .._version import __version__
-from ._output import dump_json, silence_stdout
+from ._output import dump_json, shown, shown_lines, silence_stdout
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
@@ -249,6 +249,14 @@ async def open_connection(settings: Settings) -> AsyncIterator[Connection]:
         yield Connection(cc=cc, sandbox=sandbox)
 
 
+class _ShownFormatter(logging.Formatter):
+    """Log records as a terminal may show them: a record may quote a server (README "What
+    the command line prints")."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown_lines(super().format(record))
+
+
 @contextlib.contextmanager
 def _debug_log(stream: TextIO, *, enabled: bool) -> Iterator[None]:
     """The SDK's DEBUG log on ``stream`` for one run; the logger is then left as it was.
@@ -260,7 +268,7 @@ def _debug_log(stream: TextIO, *, enabled: bool) -> Iterator[None]:
         yield
         return
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(_ShownFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("cellcast_async")
     level = logger.level
     logger.addHandler(handler)
@@ -281,7 +289,8 @@ def report_error(
         name = "UsageError" if usage else type(exc).__name__
         dump_json({"class": name, "status": status, "message": message}, settings.err)
     else:
-        settings.err.write(f"{'usage error' if usage else 'error'}: {message}\n")
+        # The message may quote a server or a file: escaped, it stays one inert line.
+        settings.err.write(f"{'usage error' if usage else 'error'}: {shown(message)}\n")
 
 
 def execute(settings: Settings, work: Callable[[], int]) -> int:
@@ -295,11 +304,34 @@ def execute(settings: Settings, work: Callable[[], int]) -> int:
     click.get_current_context().exit(_policy(settings, work))
 
 
+# The parts of a formatted traceback that are Python's own, not an exception's message.
+_TRACEBACK_FRAMES: Final = (
+    "  File ",
+    "Traceback (most recent call last)",
+    "\nDuring handling of the above exception",
+    "\nThe above exception was the direct cause",
+)
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """``--debug``'s traceback, escaped: an exception's message may quote the server, so
+    its lines are :func:`shown` whole (a newline in it cannot forge a line); the frames
+    keep their lines (README "What the command line prints")."""
+
+    def escaped(part: str) -> str:
+        if part.startswith(_TRACEBACK_FRAMES):
+            return shown_lines(part)
+        body, end = (part[:-1], "\n") if part.endswith("\n") else (part, "")
+        return shown(body) + end
+
+    return "".join(map(escaped, traceback.TracebackException.from_exception(exc).format()))
+
+
 def _policy(settings: Settings, work: Callable[[], int]) -> int:
 
     def failed(exc: BaseException, message: str, code: int) -> int:
         if settings.debug:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=settings.err)
+            settings.err.write(_traceback_text(exc))
         report_error(settings, exc, message, usage=code == EXIT_USAGE)
         return code
 

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, TextIO
 import attrs
 import click
 from rich.console import Console
+from rich.text import Text
 
 from .._governor import GovernorState
 from .._models import ApiToken, TokenStatus
@@ -45,7 +46,7 @@ from ._checkpoint import (
     write_atomically,
 )
 from ._commands import listing_options
-from ._output import console_for, csv_writer, dump_json, make_table
+from ._output import console_for, csv_writer, data, dump_json, make_table
 from ._progress import Reporter, make_reporter
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
@@ -300,16 +301,20 @@ def _names(report: AuditReport, console: Console, verbose: bool) -> None:
         where = dup["sub_account_id"]
         if dup["sub_account_name"]:
             where += f" ({dup['sub_account_name']})"
+        # Names, ids and sub-accounts come from the server: data, never markup.
         console.print(
-            f"[yellow]warning:[/yellow] {len(dup['ids'])} tokens named {dup['name']!r} "
-            f"in sub-account {where}: {', '.join(dup['ids'])}"
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" {len(dup['ids'])} tokens named ",
+                data(f"{dup['name']!r} in sub-account {where}: {', '.join(dup['ids'])}"),
+            )
         )
     if verbose:
         shared = report.shared_names()
         console.print()
         console.print(f"Names used in more than one sub-account: {len(shared):,}")
         for name, subs in shared.items():
-            console.print(f"  {name!r}: {', '.join(subs)}")
+            console.print(data(f"  {name!r}: {', '.join(subs)}"))
 
 
 Section = Callable[[AuditReport, Console, bool], None]

@@ -34,6 +34,7 @@ from .._exceptions import ShapeError
 from .._seal import CheckpointKey
 from .._walk import MAX_CHECKPOINT_CHARS
 from ._app import CliUsageError
+from ._records import decode_row
 
 __all__ = [
     "AuditCheckpoint",
@@ -295,6 +296,7 @@ def read_records(
             else:
                 if None in row or None in row.values():
                     raise ValueError("a short or long row")
+                row = decode_row(row)  # README "What the command line prints": formulas
                 record = {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
             created = parse_datetime(record["created_at"])
         except (KeyError, TypeError, ValueError, ShapeError):

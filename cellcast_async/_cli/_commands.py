@@ -8,7 +8,7 @@ import click
 
 from .._models import ApiToken, CreatedToken, TokenStatus
 from ._app import EXIT_OK, Connection, Settings, cli, global_options, run_async, usage_error
-from ._output import console_for, dump_json, token_table, token_view
+from ._output import console_for, dump_json, shown, token_table, token_view
 
 __all__ = ["STATUS", "Concurrency", "listing_options"]
 
@@ -163,8 +163,10 @@ def create_command(settings: Settings, name: str, sub_account: str) -> int:
             view["token"] = secret
             dump_json(view, settings.out)
         else:
+            # Server text is escaped (shown(); repr() escapes the name alike).
             settings.out.write(
-                f"Created token {created.id} ({created.name!r}) for {created.sub_account_id}\n"
+                f"Created token {shown(created.id)} ({created.name!r})"
+                f" for {shown(created.sub_account_id)}\n"
             )
             settings.out.write(f"token: {secret}\n")
         return EXIT_OK
@@ -204,7 +206,7 @@ def delete_command(settings: Settings, token_id: str) -> int:
         if settings.json:
             dump_json({"id": token_id, "deleted": True}, settings.out)
         else:
-            settings.out.write(f"Deleted token {token_id}\n")
+            settings.out.write(f"Deleted token {shown(token_id)}\n")
         return EXIT_OK
 
     return run_async(settings, work)

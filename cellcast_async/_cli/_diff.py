@@ -1,28 +1,43 @@
 """``diff OLD NEW``: what changed between two audits' records (CSV or JSON Lines, any mix).
 
-Pure functions read the records and compare them by token id; the command prints the
-changes grouped by sub-account and exits 0 when nothing changed and 1 when something
-did, like ``diff``, so that a nightly job can alert on drift. Records hold no full
-token value (the audit never writes one) and none is needed.
+The records are read as streams (:mod:`._records`: bounded lines, records and nesting)
+and compared by token id (:func:`diff_files`: an id and a digest per old record in
+memory); the command prints the changes grouped by sub-account, as data (README "What
+the command line prints"), and exits 0 when nothing changed and 1 when something did,
+like ``diff``, so that a nightly job can alert on drift. Records hold no full token value
+(the audit never writes one) and none is needed.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import hashlib
 import io
-import json
+import os
+import stat
+import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, Final
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any, Final
 
 import attrs
 import click
+from rich.text import Text
 
 from ._app import EXIT_API, EXIT_OK, CliUsageError, Settings, cli, execute, global_options
-from ._output import console_for, dump_json, make_table
+from ._output import console_for, data, dump_json, make_table, shown
+from ._records import RecordError, iter_raw_records
 
-__all__ = ["CHANGE_KINDS", "Change", "Record", "compare", "load_records", "parse_records"]
+__all__ = [
+    "CHANGE_KINDS",
+    "Change",
+    "Record",
+    "compare",
+    "diff_files",
+    "iter_records",
+    "load_records",
+    "parse_records",
+]
 
 REQUIRED: Final = ("id", "name", "status", "sub_account_id")
 CHANGE_KINDS: Final = ("created", "deleted", "status_changed", "renamed")
@@ -65,55 +80,172 @@ class Change:
         return data
 
 
+def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> str:
+    value = raw.get(key)
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise CliUsageError(f"{where}: '{key}' is not a string")
+    return value
+
+
 def _record(raw: Mapping[str, Any], where: str) -> Record:
+    token_id, name, status = raw.get("id"), raw.get("name"), raw.get("status")
+    sub_id, sub_name = raw.get("sub_account_id"), raw.get("sub_account_name")
+    if (  # the usual case, checked at once; any other goes the long way for its message
+        type(token_id) is str
+        and token_id
+        and type(name) is str
+        and type(status) is str
+        and (type(sub_id) is str or (sub_id is None and "sub_account_id" in raw))
+        and (sub_name is None or type(sub_name) is str)
+    ):
+        return Record(token_id, name, status, sub_id or "", sub_name or "")
     missing = [key for key in REQUIRED if key not in raw]
     if missing:
         raise CliUsageError(f"{where}: not an audit record (no {', '.join(missing)})")
-    if not raw["id"]:
+    if raw["id"] == "":
         raise CliUsageError(f"{where}: a record without an id")
     return Record(
-        id=str(raw["id"]),
-        name=str(raw["name"]),
-        status=str(raw["status"]),
-        sub_account_id=str(raw["sub_account_id"] or ""),
-        sub_account_name=str(raw.get("sub_account_name") or ""),
+        id=_text(raw, "id", where),
+        name=_text(raw, "name", where),
+        status=_text(raw, "status", where),
+        sub_account_id=_text(raw, "sub_account_id", where, optional=True),
+        sub_account_name=_text(raw, "sub_account_name", where, optional=True),
     )
 
 
+def iter_records(
+    stream: IO[bytes], label: str, *, copy: IO[bytes] | None = None
+) -> Iterator[tuple[str, Record]]:
+    """``(where, record)`` for each record of an audit's output, read as a stream
+    (README "What the command line prints": bounded lines, records and nesting)."""
+    try:
+        for where, raw in iter_raw_records(stream, label, REQUIRED, copy=copy):
+            yield where, _record(raw, where)
+    except RecordError as exc:
+        raise CliUsageError(str(exc)) from None
+
+
+def _by_id(found: Iterable[tuple[str, Record]]) -> dict[str, Record]:
+    records: dict[str, Record] = {}
+    for where, record in found:
+        if record.id in records:
+            raise CliUsageError(_twice(where, record.id))
+        records[record.id] = record
+    return records
+
+
 def parse_records(text: str, label: str) -> dict[str, Record]:
-    """Records by id from an audit's output; JSON Lines if it starts with ``{``, else CSV."""
-    if text.lstrip().startswith("{"):
-        records: dict[str, Record] = {}
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{label} line {number}"
-            try:
-                raw = json.loads(line)
-            except ValueError:
-                raise CliUsageError(f"{where}: not valid JSON") from None
-            if not isinstance(raw, dict):
-                raise CliUsageError(f"{where}: not a JSON object")
-            record = _record(raw, where)
-            records[record.id] = record
-        return records
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if text.strip() and not set(REQUIRED) <= set(reader.fieldnames or ()):
-        raise CliUsageError(
-            f"{label}: neither JSON Lines nor an audit CSV (its header needs {', '.join(REQUIRED)})"
-        )
-    rows = (_record(row, f"{label} line {n}") for n, row in enumerate(reader, 2))
-    return {record.id: record for record in rows}
+    """Records by id from an audit's output held in memory; a repeated id is refused."""
+    return _by_id(iter_records(io.BytesIO(text.encode("utf-8", "surrogatepass")), label))
+
+
+def _twice(where: str, token_id: str) -> str:
+    return f"{where}: a second record for id {token_id!r}"
+
+
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[IO[bytes]]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        yield handle
 
 
 def load_records(path: str) -> dict[str, Record]:
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CliUsageError(f"{path}: not UTF-8 text") from None
-    return parse_records(text, path)
+    """Every record of the file at ``path`` by id, in memory (``diff`` itself streams)."""
+    with _open(path) as stream:
+        return _by_id(iter_records(stream, path))
+
+
+def _digest(record: Record) -> bytes:
+    """What a diff compares, in 16 bytes: the name and the status."""
+    # The status's length first: no two (status, name) pairs spell the same text.
+    text = f"{len(record.status)}:{record.status}{record.name}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
+_SEEN: Final = b""  # an old id also found in NEW with the same digest: nothing to print
+
+
+def diff_files(old_path: str, new_path: str) -> list[Change]:
+    """Every change from the audit in ``old_path`` to the one in ``new_path``.
+
+    Memory holds one id and a 16-byte digest per old record, and whole records only for
+    what is printed (the changes): OLD is read, NEW is read against it, and OLD is read
+    a second time for the old side of the changes, if there are any. OLD is copied to a
+    temporary file on the first read when it is not a regular file (a pipe).
+    """
+    with contextlib.ExitStack() as stack:
+        old_stream = stack.enter_context(_open(old_path))
+        copy: IO[bytes] | None = None
+        if not stat.S_ISREG(os.fstat(old_stream.fileno()).st_mode):
+            copy = stack.enter_context(tempfile.TemporaryFile())
+        digests: dict[str, bytes] = {}
+        for where, record in iter_records(old_stream, old_path, copy=copy):
+            if record.id in digests:
+                raise CliUsageError(_twice(where, record.id))
+            digests[record.id] = _digest(record)
+        created: dict[str, Record] = {}
+        changed: dict[str, tuple[Record, bytes]] = {}  # new record, old digest
+        with _open(new_path) as new_stream:
+            for where, record in iter_records(new_stream, new_path):
+                before = digests.get(record.id)
+                if before is None:
+                    if record.id in created:
+                        raise CliUsageError(_twice(where, record.id))
+                    created[record.id] = record
+                    continue
+                if before == _SEEN or record.id in changed:
+                    raise CliUsageError(_twice(where, record.id))
+                digests[record.id] = _SEEN
+                if before != _digest(record):
+                    changed[record.id] = (record, before)
+        wanted = {i: d for i, d in digests.items() if d != _SEEN}
+        wanted.update((i, d) for i, (_, d) in changed.items())
+        del digests
+        olds: dict[str, Record] = {}
+        if wanted:
+            if copy is not None:
+                copy.seek(0)
+                again: IO[bytes] = copy
+            else:
+                again = stack.enter_context(_open(old_path))
+            for _, record in iter_records(again, old_path):
+                if record.id in wanted:
+                    if _digest(record) != wanted[record.id] or record.id in olds:
+                        raise CliUsageError(f"{old_path} changed while diff was reading it")
+                    olds[record.id] = record
+            if len(olds) != len(wanted):
+                raise CliUsageError(f"{old_path} changed while diff was reading it")
+    return _changes(olds, created, {i: r for i, (r, _) in changed.items()})
+
+
+def _changes(
+    olds: Mapping[str, Record], created: Mapping[str, Record], changed: Mapping[str, Record]
+) -> list[Change]:
+    """The changes, from the old records that differ (or went), the new ones and the
+    changed ones' new side; in compare()'s order."""
+    changes = [Change("created", record) for record in created.values()]
+    changes += [Change("deleted", r) for i, r in olds.items() if i not in changed]
+    for token_id, after in changed.items():
+        before = olds[token_id]
+        if before.status != after.status:
+            changes.append(Change("status_changed", after, before.status, after.status))
+        if before.name != after.name:
+            changes.append(Change("renamed", after, before.name, after.name))
+    return _ordered(changes)
+
+
+def _ordered(changes: list[Change]) -> list[Change]:
+    kinds = {kind: n for n, kind in enumerate(CHANGE_KINDS)}
+    return sorted(
+        changes,
+        key=lambda c: (c.record.sub_account_id, kinds[c.kind], c.record.name, c.record.id),
+    )
 
 
 def compare(old: Mapping[str, Record], new: Mapping[str, Record]) -> list[Change]:
@@ -130,11 +262,7 @@ def compare(old: Mapping[str, Record], new: Mapping[str, Record]) -> list[Change
             changes.append(Change("status_changed", after, before.status, after.status))
         if before.name != after.name:
             changes.append(Change("renamed", after, before.name, after.name))
-    kinds = {kind: n for n, kind in enumerate(CHANGE_KINDS)}
-    return sorted(
-        changes,
-        key=lambda c: (c.record.sub_account_id, kinds[c.kind], c.record.name, c.record.id),
-    )
+    return _ordered(changes)
 
 
 def _by_sub_account(changes: Iterable[Change]) -> dict[str, list[Change]]:
@@ -168,29 +296,44 @@ def as_json(old: str, new: str, changes: list[Change]) -> dict[str, Any]:
 
 def _detail(change: Change) -> str:
     if change.kind in ("status_changed", "renamed"):
+        # repr() quotes a name and escapes what shown() would (the table cell is data).
         old = change.old if change.kind == "status_changed" else repr(change.old)
         new = change.new if change.kind == "status_changed" else repr(change.new)
         return f"{old} -> {new}"
     return change.record.status
 
 
+_ROWS_PER_TABLE: Final = 1000
+"""A sub-account's changes print as tables of this many rows: rich lays a table out whole,
+and one table of a million rows would take its time and memory."""
+
+
 def render(settings: Settings, old: str, new: str, changes: list[Change]) -> None:
     console = console_for(settings.out)
     if not changes:
-        console.print(f"No changes between {old} and {new}.")
+        console.print(data(f"No changes between {old} and {new}."))
         return
     counts = {kind: sum(c.kind == kind for c in changes) for kind in CHANGE_KINDS}
     summary = ", ".join(f"{counts[k]:,} {_LABELS[k]}" for k in CHANGE_KINDS if counts[k])
-    console.print(f"[bold]{len(changes):,} change(s)[/bold] from {old} to {new}: {summary}")
+    console.print(
+        Text.assemble(
+            (f"{len(changes):,} change(s)", "bold"),
+            f" from {shown(old)} to {shown(new)}: {summary}",
+        )
+    )
     for sub, items in _by_sub_account(changes).items():
         name = next((c.record.sub_account_name for c in items if c.record.sub_account_name), "")
-        table = make_table("CHANGE", "ID", "NAME", "DETAIL")
-        for change in items:
-            row = (_LABELS[change.kind], change.record.id, change.record.name, _detail(change))
-            table.add_row(*row)
         console.print()
-        console.print(f"[bold]sub-account {sub or '(none)'}[/bold] {name}".rstrip())
-        console.print(table)
+        heading = Text.assemble((f"sub-account {shown(sub or '(none)')}", "bold"))
+        if name:
+            heading.append(" " + shown(name))
+        console.print(heading)
+        for at in range(0, len(items), _ROWS_PER_TABLE):
+            table = make_table("CHANGE", "ID", "NAME", "DETAIL")
+            for change in items[at : at + _ROWS_PER_TABLE]:
+                row = (_LABELS[change.kind], change.record.id, change.record.name, _detail(change))
+                table.add_row(*row)
+            console.print(table)
 
 
 @cli.command("diff")
@@ -206,7 +349,7 @@ def diff_command(settings: Settings, old: str, new: str) -> int:
     """
 
     def work() -> int:
-        changes = compare(load_records(old), load_records(new))
+        changes = diff_files(old, new)
         if settings.json:
             dump_json(as_json(old, new, changes), settings.out, indent=2)
         else:

@@ -2,6 +2,12 @@
 
 Every writer here takes the run's own streams (``main(stdout=, stderr=)``), never
 ``sys.stdout`` directly, so a run is testable and embeddable.
+
+Text from outside (a token's name or id, a sub-account's name, a server's error message,
+a file's records) is data, never markup or a terminal control (README "Command line",
+"What the command line prints"): it reaches rich only as :func:`data` (a ``Text``, which
+rich never parses), through :class:`DataTable`, or as :func:`shown` on a plain stream;
+:func:`dump_json` escapes the same characters in JSON.
 """
 
 from __future__ import annotations
@@ -15,19 +21,79 @@ from typing import IO, Any, TextIO
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .._models import ApiToken
+from ._records import encode_cell
 
 __all__ = [
+    "DataTable",
     "console_for",
     "csv_cell",
+    "data",
     "dump_json",
     "make_table",
+    "shown",
+    "shown_lines",
     "silence_stdout",
     "token_rows",
     "token_table",
     "token_view",
 ]
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def shown(value: object) -> str:
+    """``value`` as a person may read it on a terminal: every character Python's
+    ``str.isprintable()`` rejects is written as its escape, as ``repr()`` would.
+
+    That covers C0 and C1 controls with ESC (so no CSI, OSC 52 or OSC 8 sequence), BEL
+    and DEL, newlines and tabs (a name cannot forge a table row), bidi overrides and
+    isolates (U+202A-U+202E, U+2066-U+2069) and every other format character, U+2028 and
+    U+2029, spaces other than the plain one, lone surrogates, private-use and unassigned
+    code points. Backslashes are left as they are (README "What the command line prints").
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the usual case, in C
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def shown_lines(text: str) -> str:
+    """Several lines (a traceback, a log record): each line :func:`shown`, the newlines kept."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
+def data(value: object, style: str = "") -> Text:
+    """Outside text for rich: escaped (:func:`shown`) and never parsed as markup or emoji."""
+    return Text(shown(value), style=style)
+
+
+class DataTable(Table):
+    """A rich table whose string cells are data (:func:`data`), never markup."""
+
+    def add_row(
+        self,
+        *renderables: Any,
+        style: Any = None,
+        end_section: bool = False,
+    ) -> None:
+        cells = [data(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)
 
 
 def console_for(stream: TextIO) -> Console:
@@ -44,13 +110,14 @@ _NUMERIC = frozenset({"TOKENS", "ACTIVE", "INACTIVE", "TOTAL", "AGE", "COUNT"})
 _WHOLE = frozenset({"ID", "CREATED", "TOKEN", "STATUS", "CHANGE"}) | _NUMERIC
 
 
-def make_table(*headers: str, title: str | None = None, whole: Iterable[str] = ()) -> Table:
+def make_table(*headers: str, title: str | None = None, whole: Iterable[str] = ()) -> DataTable:
     """A compact table that rich fits to the console's width by wrapping the text columns.
 
     ``whole``: more headers whose cells are never wrapped (``SUB-ACCOUNT`` when it holds ids).
+    Its string cells are data (:class:`DataTable`).
     """
     keep = _WHOLE | set(whole)
-    table = Table(
+    table = DataTable(
         box=box.SIMPLE_HEAD,
         title=title,
         title_justify="left",
@@ -61,7 +128,7 @@ def make_table(*headers: str, title: str | None = None, whole: Iterable[str] = (
     )
     for header in headers:
         table.add_column(
-            header,
+            data(header),  # a header may be a status the server sent
             justify="right" if header in _NUMERIC else "left",
             no_wrap=header in keep,
             overflow="fold",
@@ -116,21 +183,50 @@ def token_rows(tokens: Iterable[ApiToken]) -> list[list[str]]:
     ]
 
 
-def token_table(tokens: Sequence[ApiToken]) -> Table:
+def token_table(tokens: Sequence[ApiToken]) -> DataTable:
     table = make_table(*TOKEN_HEADERS)
     for row in token_rows(tokens):
         table.add_row(*row)
     return table
 
 
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON spells a code point past U+FFFF
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as JSON, readable UTF-8, with every character :func:`shown` escapes
+    written as a ``\\u`` escape (U+2028, U+202E, U+0085 and the other C1 controls, DEL,
+    lone surrogates...): still valid JSON that decodes to the same value, and safe on a
+    terminal or in a JavaScript string."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    if text.isprintable():
+        return text
+    # A raw newline is only ever the indentation's: json.dumps escapes those in strings.
+    return "\n".join(
+        line
+        if line.isprintable()
+        else "".join(char if char.isprintable() else _json_escape(char) for char in line)
+        for line in text.split("\n")
+    )
+
+
 def dump_json(value: Any, stream: IO[str], *, indent: int | None = None) -> None:
-    stream.write(json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+    stream.write(json_text(value, indent=indent) + "\n")
 
 
 def csv_cell(value: Any) -> Any:
-    """CSV cells as other tools read them: booleans ``true``/``false``, not Python's."""
+    """CSV cells as other tools read them: booleans ``true``/``false``, not Python's, and
+    text that a spreadsheet would run as a formula quoted (README "What the command line
+    prints"; :func:`cellcast_async._cli._records.encode_cell`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_cell(value)
     return value
 
 

@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ._output import shown
+
 __all__ = ["NoProgress", "PlainProgress", "Reporter", "RichProgress", "make_reporter"]
 
 
@@ -112,7 +114,7 @@ class PlainProgress(Reporter):
         line += f", {_clock(elapsed)} elapsed"
         if self._status:
             line += f" ({self._status})"
-        self._stream.write(line + "\n")
+        self._stream.write(shown(line) + "\n")
         self._stream.flush()
 
 
@@ -139,25 +141,26 @@ class RichProgress(Reporter):
 
     def __init__(self, console: Console, *, label: str = "audit") -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             _CountColumn(),
             _RateColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            TextColumn("[yellow]{task.fields[status]}"),
+            # The status is data: formatted into the column, never parsed as markup.
+            TextColumn("{task.fields[status]}", style="yellow", markup=False),
             console=console,
             transient=False,
         )
-        self._task = self._progress.add_task(label, total=None, status="")
+        self._task = self._progress.add_task(shown(label), total=None, status="")
         self._progress.start()
 
     def advance(self, done: int, total: int | None) -> None:
         self._progress.update(self._task, completed=done, total=total)
 
     def status(self, text: str | None) -> None:
-        self._progress.update(self._task, status=text or "")
+        self._progress.update(self._task, status=shown(text or ""))
 
     def close(self) -> None:
         self._progress.stop()

@@ -1,0 +1,24 @@
+"""benchmarks/diff_memory.py still runs end to end (tiny sizes; nothing here is timed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "benchmarks"
+
+
+def test_diff_memory_runs_and_both_find_the_same_changes() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "diff_memory.py"), "--records", "500"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("  ")[0]: line.split() for line in done.stdout.splitlines()}
+    assert rows["JSONL with itself"][-1] == "0"
+    assert rows["CSV with itself"][-1] == "0"
+    assert rows["CSV -> JSONL, 4% changed"][-1] == "20"  # 5 + 5 + 5 + 5 of 500
