@@ -158,6 +158,11 @@ class FaultPlan:
         """When (on the plan's clock) the storm ends; None before its first request."""
         return self._storm_ends
 
+    @property
+    def guards_door(self) -> bool:
+        """Whether a storm or a challenge is set (so ``at_the_door`` can say no)."""
+        return self._faults.storm > 0 or self._faults.challenge
+
     def at_the_door(self, identity: Hashable) -> FaultAction | None:
         """A 429 from the storm or the challenge for this request, or None to let it in.
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from cellcast_async import CellcastSession
-from cellcast_async.sandbox import Faults, Sandbox, _state
+from cellcast_async.sandbox import Faults, Sandbox, _faults, _state
 from cellcast_async.sandbox.__main__ import main
 from cellcast_async.sandbox._faults import FaultAction, FaultPlan
 from cellcast_async.sandbox._state import RateDecision, RateLimiter, format_retry_after_style
@@ -327,7 +327,19 @@ class TestDoorFaults:
 
     def test_no_door_faults_by_default(self) -> None:
         plan = FaultPlan(Faults(), FakeClock())
+        assert not plan.guards_door
         assert [plan.at_the_door("a") for _ in range(3)] == [None] * 3
+        plan.faults = Faults(challenge=True)
+        assert plan.guards_door
+
+    def test_challenged_requests_are_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A client inventing requests cannot grow the memory of challenged ones."""
+        monkeypatch.setattr(_faults, "_MAX_CHALLENGED", 2)
+        plan = FaultPlan(Faults(challenge=True), FakeClock())
+        for identity in ("a", "b", "c"):  # "c" pushes "a" out
+            assert plan.at_the_door(identity) is not None
+        assert plan.at_the_door("a") is not None  # forgotten: challenged again
+        assert plan.at_the_door("c") is None
 
 
 # ------------------------------------------------------------------------------- over HTTP
