@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json as _json
 import math
 import signal
 import time
@@ -23,7 +22,7 @@ from typing import Any, Final, TypeVar, overload
 
 from aiohttp import web
 
-from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes
+from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes, loads_body
 from ._faults import MUTATIONS, FaultAction, FaultPlan, Faults, ScriptEntry, format_retry_after
 from ._state import REFERENCE_TIME, RateDecision, RateLimiter, Store
 
@@ -465,9 +464,8 @@ def _parse_json(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return _json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: a body nested ~1,000 levels deep (issue 8) is "not JSON" here too.
+        return loads_body(body)
+    except ValueError:  # not JSON, or nested deeper than the sandbox reads (README "The sandbox")
         return None
 
 
