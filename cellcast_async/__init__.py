@@ -19,6 +19,7 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
+from ._governor import GovernorState
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
 from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_page_format
 from ._pipeline import RequestEvent, ResponseEvent
@@ -36,6 +37,7 @@ __all__ = [
     "CellcastSession",
     "CreatedToken",
     "DecodeError",
+    "GovernorState",
     "NotFoundError",
     "Page",
     "Pager",

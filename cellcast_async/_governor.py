@@ -420,7 +420,7 @@ class RedisStore(RateStore):
 
 @attrs.frozen
 class GovernorState:
-    """A snapshot of a :class:`Governor`, e.g. for a progress line.
+    """A snapshot of the session's rate governor (``cc.governor_state``), e.g. for a progress line.
 
     ``paused_until`` is a time on the governor's clock (or ``None``); ``rate`` the requests
     per second in force now (``None``: no cap, ``0.0`` while paused); ``reason`` why that

@@ -120,7 +120,11 @@ class TokenStatus(str, enum.Enum):
 
 @attrs.frozen(slots=True)
 class SubAccount:
-    """A sub-client account, as nested in a token (seed 000 ``subAccount``)."""
+    """A sub-client account, as nested in a token (seed 000 ``subAccount``).
+
+    ``id`` is the account's ``_id``; ``name``, ``email`` and ``company_name``
+    (``companyName``) are ``None`` when the server leaves them out.
+    """
 
     id: str
     name: str | None = None

@@ -65,7 +65,14 @@ _ITEMS_BETWEEN_YIELDS: Final = 500
 
 @attrs.frozen(slots=True)
 class Page(Generic[T]):
-    """One page of results: its items and what the server said about the whole list."""
+    """One page of results: its items and what the server said about the whole list.
+
+    ``items``: this page's items, in the server's order. ``total``: items in the whole
+    list (``None`` when the server does not say). ``page``: this page's number, from 1.
+    ``limit``: the page size asked for. ``total_pages``: pages in the whole list, or
+    ``None``. ``has_next_page``, ``has_prev_page``: whether the server says there is a
+    page after (before) this one. ``len(page)`` and ``iter(page)`` go over ``items``.
+    """
 
     items: tuple[T, ...]
     total: int | None
@@ -84,7 +91,13 @@ class Page(Generic[T]):
 
 @attrs.frozen(slots=True)
 class RawPage:
-    """A page as a page format reads it: items still JSON, page facts checked."""
+    """A page as a page format reads it: items still JSON, page facts checked.
+
+    The fields mean what :class:`Page`'s do; ``page`` is ``None`` when the body does not
+    say which page it is. A page format (:func:`cellcast_page_format`,
+    :func:`meta_pagination_page_format`) returns one; a ``fetch`` for :class:`Pager`
+    structures its items and returns a :class:`Page`.
+    """
 
     items: list[Any]
     total: int | None
@@ -220,6 +233,15 @@ class Pager(Generic[T]):
 
     If a page fails, its error propagates and :attr:`next_page` names the first page
     not yet wholly yielded: a new pager from there loses and repeats nothing.
+
+    ``cc.tokens.list()`` makes the pagers of this API. For another paged API, build one
+    from ``fetch(page_number) -> Page`` with ``page`` (the first page), ``limit`` (the
+    page size), ``concurrency`` (pages in flight), ``max_items`` (a cap on the items),
+    ``key`` (what identifies an item; its ``id`` by default), ``order`` and ``order_key``
+    (``order="newest_first"`` with a function giving an item's creation time lets the walk
+    prove completeness, README "Reliability") and ``clock``. The other keyword
+    arguments (``listing``, ``resume``, ``span``) are the SDK's own wiring for the pagers
+    it makes, and a controller in ``concurrency`` is how ``concurrency="auto"`` arrives.
     """
 
     def __init__(
@@ -339,6 +361,7 @@ class Pager(Generic[T]):
     # --- the walk -----------------------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, Page[T]]:
+        """``await pager``: the pager's first page, in exactly one request."""
         return self._first().__await__()
 
     async def _first(self) -> Page[T]:
@@ -351,6 +374,7 @@ class Pager(Generic[T]):
         return page
 
     def __aiter__(self) -> AsyncGenerator[T, None]:
+        """``async for item in pager``: every item of a fresh walk, in page order."""
         return self._items()
 
     async def _items(self) -> AsyncGenerator[T, None]:

@@ -78,7 +78,12 @@ async def default_sleep(seconds: float) -> None:
 
 @attrs.frozen
 class RequestEvent:
-    """One attempt about to be sent. ``headers`` never hold ``Authorization``."""
+    """One attempt about to be sent. ``headers`` never hold ``Authorization``.
+
+    ``method`` and ``path`` (``/api/v1/apiClient/token/...``, no query) name the call;
+    ``attempt`` counts from 1 (2 is the first retry); ``headers`` are the request's, as
+    sent, read-only. A hook receives one per attempt (README "Per-call options").
+    """
 
     method: str
     path: str
@@ -88,7 +93,12 @@ class RequestEvent:
 
 @attrs.frozen
 class ResponseEvent:
-    """One attempt's answer: its status, the seconds it took, its headers."""
+    """One attempt's answer: its status, the seconds it took, its headers.
+
+    ``method``, ``path`` and ``attempt`` as in :class:`RequestEvent`; ``status`` is the
+    HTTP status; ``elapsed`` the seconds from sending to the answer's headers;
+    ``headers`` the answer's, read-only.
+    """
 
     method: str
     path: str

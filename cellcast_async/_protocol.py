@@ -7,6 +7,7 @@ or an exception on the way back; and the retry rules between the two.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import random
@@ -389,6 +390,13 @@ def _not_followed(location: str | None) -> str:
     return f"redirect to {shown} not followed (check base_url)"
 
 
+def _is_ipv6(host: str | None) -> bool:
+    try:
+        return host is not None and isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
 def _shown_location(location: str | None) -> str | None:
     if not location or not location.strip():
         return None
@@ -399,6 +407,11 @@ def _shown_location(location: str | None) -> str | None:
     except ValueError:
         return None
     if not location.isprintable():
+        return None
+    if "[" in parts.netloc.rpartition("@")[2] and not _is_ipv6(host):
+        # Python 3.11+'s urlsplit refuses a bracketed host that is not an IPv6 address;
+        # 3.10's takes "[not-an-address]" as a name. Check it here so every Python gives
+        # the same message (README "Reliability": redirects).
         return None
     netloc = "" if host is None else (f"[{host}]" if ":" in host else host)
     if port is not None:

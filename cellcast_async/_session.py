@@ -266,18 +266,22 @@ class CellcastSession:
 
     @property
     def base_url(self) -> str:
+        """The API's address in use, without a trailing slash."""
         return self._base_url
 
     @property
     def timeout(self) -> float | None:
+        """Seconds allowed for each attempt (``None``: no limit)."""
         return self._pipeline.options.timeout
 
     @property
     def max_retries(self) -> int:
+        """Extra attempts for a call that may be retried (README "Retries")."""
         return self._pipeline.options.policy.max_retries
 
     @property
     def deadline(self) -> float | None:
+        """Seconds for a whole call, retries and waits included (``None``: no deadline)."""
         return self._pipeline.options.deadline
 
     @property
@@ -292,6 +296,7 @@ class CellcastSession:
 
     @property
     def closed(self) -> bool:
+        """Whether the session was closed; a call on a closed session is a RuntimeError."""
         return self._transport.closed
 
     def __repr__(self) -> str:

@@ -61,7 +61,10 @@ def _as_is(item: Any) -> Any:
 
 
 class TokensResource:
-    """List, get, create, update and delete sub-client API tokens."""
+    """List, get, create, update and delete sub-client API tokens.
+
+    A session makes one: use it as ``cc.tokens``; it is not built directly.
+    """
 
     def __init__(self, pipeline: Pipeline, checkpoint_key: CheckpointKey) -> None:
         self._pipeline = pipeline

@@ -35,7 +35,7 @@ class TestSdistContents:
 
     def test_the_cli_extra_is_in_the_test_and_bench_extras(self) -> None:
         extras = pyproject()["project"]["optional-dependencies"]
-        assert extras["cli"] == ["click>=8.2", "rich>=13.0"]
+        assert extras["cli"] == ["click>=8.4.1", "rich>=13.0"]
         assert set(extras["cli"]) <= set(extras["test"])
         # benchmarks/audit.py serves its sandbox with `python -m cellcast_async.sandbox`.
         assert set(extras["cli"]) <= set(extras["bench"])

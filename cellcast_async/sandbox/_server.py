@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
-import json as _json
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,7 +22,7 @@ from typing import Any, Final, TypeVar, overload
 
 from aiohttp import web
 
-from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes
+from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes, loads_body
 from ._faults import MUTATIONS, FaultAction, FaultPlan, Faults, ScriptEntry, format_retry_after
 from ._state import (
     REFERENCE_TIME,
@@ -503,9 +502,8 @@ def _parse_json(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return _json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: a body nested ~1,000 levels deep (issue 8) is "not JSON" here too.
+        return loads_body(body)
+    except ValueError:  # not JSON, or nested deeper than the sandbox reads (README "The sandbox")
         return None
 
 

@@ -275,6 +275,8 @@ class TestRedirects:
         [
             ("http://[::1", None),  # bad IPv6 brackets
             ("http://[not-an-address]/x", None),
+            ("http://[127.0.0.1]/x", None),  # IPv4 in brackets: refused on every Python
+            ("http://[v1.future]/x", None),  # IPvFuture: 3.11+ parses it, 3.10 does not
             ("http://ex\uff03ample.com/x", None),  # NFKC turns U+FF03 into '#'
             ("http://host:99999/x", None),  # a port out of range
             ("http://host:port/x", None),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,6 +11,7 @@ import pytest
 
 from cellcast_async import CellcastSession, RateLimitError
 from cellcast_async.sandbox import Faults, Sandbox
+from cellcast_async.sandbox._app import MAX_JSON_DEPTH, loads_body
 from cellcast_async.sandbox._state import RateDecision, RateLimiter
 from tests.sandbox.helpers import BASE, Api
 
@@ -175,7 +177,7 @@ class TestCapacity:
 class TestDeepJson:
     """A body nested ~1,000 levels deep is the documented 400, not a plain-text 500."""
 
-    @pytest.mark.parametrize("depth", [1_000, 100_000])
+    @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 1_000, 100_000])
     @pytest.mark.parametrize("method", ["POST", "PUT"])
     async def test_answers_400(self, api: Api, sb: Sandbox, depth: int, method: str) -> None:
         """Arrays nested `depth` deep: 400 "Request body must be valid JSON"."""
@@ -191,3 +193,44 @@ class TestDeepJson:
         assert reply.body["message"] == "Validation error"
         assert reply.detail == "Request body must be valid JSON"
         assert sb.requests[-1].json is None
+
+    async def test_reads_up_to_the_limit(self, api: Api, sb: Sandbox) -> None:
+        """An object nesting exactly MAX_JSON_DEPTH deep is read: its fields are checked."""
+        inner = "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)
+        reply = await api.call(
+            "POST",
+            BASE,
+            data='{"name": ' + inner + "}",
+            headers={**api.auth(), "Content-Type": "application/json"},
+        )
+        assert reply.status == 400
+        assert reply.detail == "API name is required"
+        assert sb.requests[-1].json is not None
+
+
+class TestLoadsBody:
+    """The sandbox's JSON reader gives the same verdict on every Python."""
+
+    @pytest.mark.parametrize("depth", [1, MAX_JSON_DEPTH])
+    def test_up_to_the_limit(self, depth: int) -> None:
+        """Arrays or objects nested up to the limit parse as json.loads does."""
+        for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+            assert loads_body(body.encode()) == json.loads(body)
+
+    @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 1_000, 3_000, 100_000])
+    def test_deeper_is_not_json(self, depth: int) -> None:
+        """One level more (or far more, past the parser's own limit) is a ValueError."""
+        for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+            with pytest.raises(ValueError, match=r"^not JSON, or nested too deep$") as info:
+                loads_body(body.encode())
+            assert info.value.__context__ is None
+
+    def test_many_brackets_side_by_side_are_fine(self) -> None:
+        """Breadth is not depth: 10,000 sibling arrays two deep are read."""
+        body = "[" + ",".join(["[[]]"] * 10_000) + "]"
+        assert loads_body(body.encode()) == json.loads(body)
+
+    @pytest.mark.parametrize("body", [b"", b"[", b"\xff", b"{'a': 1}"])
+    def test_not_json(self, body: bytes) -> None:
+        with pytest.raises(ValueError, match=r"^not JSON, or nested too deep$"):
+            loads_body(body)

@@ -1,0 +1,84 @@
+"""The version matrix: `nox` runs the suite on every Python the package claims, once at the
+lowest versions it declares, builds the docs strictly and checks the release.
+
+    nox -s tests-3.12     # one interpreter
+    nox -s lowest         # the suite at every declared floor (pyproject.toml), on 3.10
+    nox -s docs           # sphinx-build -n -W, the reference site
+    nox -s release        # sdist + wheel, twine check, the public API against 0.1.0
+
+Virtual environments are made and filled by uv (fast, and it can resolve to the lowest
+versions); `.ci/run` runs every session and removes what they create.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["tests", "lowest", "docs", "release"]
+
+ROOT = Path(__file__).resolve().parent
+# Every CPython the classifiers in pyproject.toml name.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+
+
+def _env() -> dict[str, str]:
+    # CI=true makes the Redis tests fail rather than skip when redis-server is missing.
+    return {"CI": os.environ.get("CI", "true")}
+
+
+def _python(session: nox.Session) -> str:
+    return str(Path(session.bin) / "python")
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole suite, with the newest releases of every dependency."""
+    session.install("-e", ".[test]")
+    session.run(*PYTEST, *session.posargs, env=_env())
+
+
+@nox.session(python=PYTHONS[0])
+def lowest(session: nox.Session) -> None:
+    """The whole suite with every direct dependency at the floor pyproject.toml declares.
+
+    uv's lowest-direct resolution picks the oldest release each requirement allows (for
+    the package, the test extra and the cli, otel and redis extras), so a floor that is
+    too low fails here instead of on a user's machine.
+    """
+    session.install("--resolution", "lowest-direct", "-e", ".[test,cli,otel,redis]")
+    # The versions the floors resolved to, in the log.
+    session.run("uv", "pip", "list", "--python", _python(session), external=True)
+    session.run(*PYTEST, *session.posargs, env=_env())
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """The reference site, strictly: every cross-reference resolves, a warning fails it.
+
+    The examples in docs/ run in the test sessions (tests/test_docs.py), against the sandbox.
+    """
+    # The test extra: the reference documents the pytest plugin, which imports pytest.
+    session.install("-e", ".[docs,test]")
+    out = Path(session.create_tmp()) / "html"
+    session.run("sphinx-build", "-n", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
+    session.log(f"docs built in {out}")
+
+
+@nox.session(python="3.12")
+def release(session: nox.Session) -> None:
+    """What a user installs: the sdist and wheel pass `twine check`, and the public API
+    keeps every name and signature of the last release (griffe, against api/0.1.0.json)."""
+    # griffe 2: scripts/api_check.py reads its JSON dump back (see the note there).
+    session.install("build", "twine", "griffe>=2.4,<3")
+    dist = Path(session.create_tmp()) / "dist"
+    session.run("python", "-m", "build", "--outdir", str(dist), ".", silent=True)
+    session.run("twine", "check", "--strict", *(str(p) for p in sorted(dist.iterdir())))
+    session.run("python", "scripts/api_check.py")
