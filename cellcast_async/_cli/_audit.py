@@ -559,7 +559,15 @@ class _Timestamp(_ParamType):
             moment = datetime.fromisoformat(text)
         except ValueError:
             self.fail(f"expected an ISO-8601 time, got {value!r}", param, ctx)
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timezone.utc)
+        try:
+            # The report prints it in UTC, and 0001-01-01T00:00+05:00 has no UTC
+            # datetime at all (README "Command line").
+            moment.astimezone(timezone.utc)
+        except OverflowError:
+            self.fail(f"{value!r} is out of range once in UTC (years 1 to 9999)", param, ctx)
+        return moment
 
 
 @cli.command("audit")
