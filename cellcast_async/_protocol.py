@@ -113,6 +113,11 @@ def check_max_items(max_items: object) -> int | None:
     return None if max_items is None else _check_int(max_items, "max_items", 0)
 
 
+def check_max_pages(max_pages: object) -> int | None:
+    """None (derived from the first ``total``; README "Paging") or an int >= 1."""
+    return None if max_pages is None else _check_int(max_pages, "max_pages", 1)
+
+
 def check_status(status: object) -> str:
     """``active`` or ``inactive`` (seed 002), as a :class:`TokenStatus` or a str."""
     if isinstance(status, TokenStatus):

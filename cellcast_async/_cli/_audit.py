@@ -330,10 +330,17 @@ def render_walk(stats: WalkStats, console: Console) -> None:
         if stats.first_total is not None and stats.last_total is not None
         else "unknown"
     )
+    # ``waited`` is wall-clock time, within ``elapsed``; pages in flight at once may have
+    # waited longer in sum (README "Walk stats").
+    summed = (
+        f" ({stats.waited_sum:.1f} s summed over pages in flight)"
+        if f"{stats.waited_sum:.1f}" != f"{stats.waited:.1f}"
+        else ""
+    )
     console.print(
         f"  {stats.items:,} tokens in {stats.pages:,} pages; {stats.requests:,} requests,"
         f" {stats.retries:,} retries, {stats.rate_limited:,} answered 429;"
-        f" waited {stats.waited:.1f} s of {stats.elapsed:.1f} s"
+        f" waited {stats.waited:.1f} s of {stats.elapsed:.1f} s{summed}"
     )
     console.print(
         f"  {stats.duplicates_dropped:,} duplicates dropped,"

@@ -20,7 +20,8 @@ API_KEY = "ck_live_adversar1al_9c4e2a7f1b8d3e6c0a5f2b9d7e4c1a8f6b3d0e5c"
 TOKENS_PATH = "/api/v1/apiClient/token"
 SUB_ID = "6877a383d68781beb3b14110"
 
-Respond = Callable[[str, str, dict[str, str]], tuple[int, Any]]
+# (status, body) or (status, body, headers)
+Respond = Callable[[str, str, dict[str, str]], tuple[Any, ...]]
 
 
 def token_item(n: int, **overrides: Any) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class WalkServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _answer(self) -> None:
@@ -89,19 +90,23 @@ class WalkServer:
                 with outer._lock:
                     outer.requests.append((self.command, parts.path, query))
                     over = len(outer.requests) > outer.cap
-                    status, body = (
+                    answer = (
                         (500, {"status": False, "message": "cap"})
                         if over
                         else outer.respond(self.command, parts.path, query)
                     )
+                status, body = answer[0], answer[1]
+                headers: dict[str, str] = answer[2] if len(answer) > 2 else {}
                 raw = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
 
-            do_GET = do_PUT = do_DELETE = do_POST = _answer  # noqa: N815
+            do_GET = do_PUT = do_DELETE = do_POST = _answer
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -22,9 +22,7 @@ TOKEN_ID = f"{1:024x}"
 
 
 def message(path: str, value: str) -> str:
-    return (
-        f"GET {path} -> 200: timestamp out of range once in UTC (years 1 to 9999): {value!r}"
-    )
+    return f"GET {path} -> 200: timestamp out of range once in UTC (years 1 to 9999): {value!r}"
 
 
 def serving(value: str) -> WalkServer:

@@ -584,7 +584,7 @@ class TestOddIdsAndNames:
 
     @pytest.mark.parametrize(
         "name",
-        ODD + ['"quoted" \\ back', "<b>bold</b>", "x" * 500],
+        [*ODD, '"quoted" \\ back', "<b>bold</b>", "x" * 500],
     )
     async def test_name_travels_intact(self, sb: Sandbox, name: str) -> None:
         sub = sb.sub_account_ids[0]
