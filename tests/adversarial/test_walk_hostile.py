@@ -315,7 +315,9 @@ class TestCompleteAgreesWithTheTotal:
 class TestWaitedIsWallClock:
     """Eight pages each waiting 1 s at once waited about 1 s of wall-clock time, not 8."""
 
-    async def test_concurrent_backoffs(self) -> None:
+    @staticmethod
+    def busy_once() -> WalkServer:
+        """Nine pages; each page's first request is a 503 with ``Retry-After: 1``."""
         tried: set[int] = set()
 
         def respond(method: str, path: str, query: dict[str, str]) -> tuple[Any, ...]:
@@ -326,8 +328,34 @@ class TestWaitedIsWallClock:
             chunk = [item(1000 - 10 * (page - 1) - i) for i in range(10)]
             return 200, listing(chunk, page=page, limit=10, total=90, more=page < 9, total_pages=9)
 
+        return WalkServer(respond)
+
+    def test_the_cli_prints_wall_clock_and_sum(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # A real clock and sleep: the suite's fake clock adds concurrent sleeps up.
-        with WalkServer(respond) as server:
+        monkeypatch.setattr("cellcast_async._pipeline._sleep", asyncio.sleep)
+        monkeypatch.setattr("cellcast_async._pipeline._clock", time.monotonic)
+        out, err = io.StringIO(), io.StringIO()
+        with self.busy_once() as server:
+            code = main(
+                [
+                    *("audit", "--quiet", "--concurrency", "8"),
+                    *("--api-key", API_KEY, "--base-url", server.url),
+                ],
+                stdout=out,
+                stderr=err,
+            )
+        assert (code, err.getvalue()) == (0, "")
+        (line,) = [x for x in out.getvalue().splitlines() if " waited " in x]
+        found = re.search(r"waited ([\d.]+) s of ([\d.]+) s \(([\d.]+) s summed", line)
+        assert found is not None, line
+        waited, elapsed, summed = map(float, found.groups())
+        assert 2.0 <= waited <= elapsed
+        assert waited < 4.0
+        assert summed == 9.0
+
+    async def test_concurrent_backoffs(self) -> None:
+        # A real clock and sleep: the suite's fake clock adds concurrent sleeps up.
+        with self.busy_once() as server:
             server_503 = server
             async with session(server, clock=time.monotonic, sleep=asyncio.sleep) as cc:
                 pager = cc.tokens.list(concurrency=8)

@@ -351,6 +351,14 @@ class TestCheckpointFormat:
                 cc.tokens.resume(text)  # type: ignore[arg-type]
         return str(info.value)
 
+    async def test_a_checkpoint_without_waited_sum_reads_its_waited_as_both(self) -> None:
+        outer = json.loads(await self._checkpoint())
+        outer["state"]["stats"]["waited"] = 2.5
+        del outer["state"]["stats"]["waited_sum"]
+        async with session() as cc:
+            pager = cc.tokens.resume(self._resign(outer))
+        assert (pager.stats.waited, pager.stats.waited_sum) == (2.5, 2.5)
+
     async def test_round_trip_needs_no_request(self) -> None:
         text = await self._checkpoint()
         with aioresponses() as m:
