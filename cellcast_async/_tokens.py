@@ -7,6 +7,7 @@ import operator
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
+from urllib.parse import unquote
 
 import attrs
 
@@ -172,6 +173,13 @@ class TokensResource:
         params = dict(listing.params)
         if listing.path != TOKENS_PATH and not _SUB_ACCOUNT_LISTING.fullmatch(listing.path):
             raise ValueError(f"checkpoint is for {listing.path!r}, not a token listing")
+        if listing.path != TOKENS_PATH:
+            # The sub-account id is a path segment here too: `.` and `..` (raw or
+            # percent-encoded) are refused as list_for_sub_account refuses them.
+            try:
+                proto.segment(unquote(listing.path.rsplit("/", 1)[1]), "sub_account_id")
+            except ValueError as exc:
+                raise ValueError(f"checkpoint's listing: {exc}") from None
         unknown = set(params) - _LISTING_PARAMS
         if unknown:
             raise ValueError(f"checkpoint has unknown listing parameters: {sorted(unknown)}")

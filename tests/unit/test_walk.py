@@ -359,6 +359,18 @@ class TestCheckpointFormat:
             pager = cc.tokens.resume(self._resign(outer))
         assert (pager.stats.waited, pager.stats.waited_sum) == (2.5, 2.5)
 
+    @pytest.mark.parametrize("segment", ["..", ".", "%2E%2E", "%2e", ".%2E"])
+    async def test_a_dot_sub_account_in_the_listing_is_refused(self, segment: str) -> None:
+        outer = json.loads(await self._checkpoint())
+        outer["state"]["listing"]["path"] = f"{TOKENS_PATH}/sub-account/{segment}"
+        with aioresponses() as m:
+            message = await self.resume_error(self._resign(outer))
+        value = segment.replace("%2E", ".").replace("%2e", ".")
+        assert message == (
+            f"checkpoint's listing: sub_account_id must not be made only of dots, got {value!r}"
+        )
+        assert sent(m) == []
+
     async def test_round_trip_needs_no_request(self) -> None:
         text = await self._checkpoint()
         with aioresponses() as m:
