@@ -80,6 +80,26 @@ class TestIgnoresPage:
         assert seen == list(range(10, 0, -1))
         assert 4 <= len(server.requests) <= 10
 
+    async def test_same_ids_under_a_total_that_keeps_moving_end_at_the_bound(self) -> None:
+        """Indistinguishable from a list that moves: not "ignores page", but still bounded."""
+        asked = 0
+
+        def respond(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
+            nonlocal asked
+            asked += 1
+            items = [item(n) for n in range(10, 0, -1)]
+            page = int(query["page"])
+            return 200, listing(items, page=page, limit=10, total=30 + asked % 2, more=True)
+
+        with WalkServer(respond) as server:
+            async with session(server, max_retries=0) as cc:
+                pager = cc.tokens.list()
+                with pytest.raises(DecodeError) as info:
+                    await asyncio.wait_for(pager.collect(), BOUND)
+        # The first total, 31, needs 4 pages: twice that plus 100.
+        assert str(info.value) == bound_message(108, "the default max_pages")
+        assert len(server.requests) == 108
+
 
 class BusyList:
     """Newest first; before each of the first ``busy`` reads, ``grow`` tokens are created."""
