@@ -61,9 +61,9 @@ def session(server: WalkServer, **options: Any) -> CellcastSession:
 class TestIgnoresPage:
     """The very same page on every request: a DecodeError within 10 requests."""
 
-    @pytest.mark.parametrize("concurrency", [1, 8])
+    @pytest.mark.parametrize("concurrency", [1, 8, "auto"])
     @pytest.mark.parametrize("total_pages", [None, 10**9])
-    async def test_same_page_again(self, concurrency: int, total_pages: int | None) -> None:
+    async def test_same_page_again(self, concurrency: int | str, total_pages: int | None) -> None:
         def respond(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
             items = [item(n) for n in range(10, 0, -1)]
             page = int(query["page"])
@@ -78,6 +78,8 @@ class TestIgnoresPage:
                     await asyncio.wait_for(drain(pager, seen), BOUND)
         assert str(info.value) == NO_PROGRESS
         assert seen == list(range(10, 0, -1))
+        # Page 1, then what was in flight (never topped up while pages repeat): 10 at most
+        # up to concurrency 9, 1 + concurrency beyond.
         assert 4 <= len(server.requests) <= 10
 
     async def test_same_ids_under_a_total_that_keeps_moving_end_at_the_bound(self) -> None:
