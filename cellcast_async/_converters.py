@@ -104,7 +104,14 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
         parsed = parsed.replace(tzinfo=timezone.utc)
     elif parsed.tzinfo is not timezone.utc:
         # "+05:30" is kept as the same instant in UTC: README promises UTC datetimes.
-        parsed = parsed.astimezone(timezone.utc)
+        try:
+            parsed = parsed.astimezone(timezone.utc)
+        except OverflowError:
+            # 0001-01-01T00:00+05:00 is in year 0 in UTC, 9999-12-31T23:59-05:00 in
+            # 10000: neither is a datetime (README "Models").
+            parsed = None
+        if parsed is None:
+            raise ShapeError(_out_of_range(value))
     return parsed
 
 
@@ -117,6 +124,11 @@ def _not_a_timestamp(value: str) -> str:
     if len(value) <= 40 and _TIMESTAMP_CHARS.issuperset(value):
         return f"not an ISO-8601 timestamp: {value!r}"
     return f"not an ISO-8601 timestamp (a string of {len(value)} characters)"
+
+
+def _out_of_range(value: str) -> str:
+    # Only a string that parsed as a timestamp gets here: quoting it shows no secret.
+    return f"timestamp out of range once in UTC (years 1 to 9999): {value!r}"
 
 
 def _is_status_union(tp: Any) -> bool:

@@ -41,8 +41,10 @@ from ._walk import (
     WalkState,
     WalkStats,
     advance,
+    contradicted,
     current_walk,
     encode_checkpoint,
+    page_bound,
     verified,
 )
 
@@ -228,8 +230,11 @@ class Pager(Generic[T]):
     yielded once, keyed by ``id``. With ``concurrency=N > 1``, once a page has told
     ``totalPages``, up to N pages are fetched at once; items still come strictly in page
     order. When the list shrinks under a walk, pages already read may be read again to find
-    what slid back onto them (see ``cellcast_async._walk``); a page that brings nothing new
-    three times in a row is a ``DecodeError``: the server seems to ignore ``page``.
+    what slid back onto them (see ``cellcast_async._walk``); the very same page (same ids,
+    same ``total``) three times in a row is a ``DecodeError``: the server seems to ignore
+    ``page``. A walk reads at most ``max_pages`` pages forward from its first (default:
+    derived from the first ``total``, see :func:`cellcast_async._walk.page_bound`); a
+    server still saying ``hasNextPage`` there is a ``DecodeError`` too (README "Paging").
 
     If a page fails, its error propagates and :attr:`next_page` names the first page
     not yet wholly yielded: a new pager from there loses and repeats nothing.
@@ -260,7 +265,13 @@ class Pager(Generic[T]):
         resume: Resume | None = None,
         span: Callable[[], WalkSpan] | None = None,
         checkpoint_key: CheckpointKey | None = None,
+        max_pages: int | None = None,
     ) -> None:
+        if max_pages is not None and (
+            isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+        ):
+            raise ValueError(f"max_pages must be None or an int >= 1, got {max_pages!r}")
+        self._max_pages = max_pages
         self._fetch = fetch
         self._checkpoint_key = checkpoint_key
         self._concurrency = concurrency
@@ -309,6 +320,10 @@ class Pager(Generic[T]):
         self._refetched = self._base.refetched_pages
         self._first_total = self._base.first_total
         self._last_total = self._base.last_total
+        # The least and greatest ``total`` answers reported (README "Walk stats").
+        known = [t for t in (self._base.first_total, self._base.last_total) if t is not None]
+        self._low_total: int | None = min(known, default=None)
+        self._high_total: int | None = max(known, default=None)
         self._began: float | None = None
         self._ended: float | None = None
         self._edge: tuple[int, Any] | None = None  # (page, rank of its last item)
@@ -321,19 +336,26 @@ class Pager(Generic[T]):
             now = self._ended if self._ended is not None else self._clock()
             elapsed += max(0.0, now - self._began)
         r = self._recorder
+        items = self._items_out + self._handed
+        complete = (
+            self._committed.done
+            and self._committed.complete
+            and not contradicted(self._low_total, self._high_total, items)
+        )
         return WalkStats(
             requests=r.requests,
             retries=r.retries,
             rate_limited=r.rate_limited,
             pages=self._pages,
-            items=self._items_out + self._handed,
+            items=items,
             duplicates_dropped=self._duplicates,
             refetched_pages=self._refetched,
             first_total=self._first_total,
             last_total=self._last_total,
             waited=r.waited_seconds,
             elapsed=elapsed,
-            complete=self._committed.done and self._committed.complete,
+            complete=complete,
+            waited_sum=r.waited_sum,
         )
 
     def checkpoint(self) -> str:
@@ -427,6 +449,13 @@ class Pager(Generic[T]):
         if state.done and not state.verify:
             self._ended = self._clock()
 
+    def _saw_total(self, total: int | None) -> None:
+        self._last_total = total
+        if total is not None:
+            low, high = self._low_total, self._high_total
+            self._low_total = total if low is None else min(low, total)
+            self._high_total = total if high is None else max(high, total)
+
     def _width(self) -> int:
         concurrency = self._concurrency
         return concurrency if isinstance(concurrency, int) else max(1, concurrency.limit)
@@ -504,6 +533,11 @@ class Pager(Generic[T]):
         skip = len(self._initial_partial)  # handed over before the checkpoint: not duplicates
         inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]] = deque()
         total_pages: int | None = None
+        # The safety bound on forward pages (README "Paging"): from the caller, or from
+        # the walk's first total (a resumed walk's is in its checkpoint's stats).
+        bound: int | None = self._max_pages
+        if bound is None and self._first_total is not None:
+            bound = page_bound(None, self._first_total, None, self._limit)
         # The walk's span (README "OpenTelemetry"): page calls are made inside activate(),
         # so they and the prefetch tasks created there become its children.
         span = self._span()
@@ -511,6 +545,8 @@ class Pager(Generic[T]):
         try:
             while not state.done and (state.remaining is None or state.remaining > 0):
                 number = state.page
+                if bound is not None and number > state.forward and number >= state.start + bound:
+                    raise self._bound_error(bound)
                 if inflight and inflight[0][0] == number:
                     page, sent, received = await inflight.popleft()[1]
                 else:
@@ -532,7 +568,10 @@ class Pager(Generic[T]):
                     self._refetched += 1
                 if self._first_total is None and state.reads == 0:
                     self._first_total = page.total
-                self._last_total = page.total
+                if bound is None:
+                    limit = min(self._limit, page.limit or self._limit)
+                    bound = page_bound(None, page.total, page.total_pages, limit)
+                self._saw_total(page.total)
                 if state.remaining is not None and fresh > state.remaining:
                     items = items[: state.remaining]
                 try:
@@ -547,9 +586,12 @@ class Pager(Generic[T]):
                     ) from None
                 if state.done:
                     self._cancel(inflight)
-                elif total_pages is not None:
+                elif total_pages is not None and not state.no_progress:
+                    # Not topped up while pages repeat: a server that ignores ``page``
+                    # costs the pages already in flight, no more (README "Paging").
+                    highest = total_pages if bound is None else state.start + bound - 1
                     with span.activate():
-                        self._prefetch(inflight, state, total_pages, recorder, ticks)
+                        self._prefetch(inflight, state, min(total_pages, highest), recorder, ticks)
                 if len(items) != len(page.items):
                     page = attrs.evolve(page, items=items)
                 # A page number for the bookkeeping that does not trust the fetcher's echo.
@@ -581,9 +623,19 @@ class Pager(Generic[T]):
             page, sent, received = await self._timed(1, recorder, ticks)
         except CellcastError:
             return attrs.evolve(state, verify=False, complete=False)
-        self._last_total = page.total
+        self._saw_total(page.total)
         keys = tuple(map(self._key, page.items))
         return verified(state, self._read(page, 1, sent, received, (), keys))
+
+    def _bound_error(self, bound: int) -> DecodeError:
+        path = self._listing.path if self._listing is not None else ""
+        how = "max_pages" if self._max_pages is not None else "the default max_pages"
+        return DecodeError(
+            f"the server still says there are more pages after {bound} ({how}): the list"
+            " grows as fast as it is read, or the server keeps inventing items",
+            method="GET",
+            path=path,
+        )
 
     def _fresh(
         self, items: tuple[T, ...], keys: tuple[Hashable, ...], seen: set[Hashable]

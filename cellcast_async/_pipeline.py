@@ -311,6 +311,7 @@ class Pipeline:
                 # One budget for the whole session (README "Rate limits"): a 429's pause
                 # and the rate cap are waited out here, never past the deadline.
                 max_wait = None if deadline_at is None else max(0.0, deadline_at - clock())
+                asked = clock()
                 try:
                     paused = await governor.acquire(max_wait=max_wait)
                 except GovernorWaitTooLong as exc:
@@ -320,7 +321,8 @@ class Pipeline:
                         raise RuntimeError(CLOSED) from None
                     raise
                 if paused and walk is not None:
-                    walk.waited(paused)
+                    # The pause ended now: it began ``paused`` ago, not before the ask.
+                    walk.waited(paused, start=max(asked, clock() - paused))
             timeout = options.timeout
             if deadline_at is not None:
                 remaining = deadline_at - clock()
@@ -432,7 +434,7 @@ class Pipeline:
             if governor is not None and outcome == 429:
                 continue  # the governor paused the whole session: acquire() waits it out
             if walk is not None:
-                walk.waited(delay)
+                walk.waited(delay, start=clock())
             await self.sleep(delay)
 
     def _record(

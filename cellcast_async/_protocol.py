@@ -66,19 +66,22 @@ def _check_id(value: object, what: str) -> str:
         raise ValueError(f"{what} must be a str, not {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"{what} must not be empty")
+    if not value.strip("."):
+        # "." and ".." are dot segments: a proxy that normalises paths (RFC 3986 5.2.4)
+        # climbs them, even percent-encoded, and the request leaves
+        # /api/v1/apiClient/token/ with the key on it (README "Tokens"). No real id is
+        # made only of dots, so every such id is refused.
+        raise ValueError(f"{what} must not be made only of dots, got {value!r}")
     return value
 
 
 def segment(value: object, what: str) -> str:
     """Percent-encode ``value`` as exactly one path segment.
 
-    ``/``, ``?``, ``#`` and ``%`` are all encoded, and a segment made only of dots is
-    encoded too, so that ``..`` cannot climb out of ``/api/v1/apiClient/token/``.
+    ``/``, ``?``, ``#`` and ``%`` are all encoded, and an id made only of dots (``.``,
+    ``..``) is refused, so that no id can climb out of ``/api/v1/apiClient/token/``.
     """
-    text = quote(_check_id(value, what), safe="")
-    if not text.strip("."):
-        text = text.replace(".", "%2E")
-    return text
+    return quote(_check_id(value, what), safe="")
 
 
 def token_path(token_id: object) -> str:
@@ -109,6 +112,11 @@ def check_limit(limit: object) -> int:
 
 def check_max_items(max_items: object) -> int | None:
     return None if max_items is None else _check_int(max_items, "max_items", 0)
+
+
+def check_max_pages(max_pages: object) -> int | None:
+    """None (derived from the first ``total``; README "Paging") or an int >= 1."""
+    return None if max_pages is None else _check_int(max_pages, "max_pages", 1)
 
 
 def check_status(status: object) -> str:

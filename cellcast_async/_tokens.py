@@ -107,16 +107,29 @@ class TokensResource:
         limit: int = 10,
         concurrency: int | Literal["auto"] = 1,
         max_items: int | None = None,
+        *,
+        max_pages: int | None = None,
     ) -> Pager[ApiToken]:
         """Your tokens, optionally filtered (``GET /api/v1/apiClient/token``, seed 000).
 
         Returns a :class:`Pager` and sends nothing yet. ``limit`` is the page size;
-        ``max_items`` caps the total across pages; ``concurrency`` pages in flight.
+        ``max_items`` caps the total across pages; ``concurrency`` pages in flight;
+        ``max_pages`` bounds the pages read forward (None: derived from the first
+        ``total``; README "Paging").
         """
         params = proto.list_params(
             sub_account_id=sub_account_id, status=status, search=search, page=page, limit=limit
         )
-        return self._pager("tokens.list", TOKENS_PATH, params, page, limit, concurrency, max_items)
+        return self._pager(
+            "tokens.list",
+            TOKENS_PATH,
+            params,
+            page,
+            limit,
+            concurrency,
+            max_items,
+            max_pages=max_pages,
+        )
 
     def list_for_sub_account(
         self,
@@ -128,16 +141,28 @@ class TokensResource:
         *,
         status: TokenStatus | str | None = None,
         search: str | None = None,
+        max_pages: int | None = None,
     ) -> Pager[ApiToken]:
         """One sub-account's tokens (``GET .../token/sub-account/:subAccountId``, seed 000)."""
         path = proto.sub_account_tokens_path(sub_account_id)
         params = proto.list_params(status=status, search=search, page=page, limit=limit)
         return self._pager(
-            "tokens.list_for_sub_account", path, params, page, limit, concurrency, max_items
+            "tokens.list_for_sub_account",
+            path,
+            params,
+            page,
+            limit,
+            concurrency,
+            max_items,
+            max_pages=max_pages,
         )
 
     def resume(
-        self, checkpoint: str, concurrency: int | Literal["auto"] | None = None
+        self,
+        checkpoint: str,
+        concurrency: int | Literal["auto"] | None = None,
+        *,
+        max_pages: int | None = None,
     ) -> Pager[ApiToken]:
         """Continue a walk from ``pager.checkpoint()``, in this or another process.
 
@@ -180,7 +205,15 @@ class TokensResource:
             operation = "tokens.list_for_sub_account"
             path = proto.sub_account_tokens_path(sub_account)
         return self._pager(
-            operation, path, rebuilt, state.page, state.limit, width, state.remaining, resume
+            operation,
+            path,
+            rebuilt,
+            state.page,
+            state.limit,
+            width,
+            state.remaining,
+            resume,
+            max_pages=max_pages,
         )
 
     def _pager(
@@ -193,9 +226,12 @@ class TokensResource:
         concurrency: int | Literal["auto"],
         max_items: int | None,
         resume: Resume | None = None,
+        *,
+        max_pages: int | None = None,
     ) -> Pager[ApiToken]:
         check_concurrency(concurrency)
         proto.check_max_items(max_items)
+        proto.check_max_pages(max_pages)
         filters = {k: v for k, v in params.items() if k != "page"}
         if resume is not None and resume[0].concurrency != concurrency:
             resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])
@@ -235,6 +271,9 @@ class TokensResource:
             resume=resume,
             span=lambda: pipeline.tracing.walk(operation, path),
             checkpoint_key=self._checkpoint_key,
+            max_pages=max_pages,
+            # The pipeline's clock, so that ``waited`` and ``elapsed`` share one time line.
+            clock=pipeline.clock,
         )
 
     async def get(self, token_id: str) -> ApiToken:

@@ -66,8 +66,10 @@ from ._seal import CheckpointKey
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "DEFAULT_MAX_PAGES",
     "MAX_CHECKPOINT_CHARS",
     "MAX_CHECKPOINT_IDS",
+    "MAX_PAGES_SLACK",
     "NO_PROGRESS_PAGES",
     "ConcurrencyController",
     "Listing",
@@ -78,9 +80,11 @@ __all__ = [
     "WalkState",
     "WalkStats",
     "advance",
+    "contradicted",
     "current_walk",
     "decode_checkpoint",
     "encode_checkpoint",
+    "page_bound",
     "verified",
 ]
 
@@ -96,10 +100,18 @@ MAX_CHECKPOINT_IDS: Final = 100_000
 _OTHER_COMMAS: Final = 64
 
 NO_PROGRESS_PAGES: Final = 3
-"""Forward pages in a row that add no new item before a walk gives up (issue 8, item 3).
+"""Forward pages in a row that repeat the page before them before a walk gives up.
 
-A list that shifts by a whole page under the walk costs one such page; a server that
-ignores ``page`` costs them all."""
+A page *repeats* when it holds items, none new, the very same ids as the page read just
+before it and the same ``total``: what a server that ignores ``page`` sends. A list that
+grows or shrinks under the walk moves its ``total`` (README "Paging"), so a page of ids
+already seen with a moved total is no repeat: it neither counts nor resets the count."""
+
+MAX_PAGES_SLACK: Final = 100
+"""``max_pages`` by default: twice the pages the first ``total`` needs, plus this."""
+
+DEFAULT_MAX_PAGES: Final = 10_000
+"""``max_pages`` by default when the first answer tells neither ``total`` nor ``totalPages``."""
 
 # Repair bounds (README "Reliability"): extra pages per shrink, and per walk.
 _REWIND_PAGES: Final = 3
@@ -117,8 +129,11 @@ class WalkStats:
     ``requests``/``retries``/``rate_limited`` count HTTP attempts, retried attempts and
     429s; ``pages``/``items`` what was handed over; ``refetched_pages`` pages read again to
     repair a shrink; ``first_total``/``last_total`` the ``total`` of the first and last
-    answer; ``waited`` seconds in backoff and pauses; ``complete`` whether every token that
-    existed for the whole walk was yielded (README "Reliability").
+    answer; ``waited`` the wall-clock seconds during which at least one of the walk's
+    requests was in backoff or a pause (README "Walk stats"); ``complete`` whether every
+    token that existed for the whole walk was yielded (README "Reliability");
+    ``waited_sum`` every request's waits added up (more than ``waited`` when several
+    pages waited at once).
     """
 
     requests: int = 0
@@ -133,6 +148,7 @@ class WalkStats:
     waited: float = 0.0
     elapsed: float = 0.0
     complete: bool = False
+    waited_sum: float = 0.0
 
 
 class ConcurrencyController(Protocol):
@@ -144,14 +160,29 @@ class ConcurrencyController(Protocol):
     def on_attempt(self, status: int | None, elapsed: float) -> None: ...
 
 
+# Disjoint wait intervals a recorder keeps before folding the oldest half into a sum.
+_WAIT_INTERVALS: Final = 256
+
+
 class WalkRecorder:
-    """One per walk: the request pipeline reports each HTTP attempt and each wait here."""
+    """One per walk: the request pipeline reports each HTTP attempt and each wait here.
+
+    Waits of pages in flight at once overlap: ``waited_seconds`` is the length of the
+    union of the wait intervals (wall-clock time during which the walk waited),
+    ``waited_sum`` every wait added up.
+    """
 
     def __init__(self, base: WalkStats, controller: ConcurrencyController | None = None) -> None:
         self.requests = base.requests
         self.retries = base.retries
         self.rate_limited = base.rate_limited
-        self.waited_seconds = base.waited
+        self._waited_before = base.waited
+        self.waited_sum = base.waited_sum
+        # Merged, sorted, disjoint (start, end) intervals, and the length of those folded
+        # away; a wait reported later that starts before ``_folded_until`` is clipped there.
+        self._intervals: list[tuple[float, float]] = []
+        self._folded = 0.0
+        self._folded_until = -math.inf
         self._controller = controller
 
     def __repr__(self) -> str:
@@ -167,9 +198,39 @@ class WalkRecorder:
         if self._controller is not None:
             self._controller.on_attempt(status, elapsed)
 
-    def waited(self, seconds: float) -> None:
-        """Seconds spent in backoff, ``Retry-After`` or a rate governor's pause."""
-        self.waited_seconds += seconds
+    def waited(self, seconds: float, *, start: float | None = None) -> None:
+        """Seconds spent in backoff, ``Retry-After`` or a rate governor's pause.
+
+        ``start``: when the wait began on the pipeline's clock; without it the wait is
+        taken to overlap no other.
+        """
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        self.waited_sum += seconds
+        if start is None or not math.isfinite(start):
+            self._folded += seconds
+            return
+        begin, end = max(start, self._folded_until), start + seconds
+        if end <= begin:
+            return
+        kept: list[tuple[float, float]] = []
+        for a, b in self._intervals:
+            if b < begin or a > end:
+                kept.append((a, b))
+            else:  # overlaps or touches: merge
+                begin, end = min(a, begin), max(b, end)
+        kept.append((begin, end))
+        kept.sort()
+        if len(kept) > _WAIT_INTERVALS:
+            old, kept = kept[: len(kept) // 2], kept[len(kept) // 2 :]
+            self._folded += sum(b - a for a, b in old)
+            self._folded_until = old[-1][1]
+        self._intervals = kept
+
+    @property
+    def waited_seconds(self) -> float:
+        """Wall-clock seconds during which at least one request of the walk waited."""
+        return self._waited_before + self._folded + sum(b - a for a, b in self._intervals)
 
 
 current_walk: contextvars.ContextVar[WalkRecorder | None] = contextvars.ContextVar(
@@ -264,9 +325,14 @@ def advance(
     forward_read = n > state.forward
     no_progress = state.no_progress
     if forward_read and m:
-        no_progress = no_progress + 1 if fresh == 0 else 0
-        if no_progress >= NO_PROGRESS_PAGES:
-            raise NoProgress(no_progress)
+        if fresh:
+            no_progress = 0
+        elif read.total == state.prev_total and _same_keys(read.keys, state.prev_keys):
+            # The very same page again: a server that ignores ``page``. Ids already seen
+            # under a moved total are a list that grew or shrank: no repeat (README "Paging").
+            no_progress += 1
+            if no_progress >= NO_PROGRESS_PAGES:
+                raise NoProgress(no_progress)
     order_ok = state.order_ok and read.sorted_ok
     newest = order == "newest_first" and order_ok
 
@@ -347,6 +413,43 @@ def advance(
         refetched=refetched,
         no_progress=no_progress,
     )
+
+
+def _same_keys(keys: tuple[Hashable, ...], prev: tuple[Hashable, ...]) -> bool:
+    # ``prev_keys`` is kept without None ids (see ``advance``).
+    return (keys if None not in keys else tuple(k for k in keys if k is not None)) == prev
+
+
+def page_bound(
+    max_pages: int | None, first_total: int | None, first_total_pages: int | None, limit: int
+) -> int:
+    """The most pages one walk reads forward from its first page (README "Paging").
+
+    ``max_pages`` if given; else twice what the first ``total`` needs at ``limit`` a page
+    (or twice the first ``totalPages``) plus ``MAX_PAGES_SLACK``, so a list may grow to
+    twice its size under the walk; else ``DEFAULT_MAX_PAGES``. A server that keeps
+    inventing items with ``hasNextPage: true`` ends there instead of never.
+    """
+    if max_pages is not None:
+        return max_pages
+    if first_total is not None:
+        return 2 * -(-first_total // max(1, limit)) + MAX_PAGES_SLACK
+    if first_total_pages is not None:
+        return 2 * first_total_pages + MAX_PAGES_SLACK
+    return DEFAULT_MAX_PAGES
+
+
+def contradicted(low_total: int | None, high_total: int | None, items: int) -> bool:
+    """Whether the server's own ``total`` visibly contradicts a walk that yielded ``items``.
+
+    ``low_total``/``high_total``: the least and greatest ``total`` the walk's answers
+    reported. When every answer reported the same total ``T``, a walk that yielded fewer
+    than ``T`` items did not see the list the server describes (``hasNextPage: false``
+    on page 1 with ``total: 35`` and 10 items is the plainest case): ``complete`` is then
+    ``False`` whatever the proof says. The check can only withdraw a claim (a list whose
+    creations and deletions balanced may cost a ``False``), never make one.
+    """
+    return low_total is not None and low_total == high_total and items < low_total
 
 
 def verified(state: WalkState, read: Read) -> WalkState:
@@ -513,12 +616,15 @@ def _listing(value: Any) -> Listing | None:
 
 
 def _stats(value: Any) -> WalkStats:
+    # ``waited_sum`` came later: a checkpoint written before it counts its waits as one.
+    if isinstance(value, dict) and "waited_sum" not in value and "waited" in value:
+        value = {**value, "waited_sum": value["waited"]}
     if not isinstance(value, dict) or set(value) != set(_STAT_FIELDS):
         raise ValueError("checkpoint field 'stats' must hold exactly the WalkStats fields")
     for name, v in value.items():
         if name in ("first_total", "last_total"):
             good = v is None or (type(v) is int and v >= 0)
-        elif name in ("waited", "elapsed"):
+        elif name in ("waited", "elapsed", "waited_sum"):
             good = type(v) in (int, float) and math.isfinite(v) and v >= 0
         elif name == "complete":
             good = type(v) is bool

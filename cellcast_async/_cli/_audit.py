@@ -343,10 +343,17 @@ def render_walk(stats: WalkStats, console: Console) -> None:
         if stats.first_total is not None and stats.last_total is not None
         else "unknown"
     )
+    # ``waited`` is wall-clock time, within ``elapsed``; pages in flight at once may have
+    # waited longer in sum (README "Walk stats").
+    summed = (
+        f" ({stats.waited_sum:.1f} s summed over pages in flight)"
+        if f"{stats.waited_sum:.1f}" != f"{stats.waited:.1f}"
+        else ""
+    )
     console.print(
         f"  {stats.items:,} tokens in {stats.pages:,} pages; {stats.requests:,} requests,"
         f" {stats.retries:,} retries, {stats.rate_limited:,} answered 429;"
-        f" waited {stats.waited:.1f} s of {stats.elapsed:.1f} s"
+        f" waited {stats.waited:.1f} s of {stats.elapsed:.1f} s{summed}"
     )
     console.print(
         f"  {stats.duplicates_dropped:,} duplicates dropped,"
@@ -642,7 +649,15 @@ class _Timestamp(_ParamType):
             moment = datetime.fromisoformat(text)
         except ValueError:
             self.fail(f"expected an ISO-8601 time, got {value!r}", param, ctx)
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timezone.utc)
+        try:
+            # The report prints it in UTC, and 0001-01-01T00:00+05:00 has no UTC
+            # datetime at all (README "Command line").
+            moment.astimezone(timezone.utc)
+        except OverflowError:
+            self.fail(f"{value!r} is out of range once in UTC (years 1 to 9999)", param, ctx)
+        return moment
 
 
 @cli.command("audit")

@@ -230,6 +230,7 @@ WALK_FIELDS = (
     "waited",
     "elapsed",
     "complete",
+    "waited_sum",
 )
 
 

@@ -11,7 +11,13 @@ from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from cellcast_async import DecodeError, Page, Pager, WalkStats
-from cellcast_async._walk import current_walk
+from cellcast_async._walk import (
+    DEFAULT_MAX_PAGES,
+    WalkRecorder,
+    contradicted,
+    current_walk,
+    page_bound,
+)
 
 from .._checkpoint_seal import reseal
 from ._fakes import (
@@ -82,6 +88,7 @@ class TestStats:
             waited=4.5,
             elapsed=1.0,
             complete=False,  # no order declared, pages that do not overlap: nothing proven
+            waited_sum=4.5,  # waits reported without a start overlap nothing
         )
         assert current_walk.get() is None
 
@@ -136,6 +143,127 @@ class TestStats:
         assert (pager.stats.pages, pager.stats.items, pager.stats.first_total) == (3, 7, 7)
         assert pager.stats.complete is True  # quiet, newest first, concurrency 1: no extra read
         assert len(sent(m)) == 3
+
+
+class TestWaitedIsWallClock:
+    """``waited`` is the union of the wait intervals; ``waited_sum`` adds them up."""
+
+    def test_overlapping_waits_count_once(self) -> None:
+        recorder = WalkRecorder(WalkStats())
+        recorder.waited(2.0, start=10.0)  # 10-12
+        recorder.waited(2.0, start=11.0)  # 11-13: one more second
+        recorder.waited(1.0, start=15.0)  # 15-16
+        recorder.waited(4.0, start=9.0)  # 9-13, reported late: one more second
+        recorder.waited(0.5, start=12.5)  # within 9-13
+        assert recorder.waited_seconds == pytest.approx(5.0)
+        assert recorder.waited_sum == pytest.approx(9.5)
+
+    def test_waits_go_on_from_a_checkpoints(self) -> None:
+        recorder = WalkRecorder(WalkStats(waited=3.0, waited_sum=7.0))
+        recorder.waited(1.0, start=0.0)
+        recorder.waited(1.0, start=0.5)
+        recorder.waited(2.0)  # no start: overlaps nothing
+        assert recorder.waited_seconds == pytest.approx(3.0 + 1.5 + 2.0)
+        assert recorder.waited_sum == pytest.approx(11.0)
+
+    @pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan"), float("inf")])
+    def test_no_wait_or_a_bad_one_counts_nothing(self, seconds: float) -> None:
+        recorder = WalkRecorder(WalkStats())
+        recorder.waited(seconds, start=1.0)
+        assert (recorder.waited_seconds, recorder.waited_sum) == (0.0, 0.0)
+
+    def test_memory_stays_bounded(self) -> None:
+        recorder = WalkRecorder(WalkStats())
+        for n in range(10_000):
+            recorder.waited(0.5, start=float(n))  # disjoint: 10,000 intervals
+        assert recorder.waited_seconds == pytest.approx(5_000.0)
+        assert len(recorder._intervals) <= 256
+
+    async def test_concurrent_pages_waiting_together(self) -> None:
+        """Eight pages in flight each wait 1 s at the same moment: 1 s, not 8."""
+        import asyncio
+
+        now = 100.0
+        gate = asyncio.Event()
+        arrived = 0
+
+        async def fetch(number: int) -> Page[Any]:
+            nonlocal arrived
+            recorder = current_walk.get()
+            assert recorder is not None
+            if number > 1:
+                arrived += 1
+                if arrived == 8:
+                    gate.set()
+                await gate.wait()  # all eight wait over the same second
+                recorder.waited(1.0, start=now)
+            recorder.attempt(status=200, elapsed=0.0, retry=False)
+            return page_of([number * 10 + i for i in range(3)], number, 27, 9, number < 9)
+
+        pager = Pager(fetch, limit=3, concurrency=8, clock=lambda: now)
+        await pager.collect()
+        assert pager.stats.waited == pytest.approx(1.0)
+        assert pager.stats.waited_sum == pytest.approx(8.0)
+
+
+class TestBoundsAndContradictions:
+    """The pure rules behind ``max_pages`` and the total check on ``complete``."""
+
+    @pytest.mark.parametrize(
+        ("max_pages", "total", "total_pages", "limit", "bound"),
+        [
+            (7, 10**6, 10**5, 10, 7),  # the caller's word wins
+            (None, 35, None, 10, 108),  # 4 pages: twice that plus 100
+            (None, 0, None, 10, 100),
+            (None, 1000, 3, 100, 120),  # the total, not the page count, when both come
+            (None, None, 9, 10, 118),
+            (None, None, None, 10, DEFAULT_MAX_PAGES),
+            (None, 35, None, 0, 170),  # a limit of 0 is read as 1
+        ],
+    )
+    def test_page_bound(
+        self,
+        max_pages: int | None,
+        total: int | None,
+        total_pages: int | None,
+        limit: int,
+        bound: int,
+    ) -> None:
+        assert page_bound(max_pages, total, total_pages, limit) == bound
+
+    @pytest.mark.parametrize(
+        ("low", "high", "items", "verdict"),
+        [
+            (35, 35, 10, True),  # a steady total the walk fell short of
+            (35, 35, 35, False),
+            (35, 35, 40, False),  # more than the total: churn, not a contradiction
+            (30, 35, 10, False),  # the total moved: the proof decides
+            (None, None, 0, False),  # no total: nothing to contradict
+        ],
+    )
+    def test_contradicted(
+        self, low: int | None, high: int | None, items: int, verdict: bool
+    ) -> None:
+        assert contradicted(low, high, items) is verdict
+
+    async def test_a_steady_total_the_walk_falls_short_of(self) -> None:
+        """Newest first, one page, ``hasNextPage: false`` and ``total: 35``: not complete."""
+
+        async def fetch(number: int) -> Page[Any]:
+            return page_of([3, 2, 1], number, 35, None, False)
+
+        pager = Pager(fetch, limit=3, key=lambda i: i["id"], order="newest_first")
+        assert len(await pager.collect()) == 3
+        assert pager.stats.complete is False
+
+    @pytest.mark.parametrize("value", [0, -1, True, 2.5, "3"])
+    def test_pager_refuses_a_bad_max_pages(self, value: Any) -> None:
+        async def fetch(number: int) -> Page[Any]:
+            raise AssertionError("nothing is fetched")
+
+        message = f"max_pages must be None or an int >= 1, got {value!r}"
+        with pytest.raises(ValueError, match=re.escape(message) + "$"):
+            Pager(fetch, max_pages=value)
 
 
 class TestNoProgress:
@@ -222,6 +350,24 @@ class TestCheckpointFormat:
             with pytest.raises(ValueError, match=r"^checkpoint") as info:
                 cc.tokens.resume(text)  # type: ignore[arg-type]
         return str(info.value)
+
+    async def test_a_checkpoint_without_waited_sum_reads_its_waited_as_both(self) -> None:
+        outer = json.loads(await self._checkpoint())
+        outer["state"]["stats"]["waited"] = 2.5
+        del outer["state"]["stats"]["waited_sum"]
+        async with session() as cc:
+            pager = cc.tokens.resume(self._resign(outer))
+        assert (pager.stats.waited, pager.stats.waited_sum) == (2.5, 2.5)
+
+    @pytest.mark.parametrize("segment", ["..", ".", "%2E%2E", "%2e", ".%2E"])
+    async def test_a_dot_sub_account_in_the_listing_is_refused(self, segment: str) -> None:
+        outer = json.loads(await self._checkpoint())
+        outer["state"]["listing"]["path"] = f"{TOKENS_PATH}/sub-account/{segment}"
+        with aioresponses() as m:
+            message = await self.resume_error(self._resign(outer))
+        value = segment.replace("%2E", ".").replace("%2e", ".")
+        assert message == f"checkpoint's sub-account id is a dot segment: {value!r}"
+        assert sent(m) == []
 
     async def test_round_trip_needs_no_request(self) -> None:
         text = await self._checkpoint()
