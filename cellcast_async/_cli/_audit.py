@@ -28,15 +28,6 @@ from .._pager import Pager
 from .._seal import CheckpointKey
 from .._session import CellcastSession, checkpoint_key
 from .._walk import Listing, WalkStats, decode_checkpoint
-from ._app import (
-    EXIT_OK,
-    CliUsageError,
-    Connection,
-    Settings,
-    cli,
-    global_options,
-    run_async,
-)
 from ._checkpoint import (
     AuditCheckpoint,
     check_length,
@@ -45,7 +36,9 @@ from ._checkpoint import (
     truncate,
     write_atomically,
 )
-from ._commands import listing_options
+from ._context import EXIT_OK, CliUsageError, Connection, Settings
+from ._errors import run_async
+from ._options import global_options, listing_options
 from ._output import console_for, csv_writer, data, dump_json, make_table
 from ._progress import Reporter, make_reporter
 
@@ -645,7 +638,7 @@ class _Timestamp(_ParamType):
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@cli.command("audit")
+@click.command("audit")
 @listing_options
 @click.option(
     "--format",

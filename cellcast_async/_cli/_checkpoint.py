@@ -33,7 +33,7 @@ from .._converters import parse_datetime
 from .._exceptions import ShapeError
 from .._seal import CheckpointKey
 from .._walk import MAX_CHECKPOINT_CHARS
-from ._app import CliUsageError
+from ._context import CliUsageError
 from ._records import decode_row
 
 __all__ = [

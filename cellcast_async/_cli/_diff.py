@@ -24,7 +24,9 @@ import attrs
 import click
 from rich.text import Text
 
-from ._app import EXIT_API, EXIT_OK, CliUsageError, Settings, cli, execute, global_options
+from ._context import EXIT_API, EXIT_OK, CliUsageError, Settings
+from ._errors import execute
+from ._options import global_options
 from ._output import console_for, data, dump_json, make_table, shown
 from ._records import RecordError, iter_raw_records
 
@@ -336,7 +338,7 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
             console.print(table)
 
 
-@cli.command("diff")
+@click.command("diff")
 @click.argument("old", metavar="OLD")
 @click.argument("new", metavar="NEW")
 @global_options("json", "debug")

@@ -252,7 +252,7 @@ class TestDebug:
         assert (result.code, result.out) == (2, "")
         assert lines[0] == "Traceback (most recent call last):"
         assert lines[-2] == (
-            "cellcast_async._cli._app.CliUsageError: "
+            "cellcast_async._cli._context.CliUsageError: "
             "update needs at least one of --name or --status"
         )
         assert lines[-1] == "usage error: update needs at least one of --name or --status"

@@ -16,7 +16,8 @@ from rich.console import Console
 from cellcast_async import CellcastError
 from cellcast_async import cli as cli_module
 from cellcast_async._cli import cli
-from cellcast_async._cli._app import Settings, _policy
+from cellcast_async._cli._context import Settings
+from cellcast_async._cli._errors import _policy
 from cellcast_async._cli._progress import PlainProgress, RichProgress, make_reporter
 
 from ._support import FULL_SECRET, LiveSandbox, run_cli
