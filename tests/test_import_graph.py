@@ -151,3 +151,9 @@ class TestCommandLineLayers:
     @pytest.mark.parametrize("bottom", sorted(BOTTOM))
     def test_the_bottom_imports_no_command_and_not_the_group(self, bottom: str) -> None:
         assert not GRAPH[bottom] & (COMMANDS | {f"{CLI}._main", CLI})
+
+    def test_the_record_format_has_one_home(self) -> None:
+        """The record's field list is spelt in _records alone."""
+        for name, path in MODULES.items():
+            if name.startswith(CLI) and name != f"{CLI}._records":
+                assert '"sub_account_name",\n' not in path.read_text(), name

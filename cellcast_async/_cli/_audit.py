@@ -14,7 +14,7 @@ import contextlib
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, TextIO
 
 import attrs
@@ -39,8 +39,9 @@ from ._checkpoint import (
 from ._context import EXIT_OK, CliUsageError, Connection, Settings
 from ._errors import run_async
 from ._options import global_options, listing_options
-from ._output import console_for, csv_writer, data, dump_json, make_table
+from ._output import console_for, data, dump_json, make_table
 from ._progress import Reporter, make_reporter
+from ._records import RecordFormat, record_writer, token_record
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
@@ -49,47 +50,17 @@ else:
     _ParamType = click.ParamType
 
 __all__ = [
-    "AUDIT_FIELDS",
     "SHOWN",
     "AuditOptions",
     "AuditReport",
     "Flagged",
     "render_report",
     "start_walk",
-    "token_record",
 ]
 
-AUDIT_FIELDS: Final = (
-    "id",
-    "name",
-    "status",
-    "sub_account_id",
-    "sub_account_name",
-    "created_at",
-    "age_days",
-    "stale",
-    "token",
-)
 SHOWN: Final = 20
 """Tokens needing action listed on screen per kind; the rest are counted ("and N more")."""
 NO_SUB_ACCOUNT: Final = "(none)"
-
-
-def token_record(token: ApiToken, now: datetime, stale_days: int) -> dict[str, Any]:
-    """One audit record. ``token`` is the masked form: a secret is never written."""
-    age = now - token.created_at
-    sub = token.sub_account
-    return {
-        "id": token.id,
-        "name": token.name,
-        "status": str(token.status),
-        "sub_account_id": token.sub_account_id or "",
-        "sub_account_name": (sub.name if sub and sub.name else "") or "",
-        "created_at": token.created_at.isoformat(),
-        "age_days": max(0, age.days),
-        "stale": age > timedelta(days=stale_days),
-        "token": token.token.masked,
-    }
 
 
 @attrs.frozen(order=True)
@@ -363,7 +334,7 @@ class AuditOptions:
     status: str | None
     page_size: int
     concurrency: int | Literal["auto"]
-    record_format: str | None
+    record_format: RecordFormat | None
     output: str | None
     stale_days: int
     as_of: datetime | None
@@ -385,10 +356,10 @@ def start_walk(cc: CellcastSession, options: AuditOptions) -> Pager[ApiToken]:
 class _Output:
     """Where the records go: ``write`` (None: nowhere), the open file, and if it is stdout."""
 
-    write: Callable[[dict[str, Any]], None] | None
+    write: Callable[[Mapping[str, Any]], None] | None
     handle: IO[str] | None
     to_stdout: bool
-    record_format: str
+    record_format: RecordFormat
 
 
 @contextlib.contextmanager
@@ -396,7 +367,7 @@ def _records(options: AuditOptions, stdout: TextIO, *, append: bool = False) -> 
     """The record writer; ``append`` goes on after the records already in --output."""
     # --format alone means "records on stdout"; --output alone means CSV.
     target = options.output or ("-" if options.record_format else None)
-    fmt = options.record_format or "csv"
+    fmt: RecordFormat = options.record_format or "csv"
     if target is None:
         yield _Output(None, None, False, fmt)
         return
@@ -408,13 +379,7 @@ def _records(options: AuditOptions, stdout: TextIO, *, append: bool = False) -> 
                 open(target, "a" if append else "w", encoding="utf-8", newline="")
             )
         )
-        if fmt == "csv":
-            write = csv_writer(handle, AUDIT_FIELDS, header=not append)
-        else:
-
-            def write(record: dict[str, Any]) -> None:
-                dump_json(record, handle)
-
+        write = record_writer(handle, fmt, header=not append)
         yield _Output(write, handle, target == "-", fmt)
 
 

@@ -15,7 +15,6 @@ beside it (README "Command line", "Long audits").
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import io
 import json
@@ -24,17 +23,16 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from .._converters import parse_datetime
-from .._exceptions import ShapeError
 from .._seal import CheckpointKey
 from .._walk import MAX_CHECKPOINT_CHARS
 from ._context import CliUsageError
-from ._records import decode_row
+from ._records import FIELDS, RecordError, RecordFormat, iter_raw_records, typed_record
 
 __all__ = [
     "AuditCheckpoint",
@@ -256,49 +254,27 @@ def check_length(path: str, length: int) -> None:
 
 
 def read_records(
-    path: str, record_format: str, length: int | None = None
-) -> Iterator[tuple[dict[str, Any], Any]]:
+    path: str, record_format: RecordFormat, length: int | None = None
+) -> Iterator[tuple[dict[str, Any], datetime]]:
     """The records already in ``path`` (its first ``length`` bytes: what the checkpoint
     counted) as the report adds them: ``(record, created_at)``.
 
-    What the checkpoint counted is whole records, each ending its line: anything else (an
-    edited checkpoint, another file under the output's name) is refused, never appended to.
+    What the checkpoint counted is whole records of ``record_format``, each ending its
+    line, read back as :mod:`._records` reads any record file: anything else (an edited
+    checkpoint, another file under the output's name) is refused, never appended to.
     """
     unreadable = CliUsageError(
         f"{path}: a record the checkpoint counted is not readable: delete the"
         " checkpoint to start over"
     )
-    try:
-        # Bytes as written: no newline translation ("\r" alone is a cut CSV row).
-        with open(path, "rb") as handle:
-            text = handle.read(-1 if length is None else length).decode("utf-8")
-    except ValueError:  # cut inside a character
-        raise unreadable from None
-    if text and not text.endswith("\n"):
+    # Bytes as written: no newline translation ("\r" alone is a cut CSV row).
+    with open(path, "rb") as handle:
+        counted = handle.read(-1 if length is None else length)
+    if counted and not counted.endswith(b"\n"):
         raise unreadable
-    if record_format == "jsonl":
-        # Only "\n" ends a record: a name may hold U+2028 or U+0085, which splitlines() splits.
-        rows: Iterator[Any] = (line for line in text.split("\n") if line)
-    else:
-        rows = iter(csv.DictReader(io.StringIO(text, newline="")))
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error:
-            raise unreadable from None
-        try:
-            if record_format == "jsonl":
-                record = json.loads(row)
-                if not isinstance(record, dict):
-                    raise ValueError("not a record")
-            else:
-                if None in row or None in row.values():
-                    raise ValueError("a short or long row")
-                row = decode_row(row)  # README "What the command line prints": formulas
-                record = {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
-            created = parse_datetime(record["created_at"])
-        except (KeyError, TypeError, ValueError, ShapeError):
-            raise unreadable from None
-        yield record, created
+    stream = io.BytesIO(counted)
+    try:
+        for _, raw in iter_raw_records(stream, path, FIELDS, record_format=record_format):
+            yield typed_record(raw, from_csv=record_format == "csv")
+    except RecordError:
+        raise unreadable from None

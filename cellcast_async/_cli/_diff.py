@@ -28,12 +28,11 @@ from ._context import EXIT_API, EXIT_OK, CliUsageError, Settings
 from ._errors import execute
 from ._options import global_options
 from ._output import console_for, data, dump_json, make_table, shown
-from ._records import RecordError, iter_raw_records
+from ._records import DIFF_FIELDS, Record, RecordError, diff_record, iter_raw_records
 
 __all__ = [
     "CHANGE_KINDS",
     "Change",
-    "Record",
     "compare",
     "diff_files",
     "iter_records",
@@ -41,7 +40,6 @@ __all__ = [
     "parse_records",
 ]
 
-REQUIRED: Final = ("id", "name", "status", "sub_account_id")
 CHANGE_KINDS: Final = ("created", "deleted", "status_changed", "renamed")
 _LABELS: Final = {
     "created": "created",
@@ -49,17 +47,6 @@ _LABELS: Final = {
     "status_changed": "status",
     "renamed": "renamed",
 }
-
-
-@attrs.frozen
-class Record:
-    """The fields of one audit record that a diff compares."""
-
-    id: str
-    name: str
-    status: str
-    sub_account_id: str
-    sub_account_name: str = ""
 
 
 @attrs.frozen
@@ -82,49 +69,14 @@ class Change:
         return data
 
 
-def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> str:
-    value = raw.get(key)
-    if value is None and optional:
-        return ""
-    if not isinstance(value, str):
-        raise CliUsageError(f"{where}: '{key}' is not a string")
-    return value
-
-
-def _record(raw: Mapping[str, Any], where: str) -> Record:
-    token_id, name, status = raw.get("id"), raw.get("name"), raw.get("status")
-    sub_id, sub_name = raw.get("sub_account_id"), raw.get("sub_account_name")
-    if (  # the usual case, checked at once; any other goes the long way for its message
-        type(token_id) is str
-        and token_id
-        and type(name) is str
-        and type(status) is str
-        and (type(sub_id) is str or (sub_id is None and "sub_account_id" in raw))
-        and (sub_name is None or type(sub_name) is str)
-    ):
-        return Record(token_id, name, status, sub_id or "", sub_name or "")
-    missing = [key for key in REQUIRED if key not in raw]
-    if missing:
-        raise CliUsageError(f"{where}: not an audit record (no {', '.join(missing)})")
-    if raw["id"] == "":
-        raise CliUsageError(f"{where}: a record without an id")
-    return Record(
-        id=_text(raw, "id", where),
-        name=_text(raw, "name", where),
-        status=_text(raw, "status", where),
-        sub_account_id=_text(raw, "sub_account_id", where, optional=True),
-        sub_account_name=_text(raw, "sub_account_name", where, optional=True),
-    )
-
-
 def iter_records(
     stream: IO[bytes], label: str, *, copy: IO[bytes] | None = None
 ) -> Iterator[tuple[str, Record]]:
     """``(where, record)`` for each record of an audit's output, read as a stream
     (README "What the command line prints": bounded lines, records and nesting)."""
     try:
-        for where, raw in iter_raw_records(stream, label, REQUIRED, copy=copy):
-            yield where, _record(raw, where)
+        for where, raw in iter_raw_records(stream, label, DIFF_FIELDS, copy=copy):
+            yield where, diff_record(raw, where)
     except RecordError as exc:
         raise CliUsageError(str(exc)) from None
 
