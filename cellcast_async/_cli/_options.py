@@ -7,21 +7,25 @@ A command's copy of a global option only counts when it was given (README "Comma
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 from click.core import ParameterSource
 
+from .._converters import parse_datetime
+from .._exceptions import ShapeError
 from .._models import TokenStatus
 from ._context import Settings
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
 if TYPE_CHECKING:
     _ParamType = click.ParamType[float]
+    _TimeType = click.ParamType[datetime]
 else:
-    _ParamType = click.ParamType
+    _ParamType = _TimeType = click.ParamType
 
-__all__ = ["STATUS", "Concurrency", "global_options", "listing_options"]
+__all__ = ["STATUS", "Concurrency", "Timestamp", "global_options", "listing_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -181,3 +185,18 @@ def listing_options(function: Any) -> Any:
     ):
         function = option(function)
     return function
+
+
+class Timestamp(_TimeType):
+    """An ISO-8601 time, read as the SDK reads the API's (``parse_datetime``): a ``Z`` or
+    an offset, or none for UTC; held in UTC."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_datetime(str(value).strip())
+        except ShapeError:
+            self.fail(f"expected an ISO-8601 time, got {value!r}", param, ctx)

@@ -425,7 +425,7 @@ class TestRoundTrip:
         out, ck = paths
         argv = audit_argv(out, ck, "jsonl", "--as-of", AS_OF)
         with monkeypatch.context() as patch:
-            patch.setattr("cellcast_async._cli._audit._finished", lambda path: None)
+            patch.setattr("cellcast_async._cli._audit_run._finished", lambda path: None)
             assert live.cli(*argv).code == 0
         assert ck.exists()
         whole = out.read_bytes()

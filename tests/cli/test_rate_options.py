@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cellcast_async._cli._audit import governor_status
+from cellcast_async._cli._audit_run import governor_status
 from cellcast_async._governor import GovernorState
 
 from ._support import LiveSandbox, run_cli
