@@ -20,7 +20,15 @@ from .._walk import WalkStats
 from ._audit_report import AuditReport, Flagged
 from ._output import console_for, data, dump_json, make_table
 
-__all__ = ["SHOWN", "SECTIONS", "emit_report", "render_report", "render_walk", "walk_json"]
+__all__ = [
+    "SECTIONS",
+    "SHOWN",
+    "Section",
+    "emit_report",
+    "render_report",
+    "render_walk",
+    "walk_json",
+]
 
 SHOWN: Final = 20
 """Tokens needing action listed on screen per kind; the rest are counted ("and N more")."""

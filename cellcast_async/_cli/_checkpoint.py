@@ -35,6 +35,9 @@ from ._context import CliUsageError
 from ._records import FIELDS, RecordError, RecordFormat, iter_raw_records, typed_record
 
 __all__ = [
+    "FORMAT",
+    "MAX_BYTES",
+    "VERSION",
     "AuditCheckpoint",
     "check_length",
     "locked",

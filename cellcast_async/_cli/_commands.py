@@ -13,6 +13,7 @@ from ._options import STATUS, global_options, listing_options
 from ._output import console_for, dump_json, shown, token_table, token_view
 
 __all__ = [
+    "WARNING",
     "create_command",
     "delete_command",
     "get_command",

@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 import attrs
 import click
@@ -32,16 +32,21 @@ from ._records import DIFF_FIELDS, Record, RecordError, diff_record, iter_raw_re
 
 __all__ = [
     "CHANGE_KINDS",
+    "ChangeKind",
     "Change",
+    "as_json",
     "compare",
+    "diff_command",
     "diff_files",
     "iter_records",
     "load_records",
     "parse_records",
+    "render",
 ]
 
-CHANGE_KINDS: Final = ("created", "deleted", "status_changed", "renamed")
-_LABELS: Final = {
+ChangeKind = Literal["created", "deleted", "status_changed", "renamed"]
+CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = ("created", "deleted", "status_changed", "renamed")
+_LABELS: Final[dict[ChangeKind, str]] = {
     "created": "created",
     "deleted": "deleted",
     "status_changed": "status",
@@ -53,7 +58,7 @@ _LABELS: Final = {
 class Change:
     """One change to one token; ``old``/``new`` are the status or the name that changed."""
 
-    kind: str
+    kind: ChangeKind
     record: Record
     old: str | None = None
     new: str | None = None
@@ -138,26 +143,9 @@ def diff_files(old_path: str, new_path: str) -> list[Change]:
         copy: IO[bytes] | None = None
         if not stat.S_ISREG(os.fstat(old_stream.fileno()).st_mode):
             copy = stack.enter_context(tempfile.TemporaryFile())
-        digests: dict[str, bytes] = {}
-        for where, record in iter_records(old_stream, old_path, copy=copy):
-            if record.id in digests:
-                raise CliUsageError(_twice(where, record.id))
-            digests[record.id] = _digest(record)
-        created: dict[str, Record] = {}
-        changed: dict[str, tuple[Record, bytes]] = {}  # new record, old digest
+        digests = _old_digests(iter_records(old_stream, old_path, copy=copy))
         with _open(new_path) as new_stream:
-            for where, record in iter_records(new_stream, new_path):
-                before = digests.get(record.id)
-                if before is None:
-                    if record.id in created:
-                        raise CliUsageError(_twice(where, record.id))
-                    created[record.id] = record
-                    continue
-                if before == _SEEN or record.id in changed:
-                    raise CliUsageError(_twice(where, record.id))
-                digests[record.id] = _SEEN
-                if before != _digest(record):
-                    changed[record.id] = (record, before)
+            created, changed = _against_old(iter_records(new_stream, new_path), digests)
         wanted = {i: d for i, d in digests.items() if d != _SEEN}
         wanted.update((i, d) for i, (_, d) in changed.items())
         del digests
@@ -168,14 +156,55 @@ def diff_files(old_path: str, new_path: str) -> list[Change]:
                 again: IO[bytes] = copy
             else:
                 again = stack.enter_context(_open(old_path))
-            for _, record in iter_records(again, old_path):
-                if record.id in wanted:
-                    if _digest(record) != wanted[record.id] or record.id in olds:
-                        raise CliUsageError(f"{old_path} changed while diff was reading it")
-                    olds[record.id] = record
-            if len(olds) != len(wanted):
-                raise CliUsageError(f"{old_path} changed while diff was reading it")
+            olds = _old_sides(iter_records(again, old_path), wanted, old_path)
     return _changes(olds, created, {i: r for i, (r, _) in changed.items()})
+
+
+def _old_digests(found: Iterable[tuple[str, Record]]) -> dict[str, bytes]:
+    """OLD's first read: an id and a digest per record; an id twice is refused."""
+    digests: dict[str, bytes] = {}
+    for where, record in found:
+        if record.id in digests:
+            raise CliUsageError(_twice(where, record.id))
+        digests[record.id] = _digest(record)
+    return digests
+
+
+def _against_old(
+    found: Iterable[tuple[str, Record]], digests: dict[str, bytes]
+) -> tuple[dict[str, Record], dict[str, tuple[Record, bytes]]]:
+    """NEW read against OLD's digests: the records created, and the changed ones with
+    their old digest. Each old id met is marked :data:`_SEEN` in ``digests``."""
+    created: dict[str, Record] = {}
+    changed: dict[str, tuple[Record, bytes]] = {}  # new record, old digest
+    for where, record in found:
+        before = digests.get(record.id)
+        if before is None:
+            if record.id in created:
+                raise CliUsageError(_twice(where, record.id))
+            created[record.id] = record
+            continue
+        if before == _SEEN or record.id in changed:
+            raise CliUsageError(_twice(where, record.id))
+        digests[record.id] = _SEEN
+        if before != _digest(record):
+            changed[record.id] = (record, before)
+    return created, changed
+
+
+def _old_sides(
+    found: Iterable[tuple[str, Record]], wanted: Mapping[str, bytes], old_path: str
+) -> dict[str, Record]:
+    """OLD's second read: the records of the ids in ``wanted``, each as the first read saw it."""
+    olds: dict[str, Record] = {}
+    for _, record in found:
+        if record.id in wanted:
+            if _digest(record) != wanted[record.id] or record.id in olds:
+                raise CliUsageError(f"{old_path} changed while diff was reading it")
+            olds[record.id] = record
+    if len(olds) != len(wanted):
+        raise CliUsageError(f"{old_path} changed while diff was reading it")
+    return olds
 
 
 def _changes(

@@ -22,7 +22,7 @@ from ._errors import invoke
 from ._options import global_options
 from ._sandbox import sandbox_command
 
-__all__ = ["cli", "run"]
+__all__ = ["CONTEXT_SETTINGS", "cli", "run"]
 
 CONTEXT_SETTINGS: Final = {
     "help_option_names": ["-h", "--help"],

@@ -25,6 +25,7 @@ from rich.text import Text
 from .._models import ApiToken
 
 __all__ = [
+    "TOKEN_HEADERS",
     "DataTable",
     "console_for",
     "data",

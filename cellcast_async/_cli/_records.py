@@ -37,6 +37,7 @@ from .._models import ApiToken
 from ._output import dump_json
 
 __all__ = [
+    "FORMULA_STARTS",
     "DIFF_FIELDS",
     "FIELDS",
     "MAX_DEPTH",
