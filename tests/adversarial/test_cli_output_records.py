@@ -30,10 +30,9 @@ from cellcast_async._cli import _diff
 from cellcast_async._cli._checkpoint import read_records
 from cellcast_async._cli._records import FIELDS, csv_writer, decode_cell, encode_cell
 
-from ..cli._support import run_cli
+from ..cli._support import cli_env, run_cli
 from ._cli_output_server import AS_OF, HOSTILE, HostileApi
 
-ROOT = Path(__file__).resolve().parents[2]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -303,7 +302,7 @@ class TestDiffReadsHostileFiles:
             text=True,
             timeout=60,
             preexec_fn=cap,  # the child starts no thread before exec
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=cli_env(),
             check=False,
         )
         assert (done.returncode, done.stdout, done.stderr) == (

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -28,9 +27,8 @@ import pytest
 from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
-from ._support import AS_OF, AS_OF_TIME, LiveSandbox, expected_summary, report_of
+from ._support import AS_OF, AS_OF_TIME, LiveSandbox, cli_env, expected_summary, report_of
 
-REPO = Path(__file__).resolve().parents[2]
 HEADER = "id,name,status,sub_account_id,sub_account_name,created_at,age_days,stale,token"
 NEEDS_OUTPUT = (
     "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
@@ -534,12 +532,6 @@ def big() -> Iterator[LiveSandbox]:
         yield sandbox
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLCAST_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 def _wait_for_writes(out: Path, proc: subprocess.Popen[bytes], deadline: float) -> None:
     """Until the audit changes its output (it truncates or writes), or exits."""
     try:
@@ -613,7 +605,7 @@ def test_sigkill_at_random_moments_then_the_same_command(
     ]
     expected = [item["_id"] for item in big.items()]
     assert len(expected) == KILL_TOKENS
-    env = _env()
+    env = cli_env()
     killed = 0
     progress: list[int] = []
     procs: list[subprocess.Popen[bytes]] = []

@@ -20,9 +20,8 @@ from cellcast_async._cli._context import Settings
 from cellcast_async._cli._errors import _policy
 from cellcast_async._cli._progress import PlainProgress, RichProgress, make_reporter
 
-from ._support import FULL_SECRET, LiveSandbox, run_cli
+from ._support import FULL_SECRET, ROOT, LiveSandbox, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 MISSING = "0" * 24
 ID = re.compile(r"[0-9a-f]{24}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import signal
@@ -15,27 +14,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 import pytest
 
 from cellcast_async.sandbox import Sandbox
 
-from ._support import BASE_PATH, LiveSandbox, expected_summary, report_of, run_cli
+from ._support import ROOT, TOKENS_PATH, LiveSandbox, cli_env, expected_summary, report_of, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 SUB_ID = "[0-9a-f]{24}"
 # The same data as the embedded one: `--sandbox` runs Sandbox(seed=0), 300 tokens by default.
 SANDBOX_LINE = re.compile(
     rf"sandbox: demo data at http://127\.0\.0\.1:\d+; sub-accounts ({SUB_ID}), ({SUB_ID}), "
     rf"({SUB_ID})"
 )
-
-
-def cli_env() -> dict[str, str]:
-    """This environment minus any Cellcast settings, for a CLI subprocess."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CELLCAST_")}
 
 
 def free_port() -> int:
@@ -158,7 +150,7 @@ class TestSandboxCommand:
         assert lines.next() == "Press Ctrl-C to stop.\n"
 
         request = urllib.request.Request(
-            url + BASE_PATH, headers={"Authorization": f"Bearer {key}"}
+            url + TOKENS_PATH, headers={"Authorization": f"Bearer {key}"}
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=10) as response:
@@ -235,7 +227,7 @@ class TestSandboxCommandOptions:
             statuses = []
             for _ in range(4):
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}{BASE_PATH}",
+                    f"http://127.0.0.1:{port}{TOKENS_PATH}",
                     headers={"Authorization": f"Bearer {key}"},
                 )
                 try:
