@@ -78,6 +78,21 @@ def ids(path: Path, fmt: str) -> list[str]:
     return [record["id"] for record in records(path, fmt)]
 
 
+def assert_unreadable(live: LiveSandbox, out: Path, ck: Path, fmt: str) -> None:
+    """The resumed audit refuses its output's records: a usage error, nothing sent, the
+    output left as it is."""
+    before = out.read_bytes()
+    live.script({})
+    result = live.cli(*audit_argv(out, ck, fmt))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (
+        f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
+        " checkpoint to start over\n"
+    )
+    assert live.cli_requests() == []
+    assert out.read_bytes() == before
+
+
 def checkpoint_body(ck: Path) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(ck.read_text(encoding="utf-8"))
     return body
@@ -319,14 +334,32 @@ class TestUsageErrors:
         # Sealed again, as only the key's holder can.
         edited = {**body, "output_bytes": body["output_bytes"] - back}
         ck.write_text(reseal_audit(edited, live.api_key))
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, fmt))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
-            " checkpoint to start over\n"
-        )
-        assert live.cli_requests() == []
+        assert_unreadable(live, out, ck, fmt)
+
+    @pytest.mark.parametrize(
+        ("fmt", "written", "edited"),
+        [
+            ("jsonl", b'"stale": false', b'"stale": "fal"'),
+            ("jsonl", b'"age_days": ', b'"age_dayz": '),
+            ("jsonl", b'"status": "active"', b'"status": 12345678'),
+            ("csv", b",false,", b",maybe,"),
+            ("csv", b"+00:00,", b"+99:00,"),
+        ],
+        ids=["json-stale", "json-missing", "json-status", "csv-stale", "csv-time"],
+    )
+    def test_a_counted_record_the_audit_would_not_write(
+        self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str, written: bytes, edited: bytes
+    ) -> None:
+        """Every field is read back as the audit wrote it: the same number of bytes with
+        a field of another type, or missing, is refused, not fed to the report."""
+        out, ck = paths
+        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        text = out.read_bytes()
+        assert written in text
+        at = text.index(written)
+        assert len(edited) == len(written)  # the length the checkpoint counted
+        out.write_bytes(text[:at] + edited + text[at + len(written) :])
+        assert_unreadable(live, out, ck, fmt)
 
     @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
     def test_another_file_under_the_outputs_name(
@@ -335,14 +368,7 @@ class TestUsageErrors:
         out, ck = paths
         interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 2)
         out.write_text("a line that is no record\n" * 1000, encoding="utf-8")
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, fmt))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
-            " checkpoint to start over\n"
-        )
-        assert live.cli_requests() == []
+        assert_unreadable(live, out, ck, fmt)
 
 
 # --- round trips in one process ---------------------------------------------------------

@@ -61,19 +61,23 @@ class Lines:
         return "".join(text)
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[str], Lines, int]]:
-    """``python -m cellcast_async sandbox --port PORT --tokens 40``, stopped after the test."""
-    port = free_port()
-    argv = [sys.executable, "-m", "cellcast_async", "sandbox", "--port", str(port)]
-    process = subprocess.Popen(
-        [*argv, "--tokens", "40"],
+def start_python(*argv: str) -> subprocess.Popen[str]:
+    """``python ARGV`` from the repository's root, its output piped, no Cellcast settings."""
+    return subprocess.Popen(
+        [sys.executable, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=cli_env(),
     )
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], Lines, int]]:
+    """``python -m cellcast_async sandbox --port PORT --tokens 40``, stopped after the test."""
+    port = free_port()
+    process = start_python("-m", "cellcast_async", "sandbox", "--port", str(port), "--tokens", "40")
     assert process.stdout is not None
     try:
         yield process, Lines(process.stdout), port
@@ -253,14 +257,7 @@ def first_lines() -> tuple[str, str]:
     """The first stdout line of ``sandbox --json`` and of ``python -m ...sandbox``."""
     lines = []
     for argv in (["-m", "cellcast_async", "sandbox", "--json"], ["-m", "cellcast_async.sandbox"]):
-        process = subprocess.Popen(
-            [sys.executable, *argv, "--port", "0", "--tokens", "3"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=cli_env(),
-        )
+        process = start_python(*argv, "--port", "0", "--tokens", "3")
         assert process.stdout is not None
         try:
             lines.append(Lines(process.stdout).next(20))
