@@ -244,7 +244,9 @@ class TestSummary:
             # The sandbox refuses a duplicate name as seed 001 says the API does; a direct
             # store edit plants one, as an import or an older API version might have.
             store = live.sb._store
-            store.get_owned(live.api_key, twin["_id"]).name = first["name"]
+            planted = store.get_owned(live.api_key, twin["_id"])
+            assert planted is not None
+            planted.name = first["name"]
             store._changed()
 
         live.call(plant_duplicate)

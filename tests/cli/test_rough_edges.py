@@ -365,9 +365,10 @@ class TestErrorPolicy:
         def work() -> int:
             raise exc
 
-        settings = Settings(out=io.StringIO(), err=io.StringIO(), json=json_mode)
+        stderr = io.StringIO()
+        settings = Settings(out=io.StringIO(), err=stderr, json=json_mode)
         assert _policy(settings, work) == code
-        err = settings.err.getvalue()
+        err = stderr.getvalue()
         if line is None:
             assert err == ""
         elif json_mode:
