@@ -43,6 +43,16 @@ def _resolve(module: str, node: ast.ImportFrom) -> str:
     return ".".join([*base, *([node.module] if node.module else [])])
 
 
+def _is_import_module(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and ast.unparse(node.func) in ("importlib.import_module", "import_module")
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
+
+
 def imports_of(module: str) -> set[str]:
     """The package's modules ``module`` imports at run time."""
     found: set[str] = set()
@@ -62,6 +72,14 @@ def imports_of(module: str) -> set[str]:
                 found.add(base)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in MODULES)
+        elif _is_import_module(node):
+            # ``importlib.import_module("._cli", __package__)``: cli.py's way in to _cli.
+            assert isinstance(node, ast.Call)
+            assert isinstance(node.args[0], ast.Constant)
+            name = str(node.args[0].value)
+            level = len(name) - len(name.lstrip("."))
+            relative = ast.ImportFrom(module=name[level:] or None, names=[], level=level)
+            found.add(_resolve(module, relative) if level else name)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -107,6 +125,9 @@ class TestImportGraph:
         assert "cellcast_async._session" in GRAPH["cellcast_async._cli._context"]
         # A lazy import counts: --sandbox imports the sandbox inside a function.
         assert "cellcast_async.sandbox" in GRAPH["cellcast_async._cli._context"]
+        # So does importlib's: the entry point reaches the command line only that way.
+        assert GRAPH["cellcast_async.cli"] == {"cellcast_async._cli"}
+        assert GRAPH["cellcast_async._cli"] >= {"cellcast_async._cli._main"}
 
     def test_no_circle(self) -> None:
         circle = find_circle(GRAPH)
