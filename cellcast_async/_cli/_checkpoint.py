@@ -79,22 +79,7 @@ class AuditCheckpoint:
     @classmethod
     def load(cls, path: str, key: CheckpointKey) -> AuditCheckpoint:
         """FILE as written by an audit under ``key``; anything else is a usage error."""
-        try:
-            # Non-blocking: a FIFO planted under FILE's name must not hang the audit.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        with open(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
-            try:
-                data = handle.read(MAX_BYTES + 1)
-            except OSError as exc:
-                raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if len(data) > MAX_BYTES:
-            raise CliUsageError(
-                f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)"
-            )
+        data = _read_capped(path)
         try:
             body = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError):
@@ -131,6 +116,25 @@ class AuditCheckpoint:
         if saved.output_bytes < 0:
             raise CliUsageError(f"{path}: 'output_bytes' is negative")
         return saved
+
+
+def _read_capped(path: str) -> bytes:
+    """FILE's bytes, if it is a regular file of at most :data:`MAX_BYTES`."""
+    try:
+        # Non-blocking: a FIFO planted under FILE's name must not hang the audit.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
+        try:
+            data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise CliUsageError(f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)")
+    return data
 
 
 _JSON_NAMES: Final = {str: "a string", dict: "an object", int: "a whole number"}
