@@ -215,12 +215,18 @@ def _changes(
     changes = [Change("created", record) for record in created.values()]
     changes += [Change("deleted", r) for i, r in olds.items() if i not in changed]
     for token_id, after in changed.items():
-        before = olds[token_id]
-        if before.status != after.status:
-            changes.append(Change("status_changed", after, before.status, after.status))
-        if before.name != after.name:
-            changes.append(Change("renamed", after, before.name, after.name))
+        changes += _edits(olds[token_id], after)
     return _ordered(changes)
+
+
+def _edits(before: Record, after: Record) -> list[Change]:
+    """What changed in one token: its status, its name, both or neither."""
+    edits = []
+    if before.status != after.status:
+        edits.append(Change("status_changed", after, before.status, after.status))
+    if before.name != after.name:
+        edits.append(Change("renamed", after, before.name, after.name))
+    return edits
 
 
 def _ordered(changes: list[Change]) -> list[Change]:
@@ -240,11 +246,7 @@ def compare(old: Mapping[str, Record], new: Mapping[str, Record]) -> list[Change
     changes = [Change("created", new[i]) for i in new.keys() - old.keys()]
     changes += [Change("deleted", old[i]) for i in old.keys() - new.keys()]
     for token_id in old.keys() & new.keys():
-        before, after = old[token_id], new[token_id]
-        if before.status != after.status:
-            changes.append(Change("status_changed", after, before.status, after.status))
-        if before.name != after.name:
-            changes.append(Change("renamed", after, before.name, after.name))
+        changes += _edits(old[token_id], new[token_id])
     return _ordered(changes)
 
 
