@@ -16,7 +16,7 @@ import io
 import os
 import stat
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, Final, Literal
 
@@ -257,15 +257,22 @@ def _by_sub_account(changes: Iterable[Change]) -> dict[str, list[Change]]:
     return dict(grouped)
 
 
+def _counts(changes: Iterable[Change]) -> dict[ChangeKind, int]:
+    found = Counter(change.kind for change in changes)
+    return {kind: found[kind] for kind in CHANGE_KINDS}
+
+
+def _sub_account_name(items: Iterable[Change]) -> str:
+    """The sub-account's name as the first record that carries one says it."""
+    return next((c.record.sub_account_name for c in items if c.record.sub_account_name), "")
+
+
 def as_json(old: str, new: str, changes: list[Change]) -> dict[str, Any]:
-    counts = {kind: sum(c.kind == kind for c in changes) for kind in CHANGE_KINDS}
     groups = []
     for sub, items in _by_sub_account(changes).items():
         group: dict[str, Any] = {
             "sub_account_id": sub,
-            "sub_account_name": next(
-                (c.record.sub_account_name for c in items if c.record.sub_account_name), ""
-            ),
+            "sub_account_name": _sub_account_name(items),
         }
         for kind in CHANGE_KINDS:
             group[kind] = [c.as_json() for c in items if c.kind == kind]
@@ -274,7 +281,7 @@ def as_json(old: str, new: str, changes: list[Change]) -> dict[str, Any]:
         "old": old,
         "new": new,
         "changed": bool(changes),
-        "counts": counts,
+        "counts": _counts(changes),
         "sub_accounts": groups,
     }
 
@@ -298,7 +305,7 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
     if not changes:
         console.print(data(f"No changes between {old} and {new}."))
         return
-    counts = {kind: sum(c.kind == kind for c in changes) for kind in CHANGE_KINDS}
+    counts = _counts(changes)
     summary = ", ".join(f"{counts[k]:,} {_LABELS[k]}" for k in CHANGE_KINDS if counts[k])
     console.print(
         Text.assemble(
@@ -307,7 +314,7 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
         )
     )
     for sub, items in _by_sub_account(changes).items():
-        name = next((c.record.sub_account_name for c in items if c.record.sub_account_name), "")
+        name = _sub_account_name(items)
         console.print()
         heading = Text.assemble((f"sub-account {shown(sub or '(none)')}", "bold"))
         if name:
