@@ -102,7 +102,9 @@ def generate(folder: Path, count: int) -> dict[str, Path]:
 
 
 def _before(old: str, new: str) -> list[Any]:
-    from cellcast_async._cli._diff import REQUIRED, Change, Record, _ordered
+    from cellcast_async._cli._diff import Change, _ordered
+    from cellcast_async._cli._records import DIFF_FIELDS as REQUIRED
+    from cellcast_async._cli._records import Record
 
     def record(raw: Mapping[str, Any], where: str) -> Record:
         missing = [key for key in REQUIRED if key not in raw]

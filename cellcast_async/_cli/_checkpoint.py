@@ -15,7 +15,6 @@ beside it (README "Command line", "Long audits").
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import io
 import json
@@ -24,19 +23,21 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from .._converters import parse_datetime
-from .._exceptions import ShapeError
 from .._seal import CheckpointKey
 from .._walk import MAX_CHECKPOINT_CHARS
-from ._app import CliUsageError
-from ._records import decode_row
+from ._context import CliUsageError
+from ._records import FIELDS, RecordError, RecordFormat, iter_raw_records, typed_record
 
 __all__ = [
+    "FORMAT",
+    "MAX_BYTES",
+    "VERSION",
     "AuditCheckpoint",
     "check_length",
     "locked",
@@ -78,22 +79,7 @@ class AuditCheckpoint:
     @classmethod
     def load(cls, path: str, key: CheckpointKey) -> AuditCheckpoint:
         """FILE as written by an audit under ``key``; anything else is a usage error."""
-        try:
-            # Non-blocking: a FIFO planted under FILE's name must not hang the audit.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        with open(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
-            try:
-                data = handle.read(MAX_BYTES + 1)
-            except OSError as exc:
-                raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if len(data) > MAX_BYTES:
-            raise CliUsageError(
-                f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)"
-            )
+        data = _read_capped(path)
         try:
             body = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError):
@@ -130,6 +116,25 @@ class AuditCheckpoint:
         if saved.output_bytes < 0:
             raise CliUsageError(f"{path}: 'output_bytes' is negative")
         return saved
+
+
+def _read_capped(path: str) -> bytes:
+    """FILE's bytes, if it is a regular file of at most :data:`MAX_BYTES`."""
+    try:
+        # Non-blocking: a FIFO planted under FILE's name must not hang the audit.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
+        try:
+            data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise CliUsageError(f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)")
+    return data
 
 
 _JSON_NAMES: Final = {str: "a string", dict: "an object", int: "a whole number"}
@@ -256,49 +261,27 @@ def check_length(path: str, length: int) -> None:
 
 
 def read_records(
-    path: str, record_format: str, length: int | None = None
-) -> Iterator[tuple[dict[str, Any], Any]]:
+    path: str, record_format: RecordFormat, length: int | None = None
+) -> Iterator[tuple[dict[str, Any], datetime]]:
     """The records already in ``path`` (its first ``length`` bytes: what the checkpoint
     counted) as the report adds them: ``(record, created_at)``.
 
-    What the checkpoint counted is whole records, each ending its line: anything else (an
-    edited checkpoint, another file under the output's name) is refused, never appended to.
+    What the checkpoint counted is whole records of ``record_format``, each ending its
+    line, read back as :mod:`._records` reads any record file: anything else (an edited
+    checkpoint, another file under the output's name) is refused, never appended to.
     """
     unreadable = CliUsageError(
         f"{path}: a record the checkpoint counted is not readable: delete the"
         " checkpoint to start over"
     )
-    try:
-        # Bytes as written: no newline translation ("\r" alone is a cut CSV row).
-        with open(path, "rb") as handle:
-            text = handle.read(-1 if length is None else length).decode("utf-8")
-    except ValueError:  # cut inside a character
-        raise unreadable from None
-    if text and not text.endswith("\n"):
+    # Bytes as written: no newline translation ("\r" alone is a cut CSV row).
+    with open(path, "rb") as handle:
+        counted = handle.read(-1 if length is None else length)
+    if counted and not counted.endswith(b"\n"):
         raise unreadable
-    if record_format == "jsonl":
-        # Only "\n" ends a record: a name may hold U+2028 or U+0085, which splitlines() splits.
-        rows: Iterator[Any] = (line for line in text.split("\n") if line)
-    else:
-        rows = iter(csv.DictReader(io.StringIO(text, newline="")))
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error:
-            raise unreadable from None
-        try:
-            if record_format == "jsonl":
-                record = json.loads(row)
-                if not isinstance(record, dict):
-                    raise ValueError("not a record")
-            else:
-                if None in row or None in row.values():
-                    raise ValueError("a short or long row")
-                row = decode_row(row)  # README "What the command line prints": formulas
-                record = {**row, "stale": row["stale"] == "true", "age_days": int(row["age_days"])}
-            created = parse_datetime(record["created_at"])
-        except (KeyError, TypeError, ValueError, ShapeError):
-            raise unreadable from None
-        yield record, created
+    stream = io.BytesIO(counted)
+    try:
+        for _, raw in iter_raw_records(stream, path, FIELDS, record_format=record_format):
+            yield typed_record(raw, from_csv=record_format == "csv")
+    except RecordError:
+        raise unreadable from None

@@ -2,68 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import click
 
-from .._models import ApiToken, CreatedToken, TokenStatus
-from ._app import EXIT_OK, Connection, Settings, cli, global_options, run_async, usage_error
+from .._models import ApiToken, CreatedToken
+from ._context import EXIT_OK, Connection, Settings
+from ._errors import run_async, usage_error
+from ._options import STATUS, global_options, listing_options
 from ._output import console_for, dump_json, shown, token_table, token_view
 
-__all__ = ["STATUS", "Concurrency", "listing_options"]
-
-STATUS: Final = click.Choice([s.value for s in TokenStatus])
-
-
-class Concurrency(click.IntRange):
-    """``--concurrency``: pages in flight, a whole number of at least 1, or ``auto``
-    (adaptive: it grows while answers come back fast and clean, halves on 429s)."""
-
-    name = "integer"
-
-    def __init__(self) -> None:
-        super().__init__(min=1)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str):
-            if value.strip().lower() == "auto":
-                return "auto"
-            if not value.strip().lstrip("+-").isdigit():
-                self.fail(f"{value!r} is neither a whole number nor 'auto'.", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-def listing_options(function: Any) -> Any:
-    """The filters and paging options ``list`` and ``audit`` share."""
-    for option in reversed(
-        [
-            click.option("--sub-account", metavar="ID", help="Only this sub-account's tokens."),
-            click.option("--status", type=STATUS, help="Only tokens with this status."),
-            click.option(
-                "--page-size",
-                type=click.IntRange(min=1),
-                default=100,
-                metavar="N",
-                help="Tokens per request.",
-            ),
-            click.option(
-                "--concurrency",
-                type=Concurrency(),
-                default="auto",
-                metavar="N|auto",
-                help="Pages in flight, or auto (adaptive); records keep the listing's order.",
-            ),
-        ]
-    ):
-        function = option(function)
-    return function
+__all__ = [
+    "WARNING",
+    "create_command",
+    "delete_command",
+    "get_command",
+    "list_command",
+    "update_command",
+]
 
 
 def _show(settings: Settings, tokens: list[ApiToken]) -> None:
     console_for(settings.out).print(token_table(tokens))
 
 
-@cli.command("list")
+@click.command("list")
 @listing_options
 @click.option("--search", help="Only tokens whose name contains this (any case).")
 @click.option(
@@ -113,7 +76,7 @@ def list_command(
     return run_async(settings, work)
 
 
-@cli.command("get")
+@click.command("get")
 @click.argument("token_id", metavar="TOKEN_ID")
 @global_options()
 @click.pass_obj
@@ -137,7 +100,7 @@ def _print_one(settings: Settings, token: ApiToken) -> None:
 WARNING: Final = "warning: this is the only time the full token is shown; store it securely now.\n"
 
 
-@cli.command("create")
+@click.command("create")
 @click.option("--name", required=True, help="The new token's name (unique in its sub-account).")
 @click.option(
     "--sub-account",
@@ -174,7 +137,7 @@ def create_command(settings: Settings, name: str, sub_account: str) -> int:
     return run_async(settings, work)
 
 
-@cli.command("update")
+@click.command("update")
 @click.argument("token_id", metavar="TOKEN_ID")
 @click.option("--name", help="A new name.")
 @click.option("--status", type=STATUS, help="A new status.")
@@ -194,7 +157,7 @@ def update_command(settings: Settings, token_id: str, name: str | None, status: 
     return run_async(settings, work)
 
 
-@cli.command("delete")
+@click.command("delete")
 @click.argument("token_id", metavar="TOKEN_ID")
 @global_options()
 @click.pass_obj

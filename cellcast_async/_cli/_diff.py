@@ -16,32 +16,37 @@ import io
 import os
 import stat
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 import attrs
 import click
 from rich.text import Text
 
-from ._app import EXIT_API, EXIT_OK, CliUsageError, Settings, cli, execute, global_options
+from ._context import EXIT_API, EXIT_OK, CliUsageError, Settings
+from ._errors import execute
+from ._options import global_options
 from ._output import console_for, data, dump_json, make_table, shown
-from ._records import RecordError, iter_raw_records
+from ._records import DIFF_FIELDS, Record, RecordError, diff_record, iter_raw_records
 
 __all__ = [
     "CHANGE_KINDS",
+    "ChangeKind",
     "Change",
-    "Record",
+    "as_json",
     "compare",
+    "diff_command",
     "diff_files",
     "iter_records",
     "load_records",
     "parse_records",
+    "render",
 ]
 
-REQUIRED: Final = ("id", "name", "status", "sub_account_id")
-CHANGE_KINDS: Final = ("created", "deleted", "status_changed", "renamed")
-_LABELS: Final = {
+ChangeKind = Literal["created", "deleted", "status_changed", "renamed"]
+CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = ("created", "deleted", "status_changed", "renamed")
+_LABELS: Final[dict[ChangeKind, str]] = {
     "created": "created",
     "deleted": "deleted",
     "status_changed": "status",
@@ -50,21 +55,10 @@ _LABELS: Final = {
 
 
 @attrs.frozen
-class Record:
-    """The fields of one audit record that a diff compares."""
-
-    id: str
-    name: str
-    status: str
-    sub_account_id: str
-    sub_account_name: str = ""
-
-
-@attrs.frozen
 class Change:
     """One change to one token; ``old``/``new`` are the status or the name that changed."""
 
-    kind: str
+    kind: ChangeKind
     record: Record
     old: str | None = None
     new: str | None = None
@@ -80,49 +74,14 @@ class Change:
         return data
 
 
-def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> str:
-    value = raw.get(key)
-    if value is None and optional:
-        return ""
-    if not isinstance(value, str):
-        raise CliUsageError(f"{where}: '{key}' is not a string")
-    return value
-
-
-def _record(raw: Mapping[str, Any], where: str) -> Record:
-    token_id, name, status = raw.get("id"), raw.get("name"), raw.get("status")
-    sub_id, sub_name = raw.get("sub_account_id"), raw.get("sub_account_name")
-    if (  # the usual case, checked at once; any other goes the long way for its message
-        type(token_id) is str
-        and token_id
-        and type(name) is str
-        and type(status) is str
-        and (type(sub_id) is str or (sub_id is None and "sub_account_id" in raw))
-        and (sub_name is None or type(sub_name) is str)
-    ):
-        return Record(token_id, name, status, sub_id or "", sub_name or "")
-    missing = [key for key in REQUIRED if key not in raw]
-    if missing:
-        raise CliUsageError(f"{where}: not an audit record (no {', '.join(missing)})")
-    if raw["id"] == "":
-        raise CliUsageError(f"{where}: a record without an id")
-    return Record(
-        id=_text(raw, "id", where),
-        name=_text(raw, "name", where),
-        status=_text(raw, "status", where),
-        sub_account_id=_text(raw, "sub_account_id", where, optional=True),
-        sub_account_name=_text(raw, "sub_account_name", where, optional=True),
-    )
-
-
 def iter_records(
     stream: IO[bytes], label: str, *, copy: IO[bytes] | None = None
 ) -> Iterator[tuple[str, Record]]:
     """``(where, record)`` for each record of an audit's output, read as a stream
     (README "What the command line prints": bounded lines, records and nesting)."""
     try:
-        for where, raw in iter_raw_records(stream, label, REQUIRED, copy=copy):
-            yield where, _record(raw, where)
+        for where, raw in iter_raw_records(stream, label, DIFF_FIELDS, copy=copy):
+            yield where, diff_record(raw, where)
     except RecordError as exc:
         raise CliUsageError(str(exc)) from None
 
@@ -184,26 +143,9 @@ def diff_files(old_path: str, new_path: str) -> list[Change]:
         copy: IO[bytes] | None = None
         if not stat.S_ISREG(os.fstat(old_stream.fileno()).st_mode):
             copy = stack.enter_context(tempfile.TemporaryFile())
-        digests: dict[str, bytes] = {}
-        for where, record in iter_records(old_stream, old_path, copy=copy):
-            if record.id in digests:
-                raise CliUsageError(_twice(where, record.id))
-            digests[record.id] = _digest(record)
-        created: dict[str, Record] = {}
-        changed: dict[str, tuple[Record, bytes]] = {}  # new record, old digest
+        digests = _old_digests(iter_records(old_stream, old_path, copy=copy))
         with _open(new_path) as new_stream:
-            for where, record in iter_records(new_stream, new_path):
-                before = digests.get(record.id)
-                if before is None:
-                    if record.id in created:
-                        raise CliUsageError(_twice(where, record.id))
-                    created[record.id] = record
-                    continue
-                if before == _SEEN or record.id in changed:
-                    raise CliUsageError(_twice(where, record.id))
-                digests[record.id] = _SEEN
-                if before != _digest(record):
-                    changed[record.id] = (record, before)
+            created, changed = _against_old(iter_records(new_stream, new_path), digests)
         wanted = {i: d for i, d in digests.items() if d != _SEEN}
         wanted.update((i, d) for i, (_, d) in changed.items())
         del digests
@@ -214,14 +156,55 @@ def diff_files(old_path: str, new_path: str) -> list[Change]:
                 again: IO[bytes] = copy
             else:
                 again = stack.enter_context(_open(old_path))
-            for _, record in iter_records(again, old_path):
-                if record.id in wanted:
-                    if _digest(record) != wanted[record.id] or record.id in olds:
-                        raise CliUsageError(f"{old_path} changed while diff was reading it")
-                    olds[record.id] = record
-            if len(olds) != len(wanted):
-                raise CliUsageError(f"{old_path} changed while diff was reading it")
+            olds = _old_sides(iter_records(again, old_path), wanted, old_path)
     return _changes(olds, created, {i: r for i, (r, _) in changed.items()})
+
+
+def _old_digests(found: Iterable[tuple[str, Record]]) -> dict[str, bytes]:
+    """OLD's first read: an id and a digest per record; an id twice is refused."""
+    digests: dict[str, bytes] = {}
+    for where, record in found:
+        if record.id in digests:
+            raise CliUsageError(_twice(where, record.id))
+        digests[record.id] = _digest(record)
+    return digests
+
+
+def _against_old(
+    found: Iterable[tuple[str, Record]], digests: dict[str, bytes]
+) -> tuple[dict[str, Record], dict[str, tuple[Record, bytes]]]:
+    """NEW read against OLD's digests: the records created, and the changed ones with
+    their old digest. Each old id met is marked :data:`_SEEN` in ``digests``."""
+    created: dict[str, Record] = {}
+    changed: dict[str, tuple[Record, bytes]] = {}  # new record, old digest
+    for where, record in found:
+        before = digests.get(record.id)
+        if before is None:
+            if record.id in created:
+                raise CliUsageError(_twice(where, record.id))
+            created[record.id] = record
+            continue
+        if before == _SEEN or record.id in changed:
+            raise CliUsageError(_twice(where, record.id))
+        digests[record.id] = _SEEN
+        if before != _digest(record):
+            changed[record.id] = (record, before)
+    return created, changed
+
+
+def _old_sides(
+    found: Iterable[tuple[str, Record]], wanted: Mapping[str, bytes], old_path: str
+) -> dict[str, Record]:
+    """OLD's second read: the records of the ids in ``wanted``, each as the first read saw it."""
+    olds: dict[str, Record] = {}
+    for _, record in found:
+        if record.id in wanted:
+            if _digest(record) != wanted[record.id] or record.id in olds:
+                raise CliUsageError(f"{old_path} changed while diff was reading it")
+            olds[record.id] = record
+    if len(olds) != len(wanted):
+        raise CliUsageError(f"{old_path} changed while diff was reading it")
+    return olds
 
 
 def _changes(
@@ -232,12 +215,18 @@ def _changes(
     changes = [Change("created", record) for record in created.values()]
     changes += [Change("deleted", r) for i, r in olds.items() if i not in changed]
     for token_id, after in changed.items():
-        before = olds[token_id]
-        if before.status != after.status:
-            changes.append(Change("status_changed", after, before.status, after.status))
-        if before.name != after.name:
-            changes.append(Change("renamed", after, before.name, after.name))
+        changes += _edits(olds[token_id], after)
     return _ordered(changes)
+
+
+def _edits(before: Record, after: Record) -> list[Change]:
+    """What changed in one token: its status, its name, both or neither."""
+    edits = []
+    if before.status != after.status:
+        edits.append(Change("status_changed", after, before.status, after.status))
+    if before.name != after.name:
+        edits.append(Change("renamed", after, before.name, after.name))
+    return edits
 
 
 def _ordered(changes: list[Change]) -> list[Change]:
@@ -257,11 +246,7 @@ def compare(old: Mapping[str, Record], new: Mapping[str, Record]) -> list[Change
     changes = [Change("created", new[i]) for i in new.keys() - old.keys()]
     changes += [Change("deleted", old[i]) for i in old.keys() - new.keys()]
     for token_id in old.keys() & new.keys():
-        before, after = old[token_id], new[token_id]
-        if before.status != after.status:
-            changes.append(Change("status_changed", after, before.status, after.status))
-        if before.name != after.name:
-            changes.append(Change("renamed", after, before.name, after.name))
+        changes += _edits(old[token_id], new[token_id])
     return _ordered(changes)
 
 
@@ -272,15 +257,22 @@ def _by_sub_account(changes: Iterable[Change]) -> dict[str, list[Change]]:
     return dict(grouped)
 
 
+def _counts(changes: Iterable[Change]) -> dict[ChangeKind, int]:
+    found = Counter(change.kind for change in changes)
+    return {kind: found[kind] for kind in CHANGE_KINDS}
+
+
+def _sub_account_name(items: Iterable[Change]) -> str:
+    """The sub-account's name as the first record that carries one says it."""
+    return next((c.record.sub_account_name for c in items if c.record.sub_account_name), "")
+
+
 def as_json(old: str, new: str, changes: list[Change]) -> dict[str, Any]:
-    counts = {kind: sum(c.kind == kind for c in changes) for kind in CHANGE_KINDS}
     groups = []
     for sub, items in _by_sub_account(changes).items():
         group: dict[str, Any] = {
             "sub_account_id": sub,
-            "sub_account_name": next(
-                (c.record.sub_account_name for c in items if c.record.sub_account_name), ""
-            ),
+            "sub_account_name": _sub_account_name(items),
         }
         for kind in CHANGE_KINDS:
             group[kind] = [c.as_json() for c in items if c.kind == kind]
@@ -289,7 +281,7 @@ def as_json(old: str, new: str, changes: list[Change]) -> dict[str, Any]:
         "old": old,
         "new": new,
         "changed": bool(changes),
-        "counts": counts,
+        "counts": _counts(changes),
         "sub_accounts": groups,
     }
 
@@ -313,7 +305,7 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
     if not changes:
         console.print(data(f"No changes between {old} and {new}."))
         return
-    counts = {kind: sum(c.kind == kind for c in changes) for kind in CHANGE_KINDS}
+    counts = _counts(changes)
     summary = ", ".join(f"{counts[k]:,} {_LABELS[k]}" for k in CHANGE_KINDS if counts[k])
     console.print(
         Text.assemble(
@@ -322,7 +314,7 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
         )
     )
     for sub, items in _by_sub_account(changes).items():
-        name = next((c.record.sub_account_name for c in items if c.record.sub_account_name), "")
+        name = _sub_account_name(items)
         console.print()
         heading = Text.assemble((f"sub-account {shown(sub or '(none)')}", "bold"))
         if name:
@@ -336,7 +328,7 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
             console.print(table)
 
 
-@cli.command("diff")
+@click.command("diff")
 @click.argument("old", metavar="OLD")
 @click.argument("new", metavar="NEW")
 @global_options("json", "debug")

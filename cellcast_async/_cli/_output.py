@@ -12,10 +12,9 @@ rich never parses), through :class:`DataTable`, or as :func:`shown` on a plain s
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, Any, TextIO
 
 from rich import box
@@ -24,14 +23,14 @@ from rich.table import Table
 from rich.text import Text
 
 from .._models import ApiToken
-from ._records import encode_cell
 
 __all__ = [
+    "TOKEN_HEADERS",
     "DataTable",
     "console_for",
-    "csv_cell",
     "data",
     "dump_json",
+    "json_text",
     "make_table",
     "shown",
     "shown_lines",
@@ -217,29 +216,6 @@ def json_text(value: Any, *, indent: int | None = None) -> str:
 
 def dump_json(value: Any, stream: IO[str], *, indent: int | None = None) -> None:
     stream.write(json_text(value, indent=indent) + "\n")
-
-
-def csv_cell(value: Any) -> Any:
-    """CSV cells as other tools read them: booleans ``true``/``false``, not Python's, and
-    text that a spreadsheet would run as a formula quoted (README "What the command line
-    prints"; :func:`cellcast_async._cli._records.encode_cell`)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return encode_cell(value)
-    return value
-
-
-def csv_writer(stream: IO[str], fields: Sequence[str], *, header: bool = True) -> Any:
-    """A writer of one dict per row with ``true``/``false`` booleans."""
-    writer = csv.DictWriter(stream, fieldnames=list(fields))
-    if header:
-        writer.writeheader()
-
-    def write(record: Mapping[str, Any]) -> None:
-        writer.writerow({key: csv_cell(value) for key, value in record.items()})
-
-    return write
 
 
 def silence_stdout(stream: TextIO) -> None:

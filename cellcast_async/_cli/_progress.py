@@ -27,7 +27,7 @@ from rich.text import Text
 
 from ._output import shown
 
-__all__ = ["NoProgress", "PlainProgress", "Reporter", "RichProgress", "make_reporter"]
+__all__ = ["PlainProgress", "Reporter", "RichProgress", "make_reporter"]
 
 
 class Reporter:
@@ -52,9 +52,6 @@ class Reporter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-NoProgress = Reporter
 
 
 def _rate(done: int, elapsed: float) -> str:
@@ -169,7 +166,7 @@ class RichProgress(Reporter):
 def make_reporter(stream: TextIO, *, quiet: bool, label: str = "audit") -> Reporter:
     """Nothing with ``--quiet``, a bar on a terminal, plain lines elsewhere."""
     if quiet:
-        return NoProgress()
+        return Reporter()
     console = Console(file=stream, highlight=False)
     if console.is_terminal:
         return RichProgress(console, label=label)

@@ -1,8 +1,10 @@
-"""The audit's record files as the command line reads them back: one home for the format.
+"""The audit's record: one home for its format, written and read back.
 
-``audit`` writes one record per token as CSV or JSON Lines; ``diff`` and a resumed
-``audit --checkpoint`` read them again. Both directions follow README "What the command
-line prints":
+:data:`FIELDS` names a record's fields, in order; :func:`token_record` makes one from a
+token, :func:`record_writer` writes records as CSV or JSON Lines. ``diff``
+(:func:`diff_record`) and a resumed ``audit --checkpoint`` (:func:`typed_record`) read
+them again through :func:`iter_raw_records`. Both directions follow README "What the
+command line prints":
 
 - a CSV cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``,
   ``-``, ``@``, a tab or a carriage return: OWASP's "CSV injection" rule) is written with
@@ -23,20 +25,57 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
-from typing import IO, Any, Final
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import IO, Any, Final, Literal
+
+import attrs
+
+from .._converters import parse_datetime
+from .._exceptions import ShapeError
+from .._models import ApiToken
+from ._output import dump_json
 
 __all__ = [
+    "FORMULA_STARTS",
+    "DIFF_FIELDS",
+    "FIELDS",
     "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "LineReader",
+    "Record",
     "RecordError",
+    "RecordFormat",
+    "csv_cell",
+    "csv_writer",
     "decode_cell",
     "decode_row",
+    "diff_record",
     "encode_cell",
     "iter_raw_records",
     "loads_record",
+    "record_writer",
+    "token_record",
+    "typed_record",
 ]
+
+RecordFormat = Literal["csv", "jsonl"]
+
+FIELDS: Final = (
+    "id",
+    "name",
+    "status",
+    "sub_account_id",
+    "sub_account_name",
+    "created_at",
+    "age_days",
+    "stale",
+    "token",
+)
+"""An audit record's fields, in the order a CSV's columns have them."""
+DIFF_FIELDS: Final = ("id", "name", "status", "sub_account_id")
+"""The fields ``diff`` needs in every record it reads."""
+_TEXT_FIELDS: Final = ("id", "name", "status", "sub_account_id", "sub_account_name", "token")
 
 # A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
 FORMULA_STARTS: Final = frozenset("=+-@\t\r")
@@ -71,6 +110,134 @@ def decode_cell(cell: str) -> str:
     if len(cell) > 1 and cell[0] == "'" and cell[1] in _QUOTED_STARTS:
         return cell[1:]
     return cell
+
+
+def token_record(token: ApiToken, now: datetime, stale_days: int) -> dict[str, Any]:
+    """One audit record. ``token`` is the masked form: a secret is never written."""
+    age = now - token.created_at
+    sub = token.sub_account
+    return {
+        "id": token.id,
+        "name": token.name,
+        "status": str(token.status),
+        "sub_account_id": token.sub_account_id or "",
+        "sub_account_name": (sub.name if sub and sub.name else "") or "",
+        "created_at": token.created_at.isoformat(),
+        "age_days": max(0, age.days),
+        "stale": age > timedelta(days=stale_days),
+        "token": token.token.masked,
+    }
+
+
+def csv_cell(value: Any) -> Any:
+    """CSV cells as other tools read them: booleans ``true``/``false``, not Python's, and
+    text that a spreadsheet would run as a formula quoted (:func:`encode_cell`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_cell(value)
+    return value
+
+
+def csv_writer(
+    stream: IO[str], fields: Sequence[str], *, header: bool = True
+) -> Callable[[Mapping[str, Any]], None]:
+    """A writer of one dict per row with ``true``/``false`` booleans."""
+    writer = csv.DictWriter(stream, fieldnames=list(fields))
+    if header:
+        writer.writeheader()
+
+    def write(record: Mapping[str, Any]) -> None:
+        writer.writerow({key: csv_cell(value) for key, value in record.items()})
+
+    return write
+
+
+def record_writer(
+    stream: IO[str], record_format: RecordFormat, *, header: bool = True
+) -> Callable[[Mapping[str, Any]], None]:
+    """Writes one record per call: a CSV row (after a header unless ``header=False``, to
+    append) or one JSON line, escaped as ``--json`` is."""
+    if record_format == "csv":
+        return csv_writer(stream, FIELDS, header=header)
+
+    def write(record: Mapping[str, Any]) -> None:
+        dump_json(record, stream)
+
+    return write
+
+
+def typed_record(raw: Mapping[str, Any], *, from_csv: bool) -> tuple[dict[str, Any], datetime]:
+    """A record read back as :func:`token_record` made it, and its creation time.
+
+    A CSV cell is text: ``stale`` is ``true`` or ``false``, ``age_days`` a whole number.
+    A field missing, or of another type, is a :class:`RecordError`.
+    """
+    if set(FIELDS) - raw.keys():
+        raise RecordError(
+            f"not an audit record (no {', '.join(f for f in FIELDS if f not in raw)})"
+        )
+    record = dict(raw)
+    if from_csv:
+        if record["stale"] not in ("true", "false") or not record["age_days"].isdigit():
+            raise RecordError("'stale' or 'age_days' is not what the audit writes")
+        record["stale"] = record["stale"] == "true"
+        record["age_days"] = int(record["age_days"])
+    if not all(isinstance(record[f], str) for f in _TEXT_FIELDS) or not (
+        type(record["stale"]) is bool and type(record["age_days"]) is int
+    ):
+        raise RecordError("a field of another type than the audit writes")
+    try:
+        return record, parse_datetime(record["created_at"])
+    except ShapeError as exc:
+        raise RecordError(str(exc)) from None
+
+
+@attrs.frozen
+class Record:
+    """The fields of one audit record that a diff compares."""
+
+    id: str
+    name: str
+    status: str
+    sub_account_id: str
+    sub_account_name: str = ""
+
+
+def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> str:
+    value = raw.get(key)
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(f"{where}: '{key}' is not a string")
+    return value
+
+
+def diff_record(raw: Mapping[str, Any], where: str) -> Record:
+    """The fields ``diff`` compares, from one raw record (``where`` names it in an error)."""
+    token_id, name, status = raw.get("id"), raw.get("name"), raw.get("status")
+    sub_id, sub_name = raw.get("sub_account_id"), raw.get("sub_account_name")
+    if (  # the usual case, checked at once; any other goes the long way for its message
+        type(token_id) is str
+        and token_id
+        and type(name) is str
+        and type(status) is str
+        and (type(sub_id) is str or (sub_id is None and "sub_account_id" in raw))
+        and (sub_name is None or type(sub_name) is str)
+    ):
+        return Record(token_id, name, status, sub_id or "", sub_name or "")
+    missing = [key for key in DIFF_FIELDS if key not in raw]
+    if missing:
+        raise RecordError(f"{where}: not an audit record (no {', '.join(missing)})")
+    if raw["id"] == "":
+        raise RecordError(f"{where}: a record without an id")
+    return Record(
+        id=_text(raw, "id", where),
+        name=_text(raw, "name", where),
+        status=_text(raw, "status", where),
+        sub_account_id=_text(raw, "sub_account_id", where, optional=True),
+        sub_account_name=_text(raw, "sub_account_name", where, optional=True),
+    )
 
 
 def decode_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -190,10 +357,16 @@ def _is_jsonl(first: str) -> bool:
 
 
 def iter_raw_records(
-    stream: IO[bytes], label: str, required: tuple[str, ...], *, copy: IO[bytes] | None = None
+    stream: IO[bytes],
+    label: str,
+    required: tuple[str, ...],
+    *,
+    copy: IO[bytes] | None = None,
+    record_format: RecordFormat | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(where, fields)`` for each record of an audit's output, JSON Lines if its first
-    non-blank line starts with ``{``, else CSV with a header naming ``required``.
+    non-blank line starts with ``{``, else CSV with a header naming ``required``; a
+    ``record_format`` given is the one read, whatever the first line looks like.
 
     CSV cells come back decoded (:func:`decode_cell`); JSON values as they are. Every
     malformed input is a :class:`RecordError` naming ``label`` and the line.
@@ -206,7 +379,7 @@ def iter_raw_records(
             return
         if first.strip():
             break
-    if _is_jsonl(first):
+    if record_format == "jsonl" or (record_format is None and _is_jsonl(first)):
         yield from _jsonl(lines, first, label)
     else:
         yield from _csv(lines, first, label, required)

@@ -17,7 +17,9 @@ import click
 
 from ..sandbox._faults import FAULT_KINDS, Faults
 from ..sandbox._state import HEADER_STYLES, LIMITER_KINDS, RETRY_AFTER_STYLES
-from ._app import EXIT_OK, Settings, cli, execute, global_options, invoke
+from ._context import EXIT_OK, Settings
+from ._errors import execute, invoke
+from ._options import global_options
 from ._output import dump_json
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
@@ -230,7 +232,7 @@ def _announce(settings: Settings) -> Callable[[Any], None]:
     return ready
 
 
-@cli.command("sandbox")
+@click.command("sandbox")
 @_sandbox_options
 @global_options("json", "quiet", "debug")
 @click.pass_obj

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-BASE_PATH: Final = "/api/v1/apiClient/token"
+TOKENS_PATH: Final = "/api/v1/apiClient/token"
 KEY: Final = "hostile-test-key-0123456789"
 
 # label -> text; each becomes a token name (and, shortened, an id and a sub-account name).
@@ -175,10 +175,10 @@ class HostileApi:
 
     async def _start(self) -> str:
         app = web.Application()
-        app.router.add_get(BASE_PATH, self._list)
-        app.router.add_get(BASE_PATH + "/{id}", self._get)
-        app.router.add_route("*", BASE_PATH + "/{id}", self._refuse)
-        app.router.add_post(BASE_PATH, self._create)
+        app.router.add_get(TOKENS_PATH, self._list)
+        app.router.add_get(TOKENS_PATH + "/{id}", self._get)
+        app.router.add_route("*", TOKENS_PATH + "/{id}", self._refuse)
+        app.router.add_post(TOKENS_PATH, self._create)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

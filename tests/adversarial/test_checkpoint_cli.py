@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +24,10 @@ import pytest
 from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
-from ..cli._support import AS_OF, LiveSandbox
-from ..cli.test_checkpoint import PAGE, _env, audit_argv, checkpoint_body, ids, interrupted
+from ..cli._support import AS_OF, LiveSandbox, cli_env
+from ..cli.test_checkpoint import PAGE, audit_argv, checkpoint_body, ids, interrupted
 
 NOT_AUTHENTIC = "not authentic: it was changed after it was written; delete it to start over"
-
-
-@pytest.fixture(autouse=True)
-def _no_cellcast_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
-    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
-
-
-@pytest.fixture
-def live() -> Iterator[LiveSandbox]:
-    with LiveSandbox(seed=0, tokens=300) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture
@@ -333,7 +320,7 @@ def test_two_audit_processes_on_one_checkpoint(tmp_path: Path) -> None:
         first = subprocess.Popen(
             [sys.executable, "-m", "cellcast_async", *big.args(*argv)],
             cwd=tmp_path,
-            env=_env(),
+            env=cli_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

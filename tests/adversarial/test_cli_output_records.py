@@ -28,24 +28,11 @@ from hypothesis import strategies as st
 
 from cellcast_async._cli import _diff
 from cellcast_async._cli._checkpoint import read_records
-from cellcast_async._cli._output import csv_writer
-from cellcast_async._cli._records import decode_cell, encode_cell
+from cellcast_async._cli._records import FIELDS, csv_writer, decode_cell, encode_cell
 
-from ..cli._support import run_cli
+from ..cli._support import cli_env, run_cli
 from ._cli_output_server import AS_OF, HOSTILE, HostileApi
 
-FIELDS = [
-    "id",
-    "name",
-    "status",
-    "sub_account_id",
-    "sub_account_name",
-    "created_at",
-    "age_days",
-    "stale",
-    "token",
-]
-ROOT = Path(__file__).resolve().parents[2]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -315,7 +302,7 @@ class TestDiffReadsHostileFiles:
             text=True,
             timeout=60,
             preexec_fn=cap,  # the child starts no thread before exec
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=cli_env(),
             check=False,
         )
         assert (done.returncode, done.stdout, done.stderr) == (

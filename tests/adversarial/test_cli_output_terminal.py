@@ -53,10 +53,8 @@ def api() -> Iterator[HostileApi]:
 
 @pytest.fixture(autouse=True)
 def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wide enough that no name wraps; no key or URL from the developer's environment."""
+    """Wide enough that no name wraps."""
     monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
-    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
 
 
 def assert_inert(text: str) -> None:

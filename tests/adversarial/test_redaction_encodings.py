@@ -7,7 +7,6 @@ from an earlier answer: each is masked in the exception's message, ``str()``, ar
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -16,8 +15,8 @@ from typing import Any
 import pytest
 
 from cellcast_async import BadRequestError, CellcastSession
-from cellcast_async.cli import main
 
+from ..cli._support import run_cli
 from ._redaction_server import ENCODINGS, HUGE_CUT, TOKEN_ID, EchoServer
 
 # A key with characters every encoding spells differently: '"', '\\', '/', '+', '='.
@@ -166,12 +165,6 @@ class TestHugeAnswers:
         assert leaks([exc.message, json.dumps(exc.body)], KEY) == []
 
 
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
 class TestCommandLine:
     """The CLI's error line (plain, ``--json``, ``--debug``) masks every encoding."""
 
@@ -183,10 +176,11 @@ class TestCommandLine:
         as_json = run_cli(*args, "--json", "get", TOKEN_ID)
         debug = run_cli(*args, "--debug", "get", TOKEN_ID)
         expected = f"GET /api/v1/apiClient/token/{TOKEN_ID} -> 400 {SAID}"
-        assert plain == (1, "", f"error: {expected}\n")
-        assert as_json[:2] == (1, "")
-        answer: dict[str, Any] = json.loads(as_json[2])
+        assert (plain.code, plain.out, plain.err) == (1, "", f"error: {expected}\n")
+        assert (as_json.code, as_json.out) == (1, "")
+        answer: dict[str, Any] = json.loads(as_json.err)
         assert answer == {"class": "BadRequestError", "status": 400, "message": expected}
-        assert debug[0] == 1
-        assert debug[2].endswith(f"error: {expected}\n")
-        assert leaks([*plain[1:], *as_json[1:], *debug[1:]], KEY) == []
+        assert debug.code == 1
+        assert debug.err.endswith(f"error: {expected}\n")
+        runs = (plain, as_json, debug)
+        assert leaks([text for run in runs for text in (run.out, run.err)], KEY) == []

@@ -1,4 +1,7 @@
-"""Helpers for the CLI tests: a sandbox on its own thread, a CLI runner, plain-HTTP reads.
+"""The one helpers module of the CLI tests (``tests/cli``, and the command-line tests of
+``tests/adversarial``): a sandbox on its own thread, a CLI runner in-process and the
+environment for one in a subprocess, plain-HTTP reads, and the fixtures both
+``conftest.py`` files register (a clean environment, ``live``).
 
 ``cli.main()`` calls ``asyncio.run`` itself, so the tests are plain synchronous functions
 and the sandbox they talk to runs on a background thread with its own event loop. What the
@@ -10,15 +13,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from cellcast_async.cli import main
 
@@ -26,7 +33,9 @@ from .._threaded_sandbox import ThreadedSandbox
 
 T = TypeVar("T")
 
-BASE_PATH = "/api/v1/apiClient/token"
+TOKENS_PATH = "/api/v1/apiClient/token"
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository's root: a CLI subprocess runs from there."""
 # The shape of a full sandbox token (what create returns): a leaked one matches this.
 FULL_SECRET = re.compile(r"ccst_[A-Za-z0-9_-]{40}")
 # No proxy: every request in these tests goes to 127.0.0.1 and nowhere else.
@@ -51,6 +60,21 @@ class TtyStringIO(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+@pytest.fixture(autouse=True)
+def no_cellcast_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own $CELLCAST_API_KEY / $CELLCAST_BASE_URL never reach a test."""
+    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
+    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
+
+
+def cli_env() -> dict[str, str]:
+    """This environment minus any Cellcast settings, for a CLI subprocess, importing this
+    checkout's package."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLCAST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 def run_cli(*argv: str, stderr: io.StringIO | None = None) -> Run:
@@ -91,7 +115,7 @@ class LiveSandbox(ThreadedSandbox):
         return run_cli(*self.args(*argv, key=key), stderr=stderr)
 
     def http(
-        self, method: str, path: str = BASE_PATH, body: Any = None, key: str | None = None
+        self, method: str, path: str = TOKENS_PATH, body: Any = None, key: str | None = None
     ) -> tuple[int, Any]:
         """One raw request; returns (status, decoded JSON body)."""
         data = None if body is None else json.dumps(body).encode()
@@ -112,7 +136,7 @@ class LiveSandbox(ThreadedSandbox):
         page = 1
         while True:
             params = urllib.parse.urlencode({**query, "page": page, "limit": 1000})
-            status, body = self.http("GET", f"{BASE_PATH}?{params}")
+            status, body = self.http("GET", f"{TOKENS_PATH}?{params}")
             assert status == 200, body
             found.extend(body["data"]["items"])
             if not body["data"]["hasNextPage"]:
@@ -128,12 +152,12 @@ class LiveSandbox(ThreadedSandbox):
         ]
 
     def token(self, token_id: str) -> tuple[int, Any]:
-        return self.http("GET", f"{BASE_PATH}/{token_id}")
+        return self.http("GET", f"{TOKENS_PATH}/{token_id}")
 
     def create(self, name: str, sub_account_id: str | None = None) -> dict[str, Any]:
         """Create a token over plain HTTP; returns ``data`` (with the full token)."""
         body = {"name": name, "subAccountId": sub_account_id or self.sb.sub_account_ids[0]}
-        status, answer = self.http("POST", BASE_PATH, body)
+        status, answer = self.http("POST", TOKENS_PATH, body)
         assert status == 201, answer
         data: dict[str, Any] = answer["data"]
         return data
@@ -244,3 +268,10 @@ def report_of(summary: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(walk["complete"], bool)
     assert walk["requests"] >= walk["pages"] >= 1
     return summary
+
+
+@pytest.fixture
+def live() -> Iterator[LiveSandbox]:
+    """A fresh demo sandbox (seed 0, 300 tokens) for one test; it starts in milliseconds."""
+    with LiveSandbox(seed=0, tokens=300) as sandbox:
+        yield sandbox

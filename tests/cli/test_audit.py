@@ -244,7 +244,9 @@ class TestSummary:
             # The sandbox refuses a duplicate name as seed 001 says the API does; a direct
             # store edit plants one, as an import or an older API version might have.
             store = live.sb._store
-            store.get_owned(live.api_key, twin["_id"]).name = first["name"]
+            planted = store.get_owned(live.api_key, twin["_id"])
+            assert planted is not None
+            planted.name = first["name"]
             store._changed()
 
         live.call(plant_duplicate)
@@ -298,6 +300,17 @@ class TestSummary:
             "usage error: cellcast-tokens audit: Invalid value for '--as-of': "
             "expected an ISO-8601 time, got 'yesterday'\n"
         )
+        assert live.cli_requests() == []
+
+    @pytest.mark.parametrize(
+        "as_of",
+        ["2025-07-16T00:00:00Z", " 2025-07-16T02:00:00+02:00 ", "2025-07-16", "2025-07-16T00:00z"],
+    )
+    def test_as_of_reads_as_the_sdk_reads_a_time(self, live: LiveSandbox, as_of: str) -> None:
+        """A ``Z``, an offset or none (UTC): the same moment, reported in UTC."""
+        result = live.cli("--json", "audit", "--as-of", as_of, "--quiet")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["as_of"] == "2025-07-16T00:00:00+00:00"
 
 
 class TestProgress:

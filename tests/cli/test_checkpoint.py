@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -28,9 +27,8 @@ import pytest
 from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
-from ._support import AS_OF, AS_OF_TIME, LiveSandbox, expected_summary, report_of
+from ._support import AS_OF, AS_OF_TIME, LiveSandbox, cli_env, expected_summary, report_of
 
-REPO = Path(__file__).resolve().parents[2]
 HEADER = "id,name,status,sub_account_id,sub_account_name,created_at,age_days,stale,token"
 NEEDS_OUTPUT = (
     "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
@@ -78,6 +76,21 @@ def records(path: Path, fmt: str) -> list[dict[str, Any]]:
 
 def ids(path: Path, fmt: str) -> list[str]:
     return [record["id"] for record in records(path, fmt)]
+
+
+def assert_unreadable(live: LiveSandbox, out: Path, ck: Path, fmt: str) -> None:
+    """The resumed audit refuses its output's records: a usage error, nothing sent, the
+    output left as it is."""
+    before = out.read_bytes()
+    live.script({})
+    result = live.cli(*audit_argv(out, ck, fmt))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (
+        f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
+        " checkpoint to start over\n"
+    )
+    assert live.cli_requests() == []
+    assert out.read_bytes() == before
 
 
 def checkpoint_body(ck: Path) -> dict[str, Any]:
@@ -321,14 +334,32 @@ class TestUsageErrors:
         # Sealed again, as only the key's holder can.
         edited = {**body, "output_bytes": body["output_bytes"] - back}
         ck.write_text(reseal_audit(edited, live.api_key))
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, fmt))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
-            " checkpoint to start over\n"
-        )
-        assert live.cli_requests() == []
+        assert_unreadable(live, out, ck, fmt)
+
+    @pytest.mark.parametrize(
+        ("fmt", "written", "edited"),
+        [
+            ("jsonl", b'"stale": false', b'"stale": "fal"'),
+            ("jsonl", b'"age_days": ', b'"age_dayz": '),
+            ("jsonl", b'"status": "active"', b'"status": 12345678'),
+            ("csv", b",false,", b",maybe,"),
+            ("csv", b"+00:00,", b"+99:00,"),
+        ],
+        ids=["json-stale", "json-missing", "json-status", "csv-stale", "csv-time"],
+    )
+    def test_a_counted_record_the_audit_would_not_write(
+        self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str, written: bytes, edited: bytes
+    ) -> None:
+        """Every field is read back as the audit wrote it: the same number of bytes with
+        a field of another type, or missing, is refused, not fed to the report."""
+        out, ck = paths
+        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        text = out.read_bytes()
+        assert written in text
+        at = text.index(written)
+        assert len(edited) == len(written)  # the length the checkpoint counted
+        out.write_bytes(text[:at] + edited + text[at + len(written) :])
+        assert_unreadable(live, out, ck, fmt)
 
     @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
     def test_another_file_under_the_outputs_name(
@@ -337,14 +368,7 @@ class TestUsageErrors:
         out, ck = paths
         interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 2)
         out.write_text("a line that is no record\n" * 1000, encoding="utf-8")
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, fmt))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
-            " checkpoint to start over\n"
-        )
-        assert live.cli_requests() == []
+        assert_unreadable(live, out, ck, fmt)
 
 
 # --- round trips in one process ---------------------------------------------------------
@@ -425,7 +449,7 @@ class TestRoundTrip:
         out, ck = paths
         argv = audit_argv(out, ck, "jsonl", "--as-of", AS_OF)
         with monkeypatch.context() as patch:
-            patch.setattr("cellcast_async._cli._audit._finished", lambda path: None)
+            patch.setattr("cellcast_async._cli._audit_run._finished", lambda path: None)
             assert live.cli(*argv).code == 0
         assert ck.exists()
         whole = out.read_bytes()
@@ -534,12 +558,6 @@ def big() -> Iterator[LiveSandbox]:
         yield sandbox
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLCAST_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 def _wait_for_writes(out: Path, proc: subprocess.Popen[bytes], deadline: float) -> None:
     """Until the audit changes its output (it truncates or writes), or exits."""
     try:
@@ -613,7 +631,7 @@ def test_sigkill_at_random_moments_then_the_same_command(
     ]
     expected = [item["_id"] for item in big.items()]
     assert len(expected) == KILL_TOKENS
-    env = _env()
+    env = cli_env()
     killed = 0
     progress: list[int] = []
     procs: list[subprocess.Popen[bytes]] = []

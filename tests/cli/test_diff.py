@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from cellcast_async._cli._diff import Change, Record, compare, parse_records
+from cellcast_async._cli._diff import Change, compare, parse_records
+from cellcast_async._cli._records import Record
 
-from ._support import AS_OF, LiveSandbox, run_cli
+from ._support import AS_OF, ROOT, LiveSandbox, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 FIELDS = [
     "id",
     "name",

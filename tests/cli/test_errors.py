@@ -252,7 +252,7 @@ class TestDebug:
         assert (result.code, result.out) == (2, "")
         assert lines[0] == "Traceback (most recent call last):"
         assert lines[-2] == (
-            "cellcast_async._cli._app.CliUsageError: "
+            "cellcast_async._cli._context.CliUsageError: "
             "update needs at least one of --name or --status"
         )
         assert lines[-1] == "usage error: update needs at least one of --name or --status"
@@ -345,10 +345,12 @@ class TestGlobalOptionsAfterTheCommand:
         assert json.loads(after.out)["total"] == 300
         # The same but for the walk's timings, which no two runs share.
         timing = ("elapsed", "waited", "waited_sum")
-        strip = lambda out: {  # noqa: E731
-            **json.loads(out),
-            "walk": {k: v for k, v in json.loads(out)["walk"].items() if k not in timing},
-        }
+
+        def strip(out: str) -> dict[str, Any]:
+            summary: dict[str, Any] = json.loads(out)
+            walk = {k: v for k, v in summary["walk"].items() if k not in timing}
+            return {**summary, "walk": walk}
+
         assert strip(after.out) == strip(before.out)
 
 

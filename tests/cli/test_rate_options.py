@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from cellcast_async._cli._audit import governor_status
+from cellcast_async._cli._audit_run import governor_status
 from cellcast_async._governor import GovernorState
 
-from ._support import LiveSandbox, run_cli
+from ._support import TOKENS_PATH, LiveSandbox, run_cli
 
 
 class TestGlobalOptions:
@@ -99,7 +99,7 @@ class TestSandboxRateLimit:
 
             opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
             for _ in range(3):
-                request = urllib.request.Request(info["url"] + "/api/v1/apiClient/token")
+                request = urllib.request.Request(info["url"] + TOKENS_PATH)
                 request.add_header("Authorization", f"Bearer {key}")
                 try:
                     with opener.open(request, timeout=10) as response:

@@ -16,12 +16,12 @@ from rich.console import Console
 from cellcast_async import CellcastError
 from cellcast_async import cli as cli_module
 from cellcast_async._cli import cli
-from cellcast_async._cli._app import Settings, _policy
+from cellcast_async._cli._context import Settings
+from cellcast_async._cli._errors import _policy
 from cellcast_async._cli._progress import PlainProgress, RichProgress, make_reporter
 
-from ._support import FULL_SECRET, LiveSandbox, run_cli
+from ._support import FULL_SECRET, ROOT, LiveSandbox, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 MISSING = "0" * 24
 ID = re.compile(r"[0-9a-f]{24}")
 
@@ -365,9 +365,10 @@ class TestErrorPolicy:
         def work() -> int:
             raise exc
 
-        settings = Settings(out=io.StringIO(), err=io.StringIO(), json=json_mode)
+        stderr = io.StringIO()
+        settings = Settings(out=io.StringIO(), err=stderr, json=json_mode)
         assert _policy(settings, work) == code
-        err = settings.err.getvalue()
+        err = stderr.getvalue()
         if line is None:
             assert err == ""
         elif json_mode:

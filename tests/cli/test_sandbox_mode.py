@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import signal
@@ -15,27 +14,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 import pytest
 
 from cellcast_async.sandbox import Sandbox
 
-from ._support import BASE_PATH, LiveSandbox, expected_summary, report_of, run_cli
+from ._support import ROOT, TOKENS_PATH, LiveSandbox, cli_env, expected_summary, report_of, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 SUB_ID = "[0-9a-f]{24}"
 # The same data as the embedded one: `--sandbox` runs Sandbox(seed=0), 300 tokens by default.
 SANDBOX_LINE = re.compile(
     rf"sandbox: demo data at http://127\.0\.0\.1:\d+; sub-accounts ({SUB_ID}), ({SUB_ID}), "
     rf"({SUB_ID})"
 )
-
-
-def cli_env() -> dict[str, str]:
-    """This environment minus any Cellcast settings, for a CLI subprocess."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CELLCAST_")}
 
 
 def free_port() -> int:
@@ -69,19 +61,23 @@ class Lines:
         return "".join(text)
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[str], Lines, int]]:
-    """``python -m cellcast_async sandbox --port PORT --tokens 40``, stopped after the test."""
-    port = free_port()
-    argv = [sys.executable, "-m", "cellcast_async", "sandbox", "--port", str(port)]
-    process = subprocess.Popen(
-        [*argv, "--tokens", "40"],
+def start_python(*argv: str) -> subprocess.Popen[str]:
+    """``python ARGV`` from the repository's root, its output piped, no Cellcast settings."""
+    return subprocess.Popen(
+        [sys.executable, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=cli_env(),
     )
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], Lines, int]]:
+    """``python -m cellcast_async sandbox --port PORT --tokens 40``, stopped after the test."""
+    port = free_port()
+    process = start_python("-m", "cellcast_async", "sandbox", "--port", str(port), "--tokens", "40")
     assert process.stdout is not None
     try:
         yield process, Lines(process.stdout), port
@@ -158,7 +154,7 @@ class TestSandboxCommand:
         assert lines.next() == "Press Ctrl-C to stop.\n"
 
         request = urllib.request.Request(
-            url + BASE_PATH, headers={"Authorization": f"Bearer {key}"}
+            url + TOKENS_PATH, headers={"Authorization": f"Bearer {key}"}
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=10) as response:
@@ -235,7 +231,7 @@ class TestSandboxCommandOptions:
             statuses = []
             for _ in range(4):
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}{BASE_PATH}",
+                    f"http://127.0.0.1:{port}{TOKENS_PATH}",
                     headers={"Authorization": f"Bearer {key}"},
                 )
                 try:
@@ -261,14 +257,7 @@ def first_lines() -> tuple[str, str]:
     """The first stdout line of ``sandbox --json`` and of ``python -m ...sandbox``."""
     lines = []
     for argv in (["-m", "cellcast_async", "sandbox", "--json"], ["-m", "cellcast_async.sandbox"]):
-        process = subprocess.Popen(
-            [sys.executable, *argv, "--port", "0", "--tokens", "3"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=cli_env(),
-        )
+        process = start_python(*argv, "--port", "0", "--tokens", "3")
         assert process.stdout is not None
         try:
             lines.append(Lines(process.stdout).next(20))
