@@ -33,9 +33,11 @@ from ._exceptions import (
     CellcastError,
     DecodeError,
     ShapeError,
-    TimeoutError,
     TransportError,
     _frozen_headers,
+)
+from ._exceptions import (
+    TimeoutError as CallTimeoutError,  # not the builtin, which asyncio raises too
 )
 from ._governor import Governor, GovernorWaitTooLong
 from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_delay
@@ -187,6 +189,86 @@ class CallOptions:
 _UNSET: Final[Any] = object()
 
 
+@attrs.define
+class _Call:
+    """What one call carries from attempt to attempt."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    json: Any
+    span: CallSpan
+    deadline_at: float | None
+    walk: WalkRecorder | None
+    attempt: int = 0  # 0 for the first attempt
+    answer_lost: bool = False  # an earlier attempt may have reached the server
+    last: Response | None = None  # the last answer, for the redactor
+
+
+@attrs.frozen
+class RateLimitWait:
+    """The wait for the rate governor's turn would pass the deadline."""
+
+    seconds: float
+
+
+@attrs.frozen
+class RetryWait:
+    """The wait before a retry would pass the deadline; ``outcome`` is what came back."""
+
+    seconds: float
+    outcome: int | str
+
+
+Wait = RateLimitWait | RetryWait
+
+
+class _Passed:
+    """The deadline has passed before an attempt (a typed marker, not a number)."""
+
+
+_PASSED: Final = _Passed()
+
+
+def deadline_at(deadline: float | None, now: float) -> float | None:
+    """When a call that starts ``now`` must be over (None: never)."""
+    return None if deadline is None else now + deadline
+
+
+def attempt_timeout(
+    timeout: float | None, deadline_at: float | None, now: float
+) -> float | _Passed | None:
+    """The attempt's own timeout, cut to what is left of the deadline; ``_PASSED`` once
+    nothing is left."""
+    if deadline_at is None:
+        return timeout
+    remaining = deadline_at - now
+    if remaining <= 0:
+        return _PASSED
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+def deadline_message(deadline: float, wait: Wait | None) -> str:
+    """Why a call ran out of its deadline, in the words of ``TimeoutError``."""
+    message = f"the call's deadline of {deadline:g} s"
+    if wait is None:
+        return f"{message} passed"
+    if isinstance(wait, RateLimitWait):
+        return f"{message} would pass during the {wait.seconds:.3g} s wait for the rate limit"
+    return (
+        f"{message} would pass during the {wait.seconds:.3g} s wait to retry"
+        f" (last attempt: {wait.outcome})"
+    )
+
+
+def _status_of(outcome: Response | TransportError) -> tuple[int | str, Mapping[str, str]]:
+    """The outcome as the retry decision reads it: a status and headers, or a failure
+    kind and none."""
+    if isinstance(outcome, Response):
+        return outcome.status, outcome.headers
+    return outcome.kind, {}
+
+
 def _retry_after_of(response: Response | None) -> float | None:
     if response is None or response.status != 429:
         return None
@@ -275,173 +357,197 @@ class Pipeline:
         through the redactor, with the secrets of the last answer, and without the
         frames below this call (their locals hold headers and answers).
         """
-        last: list[Response] = []
         with self.tracing.call(operation, method, path) as span:
+            call = _Call(
+                method=method,
+                path=path,
+                params=params,
+                json=json,
+                span=span,
+                deadline_at=deadline_at(self.options.deadline, self.clock()),
+                # The walk this call fetches a page for, if any: it counts attempts and waits.
+                walk=current_walk.get(),
+            )
             try:
-                result = await self._call(method, path, decode, params, json, done, last, span)
+                result = await self._call(call, decode, done)
             except CellcastError as exc:
-                redactor = self._redactor.for_answer(last[0].body) if last else self._redactor
+                last = call.last
+                redactor = self._redactor.for_answer(last.body) if last else self._redactor
                 redactor.scrub(exc)
                 span.set_error(exc)
                 raise
-            span.set_result(last[0].status)
+            assert call.last is not None
+            span.set_result(call.last.status)
             return result
 
     async def _call(
         self,
-        method: str,
-        path: str,
+        call: _Call,
         decode: Callable[[dict[str, Any]], Awaitable[R]],
-        params: Mapping[str, str] | None,
-        json: Any,
         done: Callable[[Response, bool], bool] | None,
-        last: list[Response],
-        span: CallSpan,
     ) -> R | None:
-        options = self.options
-        clock = self.clock
-        deadline_at = None if options.deadline is None else clock() + options.deadline
-        answer_lost = False
-        attempt = 0
-        governor = self.governor
-        # The walk this call fetches a page for, if any: it counts attempts and waits.
-        walk = current_walk.get()
+        """One attempt after another, each a fixed sequence of the named steps below."""
         while True:
-            if governor is not None:
-                # One budget for the whole session (README "Rate limits"): a 429's pause
-                # and the rate cap are waited out here, never past the deadline.
-                max_wait = None if deadline_at is None else max(0.0, deadline_at - clock())
-                asked = clock()
-                try:
-                    paused = await governor.acquire(max_wait=max_wait)
-                except GovernorWaitTooLong as exc:
-                    raise self._deadline_error(method, path, (exc.needed, "rate limit")) from None
-                except RuntimeError:
-                    if self.transport.closed:  # closed while waiting: say what the user did
-                        raise RuntimeError(CLOSED) from None
-                    raise
-                if paused and walk is not None:
-                    # The pause ended now: it began ``paused`` ago, not before the ask.
-                    walk.waited(paused, start=max(asked, clock() - paused))
-            timeout = options.timeout
-            if deadline_at is not None:
-                remaining = deadline_at - clock()
-                if remaining <= 0:
-                    raise self._deadline_error(method, path)
-                timeout = remaining if timeout is None else min(timeout, remaining)
-            if self._hooks["request"]:  # no event is built for nobody
-                await self._emit(
-                    "request",
-                    RequestEvent(
-                        method, path, attempt + 1, {**options.headers, **self._public_headers}
-                    ),
-                )
-            response: Response | None = None
-            failure: TransportError | None = None
-            sending = self.transport.send(
-                method,
-                path,
-                params=params,
-                json=json,
-                headers=options.headers,
-                timeout=timeout,
-                max_response_bytes=self._max_response_bytes,
-            )
-            try:
-                if deadline_at is None:
-                    response = await sending
-                else:
-                    # The attempt's own timeout starts once a pooled connection is free;
-                    # the deadline also bounds that wait.
-                    response = await asyncio.wait_for(sending, max(0.0, deadline_at - clock()))
-            except asyncio.TimeoutError:
-                raise self._deadline_error(method, path) from None
-            except TransportError as exc:
-                if (
-                    isinstance(exc, TimeoutError)
-                    and deadline_at is not None
-                    and clock() >= deadline_at
-                ):
-                    raise self._deadline_error(method, path) from None
-                failure = exc
-            except DecodeError as exc:
-                # An answer came that cannot be read (too large, a bad Content-Encoding):
-                # it is still an attempt for the governor, the span and the walk.
-                self._record(span, walk, attempt, status=exc.status_code or None, failure=exc)
-                raise
-            if response is not None:
-                last[:] = [response]
-                logger.debug(
-                    "%s %s -> %d in %.1f ms (attempt %d)",
-                    method,
-                    path,
-                    response.status,
-                    response.elapsed * 1000,
-                    attempt + 1,
-                )
-                if self._hooks["response"]:
-                    await self._emit(
-                        "response",
-                        ResponseEvent(
-                            method,
-                            path,
-                            attempt + 1,
-                            response.status,
-                            response.elapsed,
-                            response.headers,
-                        ),
-                    )
-                outcome: int | str = response.status
-                headers: Mapping[str, str] = response.headers
-            else:
-                assert failure is not None
-                outcome, headers = failure.kind, {}
-            delay = retry_delay(
-                method, outcome, headers, attempt, options.policy, jitter=self._rng.random()
-            )
-            self._record(
-                span,
-                walk,
-                attempt,
-                status=None if response is None else response.status,
-                elapsed=0.0 if response is None else response.elapsed,
-                headers=headers,
-                # A 429 pauses the whole session for its Retry-After, or else for the
-                # backoff this call would have waited (README "Rate limits").
-                retry_after=_retry_after_of(response) if delay is None else delay,
-                retried=delay is not None,
-                failure=failure,
-            )
+            await self._await_turn(call)
+            timeout = attempt_timeout(self.options.timeout, call.deadline_at, self.clock())
+            if isinstance(timeout, _Passed):
+                raise self._deadline_error(call)
+            await self._emit_request(call)
+            outcome = await self._send(call, timeout)
+            if isinstance(outcome, Response):
+                await self._answered(call, outcome)
+            delay = self._retry_delay(call, outcome)
+            self._record_outcome(call, outcome, delay)
             if delay is None:
-                if failure is not None:
-                    raise failure
-                assert response is not None
-                return await self._finish(method, path, response, decode, done, answer_lost)
-            if deadline_at is not None and clock() + delay > deadline_at:
-                # A wait that would pass the deadline is not started.
-                raise self._deadline_error(method, path, (delay, outcome)) from failure
-            answer_lost = answer_lost or failure is not None
-            attempt += 1
-            logger.debug(
-                "retrying %s %s after %s: attempt %d of %d in %.3f s",
-                method,
-                path,
-                outcome,
-                attempt + 1,
-                options.policy.max_retries + 1,
-                delay,
+                if isinstance(outcome, TransportError):
+                    raise outcome
+                return await self._finish(
+                    call.method, call.path, outcome, decode, done, call.answer_lost
+                )
+            await self._before_retry(call, outcome, delay)
+
+    # --- the steps of one attempt, in order -------------------------------------------
+
+    async def _await_turn(self, call: _Call) -> None:
+        """The rate governor's turn: one budget for the whole session (README "Rate
+        limits"); a 429's pause and the rate cap are waited out here, never past the
+        deadline."""
+        governor, clock = self.governor, self.clock
+        if governor is None:
+            return
+        max_wait = None if call.deadline_at is None else max(0.0, call.deadline_at - clock())
+        asked = clock()
+        try:
+            paused = await governor.acquire(max_wait=max_wait)
+        except GovernorWaitTooLong as exc:
+            raise self._deadline_error(call, RateLimitWait(exc.needed)) from None
+        except RuntimeError:
+            if self.transport.closed:  # closed while waiting: say what the user did
+                raise RuntimeError(CLOSED) from None
+            raise
+        if paused and call.walk is not None:
+            # The pause ended now: it began ``paused`` ago, not before the ask.
+            call.walk.waited(paused, start=max(asked, clock() - paused))
+
+    async def _emit_request(self, call: _Call) -> None:
+        if self._hooks["request"]:  # no event is built for nobody
+            headers = {**self.options.headers, **self._public_headers}
+            event = RequestEvent(call.method, call.path, call.attempt + 1, headers)
+            await self._emit("request", event)
+
+    async def _send(self, call: _Call, timeout: float | None) -> Response | TransportError:
+        """One attempt on the transport: its answer, or the failure a retry may follow.
+
+        A failure that ends the call (the deadline, an unreadable answer) is raised.
+        """
+        clock, deadline = self.clock, call.deadline_at
+        sending = self.transport.send(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            headers=self.options.headers,
+            timeout=timeout,
+            max_response_bytes=self._max_response_bytes,
+        )
+        try:
+            if deadline is None:
+                return await sending
+            # The attempt's own timeout starts once a pooled connection is free;
+            # the deadline also bounds that wait.
+            return await asyncio.wait_for(sending, max(0.0, deadline - clock()))
+        except asyncio.TimeoutError:
+            raise self._deadline_error(call) from None
+        except TransportError as exc:
+            if isinstance(exc, CallTimeoutError) and deadline is not None and clock() >= deadline:
+                raise self._deadline_error(call) from None
+            return exc
+        except DecodeError as exc:
+            # An answer came that cannot be read (too large, a bad Content-Encoding):
+            # it is still an attempt for the governor, the span and the walk.
+            self._record(call, status=exc.status_code or None, failure=exc)
+            raise
+
+    async def _answered(self, call: _Call, response: Response) -> None:
+        """An answer came: kept for the redactor, logged, and shown to response hooks."""
+        call.last = response
+        logger.debug(
+            "%s %s -> %d in %.1f ms (attempt %d)",
+            call.method,
+            call.path,
+            response.status,
+            response.elapsed * 1000,
+            call.attempt + 1,
+        )
+        if self._hooks["response"]:
+            event = ResponseEvent(
+                call.method,
+                call.path,
+                call.attempt + 1,
+                response.status,
+                response.elapsed,
+                response.headers,
             )
-            if governor is not None and outcome == 429:
-                continue  # the governor paused the whole session: acquire() waits it out
-            if walk is not None:
-                walk.waited(delay, start=clock())
-            await self.sleep(delay)
+            await self._emit("response", event)
+
+    def _retry_delay(self, call: _Call, outcome: Response | TransportError) -> float | None:
+        """Seconds to wait before the next attempt, or None: this outcome is final."""
+        status, headers = _status_of(outcome)
+        return retry_delay(
+            call.method,
+            status,
+            headers,
+            call.attempt,
+            self.options.policy,
+            jitter=self._rng.random(),
+        )
+
+    def _record_outcome(
+        self, call: _Call, outcome: Response | TransportError, delay: float | None
+    ) -> None:
+        response = outcome if isinstance(outcome, Response) else None
+        self._record(
+            call,
+            status=None if response is None else response.status,
+            elapsed=0.0 if response is None else response.elapsed,
+            headers=_status_of(outcome)[1],
+            # A 429 pauses the whole session for its Retry-After, or else for the
+            # backoff this call would have waited (README "Rate limits").
+            retry_after=_retry_after_of(response) if delay is None else delay,
+            retried=delay is not None,
+            failure=outcome if isinstance(outcome, TransportError) else None,
+        )
+
+    async def _before_retry(
+        self, call: _Call, outcome: Response | TransportError, delay: float
+    ) -> None:
+        """The wait before the next attempt; a wait that would pass the deadline is not
+        started."""
+        clock = self.clock
+        status = _status_of(outcome)[0]
+        failure = outcome if isinstance(outcome, TransportError) else None
+        if call.deadline_at is not None and clock() + delay > call.deadline_at:
+            raise self._deadline_error(call, RetryWait(delay, status)) from failure
+        call.answer_lost = call.answer_lost or failure is not None
+        call.attempt += 1
+        logger.debug(
+            "retrying %s %s after %s: attempt %d of %d in %.3f s",
+            call.method,
+            call.path,
+            status,
+            call.attempt + 1,
+            self.options.policy.max_retries + 1,
+            delay,
+        )
+        if self.governor is not None and status == 429:
+            return  # the governor paused the whole session: acquire() waits it out
+        if call.walk is not None:
+            call.walk.waited(delay, start=clock())
+        await self.sleep(delay)
 
     def _record(
         self,
-        span: CallSpan,
-        walk: WalkRecorder | None,
-        attempt: int,
+        call: _Call,
         *,
         status: int | None,
         elapsed: float = 0.0,
@@ -455,25 +561,18 @@ class Pipeline:
             self.governor.observe(
                 status=status, headers=headers or None, retry_after=retry_after, elapsed=elapsed
             )
-        span.attempt(status=status, retry=retried, error=failure)
-        if walk is not None:
-            walk.attempt(status=status, elapsed=elapsed, retry=attempt > 0)
+        call.span.attempt(status=status, retry=retried, error=failure)
+        if call.walk is not None:
+            call.walk.attempt(status=status, elapsed=elapsed, retry=call.attempt > 0)
 
-    def _deadline_error(
-        self, method: str, path: str, wait: tuple[float, int | str] | None = None
-    ) -> TimeoutError:
-        message = f"the call's deadline of {self.options.deadline:g} s"
-        if wait is None:
-            message = f"{message} passed"
-        elif wait[1] == "rate limit":
-            message = f"{message} would pass during the {wait[0]:.3g} s wait for the rate limit"
-        else:
-            delay, outcome = wait
-            message = (
-                f"{message} would pass during the {delay:.3g} s wait to retry"
-                f" (last attempt: {outcome})"
-            )
-        return TimeoutError(message, method=method, path=path, kind="deadline")
+    def _deadline_error(self, call: _Call, wait: Wait | None = None) -> CallTimeoutError:
+        assert self.options.deadline is not None
+        return CallTimeoutError(
+            deadline_message(self.options.deadline, wait),
+            method=call.method,
+            path=call.path,
+            kind="deadline",
+        )
 
     async def _finish(
         self,
