@@ -17,12 +17,11 @@ on a fake clock.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
-import math
 import random
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -40,42 +39,27 @@ from ._exceptions import (
     TimeoutError as CallTimeoutError,  # not the builtin, which asyncio raises too
 )
 from ._governor import Governor, GovernorWaitTooLong
-from ._protocol import RetryPolicy, parse_retry_after, read_envelope, retry_delay
+from ._options import CallOptions, Clock, EventHook, Sleep, default_clock, default_sleep
+from ._protocol import parse_retry_after, read_envelope, retry_delay
 from ._redact import Redactor, answer_token_values
 from ._tracing import CallSpan, Tracing
 from ._transport import CLOSED, Response, Transport
 from ._walk import WalkRecorder, current_walk
 
 __all__ = [
-    "CallOptions",
-    "EventHooks",
     "Pipeline",
+    "RateLimitWait",
     "RequestEvent",
     "ResponseEvent",
-    "check_event_hooks",
-    "check_headers",
+    "RetryWait",
+    "attempt_timeout",
+    "deadline_at",
+    "deadline_message",
 ]
 
 R = TypeVar("R")
 
 logger = logging.getLogger("cellcast_async")
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
-# The defaults, looked up at each use: the suite swaps them for a fake clock whose
-# sleep records each wait and moves the clock instead of waiting (tests/conftest.py).
-# Code that wants its own clock passes ``clock=``/``sleep=`` to the session instead.
-_clock: Clock = time.monotonic
-_sleep: Sleep = asyncio.sleep
-
-
-def default_clock() -> float:
-    return _clock()
-
-
-async def default_sleep(seconds: float) -> None:
-    await _sleep(seconds)
 
 
 @attrs.frozen
@@ -108,85 +92,6 @@ class ResponseEvent:
     status: int
     elapsed: float
     headers: Mapping[str, str] = attrs.field(converter=_frozen_headers, repr=False)
-
-
-EventHook = Callable[[Any], Any]
-EventHooks = Mapping[str, Sequence[EventHook]]
-_HOOK_KINDS: Final = ("request", "response")
-
-
-def check_event_hooks(hooks: object) -> dict[str, tuple[EventHook, ...]]:
-    """``{"request": [...], "response": [...]}`` with callables only, else ValueError."""
-    if hooks is None:
-        return {kind: () for kind in _HOOK_KINDS}
-    if not isinstance(hooks, Mapping):
-        raise ValueError(f"event_hooks must be a dict, not {type(hooks).__name__}")
-    unknown = sorted(str(k) for k in hooks if k not in _HOOK_KINDS)
-    if unknown:
-        raise ValueError(f"event_hooks takes 'request' and 'response', not {unknown[0]!r}")
-    checked: dict[str, tuple[EventHook, ...]] = {}
-    for kind in _HOOK_KINDS:
-        listed = hooks.get(kind, ())
-        if callable(listed) or isinstance(listed, (str, bytes)):
-            raise ValueError(f"event_hooks[{kind!r}] must be a list of callables")
-        listed = tuple(listed)
-        if not all(callable(h) for h in listed):
-            raise ValueError(f"event_hooks[{kind!r}] must be a list of callables")
-        checked[kind] = listed
-    return checked
-
-
-def check_headers(headers: object) -> dict[str, str]:
-    """Extra request headers: str to str, no CR/LF, and never ``Authorization``."""
-    if headers is None:
-        return {}
-    if not isinstance(headers, Mapping):
-        raise ValueError(f"headers must be a dict, not {type(headers).__name__}")
-    checked: dict[str, str] = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise ValueError("headers must map str names to str values")
-        if not name or not name.isprintable() or any(c in name for c in " :\t"):
-            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-        if not value.isprintable():
-            # Never quote the value: it may be a credential of the user's.
-            raise ValueError(f"header {name!r} must not contain CR, LF or control characters")
-        if name.lower() == "authorization":
-            raise ValueError("headers cannot set Authorization: pass api_key= to the session")
-        checked[name] = value
-    return checked
-
-
-def check_timeout(value: object, what: str) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{what} must be a positive number of seconds or None, got {value!r}")
-    return float(value)
-
-
-def check_max_retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"max_retries must be an int >= 0, got {value!r}")
-    return value
-
-
-@attrs.frozen
-class CallOptions:
-    """What ``with_options`` can change for the calls of a view (README, "Configuration")."""
-
-    timeout: float | None = 30.0
-    policy: RetryPolicy = attrs.field(factory=RetryPolicy)
-    deadline: float | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-
-
-_UNSET: Final[Any] = object()
 
 
 @attrs.define
@@ -307,30 +212,10 @@ class Pipeline:
         self._rng = rng or random.Random()
         self.tracing = tracing or Tracing(enabled=False)
 
-    def with_options(
-        self,
-        *,
-        timeout: float | None = _UNSET,
-        max_retries: int = _UNSET,
-        deadline: float | None = _UNSET,
-        headers: Mapping[str, str] | None = _UNSET,
-    ) -> Pipeline:
-        """A pipeline with some options changed; everything else is shared."""
-        options = self.options
-        changes: dict[str, Any] = {}
-        if timeout is not _UNSET:
-            changes["timeout"] = check_timeout(timeout, "timeout")
-        if max_retries is not _UNSET:
-            changes["policy"] = attrs.evolve(
-                options.policy, max_retries=check_max_retries(max_retries)
-            )
-        if deadline is not _UNSET:
-            changes["deadline"] = check_timeout(deadline, "deadline")
-        if headers is not _UNSET:
-            changes["headers"] = {**options.headers, **check_headers(headers)}
-        view = object.__new__(Pipeline)
-        view.__dict__.update(self.__dict__)
-        view.options = attrs.evolve(options, **changes)
+    def with_call_options(self, options: CallOptions) -> Pipeline:
+        """A pipeline with other per-call options; everything else is shared."""
+        view = copy.copy(self)
+        view.options = options
         return view
 
     async def _emit(self, kind: str, event: RequestEvent | ResponseEvent) -> None:

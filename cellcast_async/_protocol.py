@@ -37,8 +37,11 @@ __all__ = [
     "RetryPolicy",
     "ShapeError",
     "backoff_delay",
+    "check_int",
     "check_limit",
+    "check_name",
     "check_page",
+    "check_status",
     "create_body",
     "delete_done",
     "is_retryable",
@@ -94,7 +97,8 @@ def sub_account_tokens_path(sub_account_id: object) -> str:
     return f"{TOKENS_PATH}/sub-account/{segment(sub_account_id, 'sub_account_id')}"
 
 
-def _check_int(value: object, what: str, minimum: int) -> int:
+def check_int(value: object, what: str, minimum: int) -> int:
+    """An int (not a bool) ``>= minimum``, else ValueError naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{what} must be an int, not {type(value).__name__}")
     if value < minimum:
@@ -103,20 +107,11 @@ def _check_int(value: object, what: str, minimum: int) -> int:
 
 
 def check_page(page: object) -> int:
-    return _check_int(page, "page", 1)
+    return check_int(page, "page", 1)
 
 
 def check_limit(limit: object) -> int:
-    return _check_int(limit, "limit", 1)
-
-
-def check_max_items(max_items: object) -> int | None:
-    return None if max_items is None else _check_int(max_items, "max_items", 0)
-
-
-def check_max_pages(max_pages: object) -> int | None:
-    """None (derived from the first ``total``; README "Paging") or an int >= 1."""
-    return None if max_pages is None else _check_int(max_pages, "max_pages", 1)
+    return check_int(limit, "limit", 1)
 
 
 def check_status(status: object) -> str:

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import ipaddress
+import copy
 import logging
-import os
 import platform
 import random
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Any
 
 import aiohttp
 
 from ._converters import make_converter
-from ._governor import (
-    GovernorState,
-    check_rate_limit,
-    check_rate_store,
-    make_governor,
-    rate_scope,
-)
-from ._pipeline import (
-    _UNSET,
-    CallOptions,
+from ._governor import GovernorState, make_governor, rate_scope
+from ._options import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    UNSET,
     Clock,
     EventHooks,
-    Pipeline,
+    SessionOptions,
     Sleep,
-    check_event_hooks,
-    check_max_retries,
-    check_timeout,
-    default_clock,
-    default_sleep,
 )
-from ._protocol import RetryPolicy
+from ._pipeline import Pipeline
 from ._redact import REMEMBERED, Redactor, hidden, register
 from ._seal import CheckpointKey
 from ._tokens import TokensResource
@@ -50,73 +38,7 @@ __all__ = [
     "checkpoint_key",
 ]
 
-DEFAULT_BASE_URL: Final = "https://api.cellcast.com"
-API_KEY_ENV: Final = "CELLCAST_API_KEY"
-BASE_URL_ENV: Final = "CELLCAST_BASE_URL"
-DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 2**20
-
 logger = logging.getLogger("cellcast_async")
-
-
-def _resolve_api_key(api_key: str | None) -> str:
-    # Hidden from here on: a traceback formatted with locals shows '****' (README, "Redaction").
-    api_key = hidden(api_key)
-    if api_key is None:
-        api_key = hidden(os.environ.get(API_KEY_ENV))
-        if api_key is None:
-            raise ValueError(f"no API key: pass api_key=... or set ${API_KEY_ENV}")
-        source = f"${API_KEY_ENV}"
-    else:
-        source = "api_key"
-    if not isinstance(api_key, str):
-        raise ValueError(f"{source} must be a str, not {type(api_key).__name__}")
-    if not api_key.strip():
-        raise ValueError(f"{source} is empty")
-    # A CR or LF would let the key split the Authorization header into two lines.
-    # Never quote the key itself in the message.
-    if any(ch in api_key for ch in "\r\n") or not api_key.isprintable():
-        raise ValueError(f"{source} must not contain CR, LF or other control characters")
-    return api_key
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _resolve_base_url(base_url: str | None) -> str:
-    if base_url is None:
-        base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    if not isinstance(base_url, str):
-        raise ValueError(f"base_url must be a str, not {type(base_url).__name__}")
-    parts = urlsplit(base_url.strip())
-    # First, so that no later message quotes a URL that holds a password.
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("base_url must not carry credentials; pass api_key= instead")
-    # Quoted only when it looks like a URL: a key passed in its place must not show.
-    shown = (
-        repr(base_url)
-        if "://" in base_url
-        else f"{len(base_url)} characters with no scheme (not quoted: it may be a key)"
-    )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {shown}")
-    try:
-        parts.port  # noqa: B018  (raises on a port that is not a number in 0-65535)
-    except ValueError:
-        raise ValueError(f"base_url has an invalid port, got {shown}") from None
-    if parts.query or parts.fragment:
-        raise ValueError("base_url must not have a query string or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(
-            f"refusing plain http:// to {parts.hostname!r}: the API key would travel in the "
-            "clear; use https:// (plain http is allowed only for loopback hosts)"
-        )
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def _user_agent(extra: str | None) -> str:
@@ -174,33 +96,25 @@ class CellcastSession:
         # Rebound first: a ValueError from a later option must not show the key among
         # this frame's locals (README, "Redaction").
         api_key = hidden(api_key)
-        key = _resolve_api_key(api_key)
-        self._base_url = _resolve_base_url(base_url)
-        checked_rate = check_rate_limit(rate_limit)
-        checked_store = check_rate_store(rate_store)
-        options = CallOptions(
-            timeout=check_timeout(timeout, "timeout"),
-            policy=RetryPolicy(max_retries=check_max_retries(max_retries)),
-            deadline=check_timeout(deadline, "deadline"),
+        options = SessionOptions.check(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            user_agent=user_agent,
+            connection_limit=connection_limit,
+            max_response_bytes=max_response_bytes,
+            event_hooks=event_hooks,
+            trust_env=trust_env,
+            clock=clock,
+            sleep=sleep,
+            rate_limit=rate_limit,
+            rate_store=rate_store,
         )
-        if user_agent is not None and (not user_agent.isprintable() or not user_agent.strip()):
-            raise ValueError("user_agent must be printable text")
-        if (
-            isinstance(connection_limit, bool)
-            or not isinstance(connection_limit, int)
-            or (connection_limit < 1)
-        ):
-            raise ValueError(f"connection_limit must be an int >= 1, got {connection_limit!r}")
-        if max_response_bytes is not None and (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise ValueError(
-                f"max_response_bytes must be an int >= 1 or None, got {max_response_bytes!r}"
-            )
-        hooks = check_event_hooks(event_hooks)
-        agent = _user_agent(user_agent)
+        key = options.api_key
+        self._base_url = options.base_url
+        agent = _user_agent(options.user_agent)
         # The key, and every full token value the session receives (README, "Redaction").
         self._redactor = Redactor([key], remember=REMEMBERED)
         register(self._redactor)
@@ -209,28 +123,26 @@ class CellcastSession:
             api_key=key,
             user_agent=agent,
             session=session,
-            connection_limit=connection_limit,
-            trust_env=trust_env,
+            connection_limit=options.connection_limit,
+            trust_env=options.trust_env,
         )
-        pipeline_clock = clock or default_clock
-        pipeline_sleep = sleep or default_sleep
         self._governor = make_governor(
-            checked_rate,
-            checked_store,
+            options.rate_limit,
+            options.rate_store,
             rate_scope(key, self._base_url),
-            clock=pipeline_clock,
-            sleep=pipeline_sleep,
+            clock=options.clock,
+            sleep=options.sleep,
         )
         self._pipeline = Pipeline(
             transport=self._transport,
             converter=make_converter(),
-            options=options,
+            options=options.call,
             redactor=self._redactor,
-            hooks=hooks,
+            hooks=options.hooks,
             public_headers={"User-Agent": agent, "Accept": "application/json"},
-            max_response_bytes=max_response_bytes,
-            clock=pipeline_clock,
-            sleep=pipeline_sleep,
+            max_response_bytes=options.max_response_bytes,
+            clock=options.clock,
+            sleep=options.sleep,
             rng=random.Random(),
             governor=self._governor,
             tracing=Tracing(tracer_provider, base_url=self._base_url),
@@ -243,10 +155,10 @@ class CellcastSession:
     def with_options(
         self,
         *,
-        timeout: float | None = _UNSET,
-        max_retries: int = _UNSET,
-        deadline: float | None = _UNSET,
-        headers: Mapping[str, str] | None = _UNSET,
+        timeout: float | None = UNSET,
+        max_retries: int = UNSET,
+        deadline: float | None = UNSET,
+        headers: Mapping[str, str] | None = UNSET,
     ) -> CellcastSession:
         """A view of this session with other per-call options.
 
@@ -254,14 +166,13 @@ class CellcastSession:
         does nothing; closing the session ends its views too). ``headers`` are added to
         every request; ``Authorization`` cannot be set this way.
         """
-        pipeline = self._pipeline.with_options(
+        options = self._pipeline.options.changed(
             timeout=timeout, max_retries=max_retries, deadline=deadline, headers=headers
         )
-        view = object.__new__(CellcastSession)
-        view.__dict__.update(self.__dict__)
-        view._pipeline = pipeline
+        view = copy.copy(self)
+        view._pipeline = self._pipeline.with_call_options(options)
         view._view_of = self._view_of or self
-        view.tokens = TokensResource(pipeline, self._checkpoint_key)
+        view.tokens = TokensResource(view._pipeline, self._checkpoint_key)
         return view
 
     @property

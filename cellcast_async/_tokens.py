@@ -15,6 +15,7 @@ from . import _protocol as proto
 from ._exceptions import ShapeError
 from ._governor import AdaptiveConcurrency, check_concurrency
 from ._models import ApiToken, CreatedToken, TokenStatus
+from ._options import check_max_items, check_max_pages
 from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
 from ._pipeline import Pipeline
 from ._protocol import TOKENS_PATH
@@ -230,8 +231,8 @@ class TokensResource:
         max_pages: int | None = None,
     ) -> Pager[ApiToken]:
         check_concurrency(concurrency)
-        proto.check_max_items(max_items)
-        proto.check_max_pages(max_pages)
+        check_max_items(max_items)
+        check_max_pages(max_pages)
         filters = {k: v for k, v in params.items() if k != "page"}
         if resume is not None and resume[0].concurrency != concurrency:
             resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])

@@ -39,8 +39,8 @@ class FakeSleep:
 def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> FakeSleep:
     """Retries back off on a fake clock: the suite never really sleeps between attempts."""
     fake = FakeSleep()
-    monkeypatch.setattr("cellcast_async._pipeline._sleep", fake)
-    monkeypatch.setattr("cellcast_async._pipeline._clock", fake.clock)
+    monkeypatch.setattr("cellcast_async._options._sleep", fake)
+    monkeypatch.setattr("cellcast_async._options._clock", fake.clock)
     return fake
 
 

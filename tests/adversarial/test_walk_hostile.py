@@ -354,8 +354,8 @@ class TestWaitedIsWallClock:
 
     def test_the_cli_prints_wall_clock_and_sum(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # A real clock and sleep: the suite's fake clock adds concurrent sleeps up.
-        monkeypatch.setattr("cellcast_async._pipeline._sleep", asyncio.sleep)
-        monkeypatch.setattr("cellcast_async._pipeline._clock", time.monotonic)
+        monkeypatch.setattr("cellcast_async._options._sleep", asyncio.sleep)
+        monkeypatch.setattr("cellcast_async._options._clock", time.monotonic)
         out, err = io.StringIO(), io.StringIO()
         with self.busy_once() as server:
             code = main(
