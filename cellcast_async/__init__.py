@@ -18,6 +18,7 @@ from ._exceptions import (
     ServerError,
     TimeoutError,
     TransportError,
+    TransportErrorKind,
 )
 from ._governor import GovernorState
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
@@ -25,6 +26,8 @@ from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_
 from ._pipeline import RequestEvent, ResponseEvent
 from ._session import CellcastSession
 from ._tokens import TokensResource
+from ._transport import Response as TransportResponse
+from ._transport import Transport
 from ._version import __version__
 from ._walk import WalkStats
 
@@ -52,7 +55,10 @@ __all__ = [
     "TimeoutError",
     "TokenStatus",
     "TokensResource",
+    "Transport",
     "TransportError",
+    "TransportErrorKind",
+    "TransportResponse",
     "WalkStats",
     "__version__",
     "cellcast_page_format",

@@ -30,7 +30,7 @@ the pipeline turns into a :class:`DecodeError` naming the request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -47,6 +47,7 @@ __all__ = [
     "ShapeError",
     "TimeoutError",
     "TransportError",
+    "TransportErrorKind",
 ]
 
 
@@ -181,6 +182,24 @@ class ServerError(APIError):
     """5xx: the server failed; GET, PUT and DELETE were already retried."""
 
 
+# Every way an attempt can fail without a usable answer (README "Reliability"). A str at
+# run time: ``exc.kind == "reset"`` works, and the type checker knows the twelve values.
+TransportErrorKind = Literal[
+    "connect",
+    "disconnected",
+    "reset",
+    "connection",
+    "network",
+    "framing",
+    "protocol",
+    "tls",
+    "url",
+    "timeout",
+    "deadline",
+    "transport",
+]
+
+
 class TransportError(CellcastError):
     """No usable answer: connection refused or reset, DNS or TLS failure.
 
@@ -190,17 +209,27 @@ class TransportError(CellcastError):
     """
 
     def __init__(
-        self, message: str, *, method: str = "", path: str = "", kind: str = "transport"
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        kind: TransportErrorKind = "transport",
     ) -> None:
         super().__init__(message, method=method, path=path)
-        self.kind = kind
+        self.kind: TransportErrorKind = kind
 
 
 class TimeoutError(TransportError):
     """The request ran past its ``timeout`` (one attempt) or its ``deadline`` (the call)."""
 
     def __init__(
-        self, message: str, *, method: str = "", path: str = "", kind: str = "timeout"
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        kind: TransportErrorKind = "timeout",
     ) -> None:
         super().__init__(message, method=method, path=path, kind=kind)
 

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import attrs
@@ -27,6 +27,9 @@ import attrs
 from ._governor import check_rate_limit, check_rate_store
 from ._protocol import RetryPolicy, check_int
 from ._redact import hidden
+
+if TYPE_CHECKING:
+    from ._transport import Transport
 
 __all__ = [
     "API_KEY_ENV",
@@ -46,6 +49,7 @@ __all__ = [
     "check_max_pages",
     "check_max_retries",
     "check_timeout",
+    "check_transport",
     "default_clock",
     "default_sleep",
 ]
@@ -270,6 +274,25 @@ def _check_max_response_bytes(value: object) -> int | None:
     return value
 
 
+def check_transport(transport: object, session: object) -> Transport | None:
+    """None (aiohttp's, the default) or an object with ``send``, ``aclose`` and ``closed``
+    (the ``Transport`` protocol); never together with ``session=``, which it would ignore."""
+    if transport is None:
+        return None
+    if session is not None:
+        raise ValueError("pass session= or transport=, not both: a transport sends its own way")
+    if not (
+        callable(getattr(transport, "send", None))
+        and callable(getattr(transport, "aclose", None))
+        and hasattr(transport, "closed")
+    ):
+        raise ValueError(
+            "transport must have send(), aclose() and closed (see cellcast_async.Transport),"
+            f" not {type(transport).__name__}"
+        )
+    return transport  # type: ignore[return-value]  # checked by shape, as Protocols are
+
+
 @attrs.frozen
 class SessionOptions:
     """A session's options, every one checked (README "Configuration").
@@ -290,6 +313,7 @@ class SessionOptions:
     sleep: Sleep
     rate_limit: float | None
     rate_store: str | None = attrs.field(repr=False)  # a Redis URL may hold a password
+    transport: Transport | None = None
 
     @classmethod
     def check(
@@ -309,6 +333,8 @@ class SessionOptions:
         sleep: Sleep | None,
         rate_limit: object,
         rate_store: object,
+        transport: object = None,
+        session: object = None,
     ) -> SessionOptions:
         """Every option checked, in the order of the session's parameters' importance:
         the key and URL first, so that no later message can be reached with a bad one."""
@@ -337,4 +363,5 @@ class SessionOptions:
             sleep=sleep or default_sleep,
             rate_limit=rate,
             rate_store=store,
+            transport=check_transport(transport, session),
         )

@@ -28,7 +28,7 @@ from ._redact import REMEMBERED, Redactor, hidden, register
 from ._seal import CheckpointKey
 from ._tokens import TokensResource
 from ._tracing import Tracing
-from ._transport import CLOSED, AiohttpTransport
+from ._transport import CLOSED, AiohttpTransport, Transport
 from ._version import __version__
 
 __all__ = [
@@ -52,22 +52,38 @@ def _user_agent(extra: str | None) -> str:
 class CellcastSession:
     """A connection to the Cellcast API: use it as ``async with CellcastSession() as cc``.
 
+    Its calls live on ``cc.tokens`` (:class:`TokensResource`: ``list``,
+    ``list_for_sub_account``, ``get``, ``create``, ``update``, ``delete``, ``resume``).
+
+    Parameters (README "Configuration"):
+
     - ``api_key``: your Bearer token; ``None`` reads ``$CELLCAST_API_KEY``.
     - ``base_url``: ``None`` reads ``$CELLCAST_BASE_URL``, else ``https://api.cellcast.com``.
       Plain ``http://`` is refused unless the host is loopback.
-    - ``timeout``: seconds per attempt (``None``: no limit); ``max_retries``: extra
-      attempts for what may be retried (README, "Retries"); ``deadline``: seconds for a
-      whole call, retries and waits included (``None``: none).
+    - ``timeout``: seconds per attempt (``None``: no limit).
+    - ``max_retries``: extra attempts for what may be retried (README, "Retries").
     - ``session``: an ``aiohttp.ClientSession`` to use; it is never closed by us.
+    - ``user_agent``: text added to the ``User-Agent`` header.
+    - ``connection_limit``: connections the session's own pool opens at most.
     - ``max_response_bytes``: cap on a (decompressed) body, ``None`` for none.
-    - ``event_hooks``: ``{"request": [...], "response": [...]}``, called for every attempt.
+    - ``deadline``: seconds for a whole call, retries and waits included (``None``: none).
+    - ``event_hooks``: ``{"request": [...], "response": [...]}``, called for every
+      attempt with a :class:`RequestEvent` / :class:`ResponseEvent`.
+    - ``trust_env``: use the proxy ``$HTTPS_PROXY``/``$HTTP_PROXY`` name (``$NO_PROXY``
+      honoured) for the session's own pool.
     - ``clock``/``sleep``: for tests and simulations (defaults: ``time.monotonic``,
       ``asyncio.sleep``).
+    - ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for this session's spans
+      (``None``: the global one); spans are made only with the ``otel`` extra installed.
     - ``rate_limit``: requests per second for the whole session, all tasks together
       (``None``: no cap); ``rate_store``: ``None`` (this process) or ``"redis://..."``
       to share the budget and 429 pauses with every process on the same key and URL.
-    - ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for this session's spans
-      (``None``: the global one); spans are made only with the ``otel`` extra installed.
+    - ``transport``: a :class:`Transport` that sends each attempt instead of aiohttp
+      (its docstring has the contract); not with ``session=``, and ``connection_limit``
+      and ``trust_env`` are then the transport's business. Closing the session closes it.
+
+    Properties: ``tokens``, ``base_url``, ``timeout``, ``max_retries``, ``deadline``,
+    ``rate_limit``, ``governor_state``, ``closed``.
 
     One session is safe to share across thousands of concurrent tasks;
     :meth:`with_options` gives views of it with other per-call options.
@@ -92,6 +108,7 @@ class CellcastSession:
         tracer_provider: Any | None = None,
         rate_limit: float | None = None,
         rate_store: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         # Rebound first: a ValueError from a later option must not show the key among
         # this frame's locals (README, "Redaction").
@@ -111,6 +128,8 @@ class CellcastSession:
             sleep=sleep,
             rate_limit=rate_limit,
             rate_store=rate_store,
+            transport=transport,
+            session=session,
         )
         key = options.api_key
         self._base_url = options.base_url
@@ -118,7 +137,7 @@ class CellcastSession:
         # The key, and every full token value the session receives (README, "Redaction").
         self._redactor = Redactor([key], remember=REMEMBERED)
         register(self._redactor)
-        self._transport = AiohttpTransport(
+        self._transport: Transport = options.transport or AiohttpTransport(
             base_url=self._base_url,
             api_key=key,
             user_agent=agent,

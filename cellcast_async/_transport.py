@@ -32,10 +32,11 @@ from aiohttp.http_exceptions import (
 )
 from yarl import URL
 
-from ._exceptions import CellcastError, DecodeError, TimeoutError, TransportError
+from ._exceptions import CellcastError, DecodeError, TransportError, TransportErrorKind
+from ._exceptions import TimeoutError as AttemptTimeoutError  # not the builtin asyncio raises
 from ._redact import Hidden
 
-__all__ = ["AiohttpTransport", "Response", "Transport"]
+__all__ = ["CLOSED", "AiohttpTransport", "Response", "Transport"]
 
 _CHUNK = 64 * 1024
 CLOSED: Final = "this CellcastSession is closed; open a new one"
@@ -43,7 +44,15 @@ CLOSED: Final = "this CellcastSession is closed; open a new one"
 
 @attrs.frozen
 class Response:
-    """One attempt's answer: what the server said, and how long it took."""
+    """One attempt's answer: what the server said, and how long it took.
+
+    Public as ``cellcast_async.TransportResponse``: what a :class:`Transport` returns.
+    ``status`` is the HTTP status (any: a 404 or a 503 is an answer, not a failure);
+    ``reason`` its phrase or None; ``headers`` the answer's headers (a case-insensitive
+    mapping is best: ``Retry-After`` and ``Content-Type`` are looked up by name);
+    ``body`` the whole body, already decompressed; ``elapsed`` the seconds from
+    sending to the answer.
+    """
 
     status: int
     reason: str | None
@@ -53,7 +62,35 @@ class Response:
 
 
 class Transport(Protocol):
-    """What the request pipeline needs from a transport: one attempt at a time."""
+    """What the request pipeline needs from a transport: one attempt at a time.
+
+    Pass one as ``CellcastSession(transport=...)`` to send requests some other way than
+    aiohttp (another HTTP client, a recording, an in-memory fake in tests). Everything
+    else (retries, deadlines, the rate governor, hooks, decoding, redaction) stays the
+    session's. The contract:
+
+    - ``send(method, path, *, params, json, headers, timeout, max_response_bytes)``
+      sends ONE attempt and returns a :class:`TransportResponse` for every answer the server
+      gives, whatever its status: never retry, never follow a redirect, never raise
+      for a 4xx or 5xx. ``path`` is already percent-encoded and starts with ``/``
+      (join it to your base URL as is); ``params`` is the query string, ``json`` the
+      body to send as JSON (``None``: no body); ``headers`` are extra per-call headers
+      to send. The transport adds what every attempt needs beyond them: the
+      ``Authorization: Bearer <key>`` header, ``User-Agent`` and
+      ``Accept: application/json`` (the session does not hand it the key).
+      ``timeout`` bounds the attempt in seconds (``None``: none); a body longer than
+      ``max_response_bytes`` (``None``: no cap) must not be read whole.
+    - When no usable answer comes, ``send`` raises :class:`TransportError` with a
+      ``kind`` (``TransportErrorKind``; ``"reset"``, ``"connect"``, ... are retried,
+      ``"tls"`` and ``"url"`` are not), or its subclass :class:`TimeoutError` when
+      ``timeout`` passed; a body that cannot be read as sent (over the cap, a broken
+      Content-Encoding) is a :class:`DecodeError`. Messages must never quote the key
+      or the body. Any other exception fails the call as it is.
+    - ``aclose()`` releases what the transport holds; the session calls it each time
+      it is closed, so it must be safe to call twice. Afterwards ``closed`` is True and
+      ``send`` raises ``RuntimeError``.
+    - ``send`` is called from many tasks at once: it must be safe to share.
+    """
 
     async def send(
         self,
@@ -103,7 +140,9 @@ def _encoding_failure(exc: BaseException) -> bool:
 _UNDECODABLE = "the body does not decode as its Content-Encoding says"
 
 
-def _describe(exc: aiohttp.ClientError, base_url: URL) -> tuple[str, str, OSError | None]:
+def _describe(
+    exc: aiohttp.ClientError, base_url: URL
+) -> tuple[TransportErrorKind, str, OSError | None]:
     """``(kind, message, safe cause)`` for an aiohttp failure; never its own text."""
     host = f"{base_url.host}:{base_url.port}"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -141,7 +180,7 @@ def _translate(
     """Our error for an aiohttp or asyncio failure (module docstring: never its text)."""
     if isinstance(exc, asyncio.TimeoutError):  # includes aiohttp.ServerTimeoutError
         message = f"no answer within {timeout:g} s" if timeout else "timed out"
-        return TimeoutError(message, method=method, path=path), None
+        return AttemptTimeoutError(message, method=method, path=path), None
     if not isinstance(exc, aiohttp.ClientError):
         return None
     if _encoding_failure(exc):

@@ -1,16 +1,20 @@
-"""Shared fakes for the unit suite: a key, envelopes, and a paged fake listing on aioresponses."""
+"""Shared fakes for the unit suite: a key, envelopes, a paged fake listing on aioresponses,
+and ``FakeTransport``, a ``cellcast_async.Transport`` that needs no HTTP at all."""
 
 from __future__ import annotations
 
 import copy
+import json as jsonlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from aioresponses import CallbackResult, aioresponses
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from cellcast_async import CellcastSession
+from cellcast_async import CellcastSession, TransportResponse
 
 BASE_URL = "https://api.cellcast.com"
 TOKENS_PATH = "/api/v1/apiClient/token"
@@ -135,3 +139,76 @@ def pages_requested(m: aioresponses) -> list[int]:
 def exactly(message: str) -> str:
     """A ``pytest.raises(match=...)`` pattern for exactly ``message``."""
     return "^" + re.escape(message) + "$"
+
+
+@attrs.frozen
+class Sent:
+    """One attempt a :class:`FakeTransport` was asked to send."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    json: Any
+    headers: Mapping[str, str] | None
+    timeout: float | None
+
+
+Answer = Callable[[Sent], "TransportResponse | BaseException"]
+
+
+def answer(
+    payload: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> TransportResponse:
+    """A JSON answer as a transport returns it."""
+    return TransportResponse(
+        status=status,
+        reason=None,
+        headers=CIMultiDictProxy(
+            CIMultiDict({"Content-Type": "application/json", **(headers or {})})
+        ),
+        body=jsonlib.dumps(payload).encode(),
+    )
+
+
+class FakeTransport:
+    """A ``cellcast_async.Transport`` in memory: the session's seam, with no aiohttp.
+
+    Each ``send`` is recorded in ``sent`` and answered by the next of ``answers`` (the
+    last one repeats): a ``TransportResponse`` is returned, an exception raised, a
+    callable is called with the :class:`Sent` and its result used the same way.
+    """
+
+    def __init__(self, *answers: TransportResponse | BaseException | Answer) -> None:
+        self.answers = list(answers)
+        self.sent: list[Sent] = []
+        self.closes = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_response_bytes: int | None = None,
+    ) -> TransportResponse:
+        if self._closed:
+            raise RuntimeError("this CellcastSession is closed; open a new one")
+        request = Sent(method, path, params, json, headers, timeout)
+        self.sent.append(request)
+        next_answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        result = next_answer(request) if callable(next_answer) else next_answer
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def aclose(self) -> None:
+        self.closes += 1
+        self._closed = True

@@ -30,11 +30,15 @@ from cellcast_async import (
     TimeoutError,
     TransportError,
 )
+from cellcast_async._transport import CLOSED
 
 from ._fakes import (
     ANY_TOKEN_URL,
     API_KEY,
     TOKENS_PATH,
+    FakeTransport,
+    Sent,
+    answer,
     envelope,
     exactly,
     sent,
@@ -166,19 +170,14 @@ class TestDeadline:
 
     async def test_a_wait_that_would_pass_the_deadline_is_not_started(self) -> None:
         clock = FakeClock()
-        with aioresponses() as m:
-            m.get(
-                ANY_TOKEN_URL,
-                status=503,
-                payload=UNAVAILABLE,
-                headers={"Retry-After": "1"},
-                repeat=True,
-            )
-            async with on_clock(clock, max_retries=10, deadline=1.5) as cc:
-                with pytest.raises(TimeoutError) as info:
-                    await cc.tokens.get("tok001")
+        transport = FakeTransport(
+            answer(UNAVAILABLE, status=503, headers={"Retry-After": "1"}),
+        )
+        async with on_clock(clock, max_retries=10, deadline=1.5, transport=transport) as cc:
+            with pytest.raises(TimeoutError) as info:
+                await cc.tokens.get("tok001")
         assert clock.waits == [1.0]  # the second 1 s wait would end at 2.0 > 1.5
-        assert len(sent(m)) == 2
+        assert len(transport.sent) == 2
         assert str(info.value) == (
             f"GET {TOKEN_PATH}: the call's deadline of 1.5 s would pass during the 1 s wait"
             " to retry (last attempt: 503)"
@@ -188,13 +187,13 @@ class TestDeadline:
 
     async def test_each_attempt_gets_only_the_time_left(self) -> None:
         clock = FakeClock()
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=503, payload=UNAVAILABLE, headers={"Retry-After": "0.5"})
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with on_clock(clock, timeout=30.0, deadline=2.0) as cc:
-                await cc.tokens.get("tok001")
-        timeouts = [kwargs["timeout"].total for _, _, kwargs in sent(m)]
-        assert timeouts == [2.0, 1.5]
+        transport = FakeTransport(
+            answer(UNAVAILABLE, status=503, headers={"Retry-After": "0.5"}),
+            answer(OK),
+        )
+        async with on_clock(clock, timeout=30.0, deadline=2.0, transport=transport) as cc:
+            await cc.tokens.get("tok001")
+        assert [request.timeout for request in transport.sent] == [2.0, 1.5]
 
     async def test_view_with_a_deadline(self) -> None:
         clock = FakeClock()
@@ -209,18 +208,17 @@ class TestDeadline:
     async def test_a_timed_out_attempt_at_the_deadline_says_deadline(self) -> None:
         clock = FakeClock()
 
-        async def hang(url: Any, **kwargs: Any) -> None:
-            clock.now += kwargs["timeout"].total  # the attempt used all the time it had
-            raise TimeoutError_("attempt timed out")
+        def hang(request: Sent) -> TimeoutError:
+            assert request.timeout is not None
+            clock.now += request.timeout  # the attempt used all the time it had
+            return TimeoutError("no answer", method=request.method, path=request.path)
 
-        TimeoutError_ = __import__("asyncio").TimeoutError
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, callback=hang, repeat=True)
-            async with on_clock(clock, timeout=30.0, deadline=3.0) as cc:
-                with pytest.raises(TimeoutError) as info:
-                    await cc.tokens.get("tok001")
+        transport = FakeTransport(hang)
+        async with on_clock(clock, timeout=30.0, deadline=3.0, transport=transport) as cc:
+            with pytest.raises(TimeoutError) as info:
+                await cc.tokens.get("tok001")
         assert str(info.value) == f"GET {TOKEN_PATH}: the call's deadline of 3 s passed"
-        assert len(sent(m)) == 1
+        assert len(transport.sent) == 1
 
     async def test_each_page_of_a_walk_has_its_own_deadline(self) -> None:
         clock = FakeClock()
@@ -250,6 +248,57 @@ class TestDeadline:
             async with on_clock(clock, deadline=1.5) as cc:
                 tokens = await cc.tokens.list(limit=1).collect()
         assert [t.id for t in tokens] == ["tok001", "tok002", "tok003"]
+
+
+class TestTransportSeam:
+    """``transport=`` sends every attempt through the given Transport instead of aiohttp."""
+
+    async def test_every_attempt_goes_through_it(self) -> None:
+        transport = FakeTransport(answer(UNAVAILABLE, status=503), answer(OK))
+        async with session(transport=transport, max_retries=1) as cc:
+            token = await cc.tokens.get("tok001")
+            view = cc.with_options(headers={"X-Trace": "t"})
+            await view.tokens.get("tok001")
+        assert token.id == "tok001"
+        assert [(r.method, r.path) for r in transport.sent] == [("GET", TOKEN_PATH)] * 3
+        assert transport.sent[2].headers == {"X-Trace": "t"}
+        # The key is the transport's business: the session never hands it over.
+        assert all(API_KEY not in repr(r) for r in transport.sent)
+
+    async def test_closing_the_session_closes_it(self) -> None:
+        transport = FakeTransport(answer(OK))
+        cc = session(transport=transport)
+        await cc.with_options(timeout=1.0).aclose()  # a view closes nothing
+        assert transport.closes == 0
+        await cc.aclose()
+        assert transport.closes == 1
+        assert cc.closed
+        with pytest.raises(RuntimeError, match=exactly(CLOSED)):
+            await cc.tokens.get("tok001")
+
+    async def test_its_failures_are_retried_like_aiohttps(self) -> None:
+        reset = TransportError("the connection was reset", kind="reset")
+        transport = FakeTransport(reset, answer(OK))
+        async with session(transport=transport, max_retries=1) as cc:
+            assert (await cc.tokens.get("tok001")).id == "tok001"
+        assert len(transport.sent) == 2
+
+    def test_not_with_session(self) -> None:
+        with pytest.raises(
+            ValueError,
+            match=exactly("pass session= or transport=, not both: a transport sends its own way"),
+        ):
+            session(transport=FakeTransport(answer(OK)), session=object())
+
+    def test_not_a_transport(self) -> None:
+        with pytest.raises(
+            ValueError,
+            match=exactly(
+                "transport must have send(), aclose() and closed (see cellcast_async.Transport),"
+                " not str"
+            ),
+        ):
+            session(transport="http://127.0.0.1")
 
 
 class TestEventHooks:
