@@ -102,3 +102,24 @@ class TestCallOptionsChanged:
         with pytest.raises(ValueError, match=r"^deadline must be a positive number"):
             options.changed(timeout=1.0, deadline=0)
         assert options == CallOptions()
+
+
+class TestHelp:
+    """``help(CellcastSession)`` names ``.tokens`` and every parameter and property."""
+
+    def test_every_parameter_and_property_is_documented(self) -> None:
+        import inspect
+        import pydoc
+
+        from cellcast_async import CellcastSession
+
+        text = pydoc.render_doc(CellcastSession, renderer=pydoc.plaintext)
+        doc = inspect.getdoc(CellcastSession) or ""
+        parameters = list(inspect.signature(CellcastSession).parameters)
+        properties = [
+            name for name, value in vars(CellcastSession).items() if isinstance(value, property)
+        ]
+        assert "transport" in parameters
+        assert "tokens" in text
+        missing = [n for n in [*parameters, *properties, "tokens"] if f"``{n}``" not in doc]
+        assert missing == []
