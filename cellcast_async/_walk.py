@@ -312,6 +312,56 @@ def _budget(forward: int) -> int:
     return _BUDGET_BASE + forward // _BUDGET_SHARE
 
 
+def _no_progress(state: WalkState, read: Read, *, fresh: int) -> int:
+    """Forward pages in a row that held items but nothing new (``read`` is one of them)."""
+    if fresh:
+        return 0
+    if read.total == state.prev_total and _same_keys(read.keys, state.prev_keys):
+        # The very same page again: a server that ignores ``page``. Ids already seen
+        # under a moved total are a list that grew or shrank: no repeat (README "Paging").
+        no_progress = state.no_progress + 1
+        if no_progress >= NO_PROGRESS_PAGES:
+            raise NoProgress(no_progress)
+        return no_progress
+    return state.no_progress
+
+
+def _frontier(state: WalkState, read: Read, *, newest: bool) -> int | None:
+    """How far the walk is known to hold the list without a gap after ``read``, or None."""
+    n, m = read.page, len(read.keys)
+    a = (n - 1) * read.limit
+    if state.reads == 0:
+        return m if n == 1 else None
+    if state.frontier is None:
+        return None
+    carried: int | None = None
+    if (
+        newest
+        and read.sent > state.prev_received
+        and read.total is not None
+        and state.prev_total is not None
+    ):
+        carried = state.frontier - max(0, state.prev_total - read.total)
+    if carried is not None and a <= carried:
+        return max(carried, a + m)
+    if state.prev_joined and not set(state.prev_keys).isdisjoint(read.keys):
+        return max(a + m, carried or 0)
+    if carried is not None:
+        return max(carried, 0)
+    return None
+
+
+def _quiet(state: WalkState, read: Read) -> tuple[bool, int | None, Hashable | None]:
+    """Whether the list looks untouched since the first page: ``(quiet, its total, its
+    first id)``."""
+    if state.reads == 0:
+        quiet_total = read.total
+        quiet_first = read.keys[0] if read.page == 1 and read.keys else None
+        return quiet_total is not None and quiet_first is not None, quiet_total, quiet_first
+    quiet = state.quiet and read.total == state.quiet_total
+    return quiet, state.quiet_total, state.quiet_first
+
+
 def advance(
     state: WalkState, read: Read, *, fresh: int, taken: int, order: Order | None
 ) -> WalkState:
@@ -323,48 +373,13 @@ def advance(
     n, m = read.page, len(read.keys)
     a = (n - 1) * read.limit
     forward_read = n > state.forward
-    no_progress = state.no_progress
-    if forward_read and m:
-        if fresh:
-            no_progress = 0
-        elif read.total == state.prev_total and _same_keys(read.keys, state.prev_keys):
-            # The very same page again: a server that ignores ``page``. Ids already seen
-            # under a moved total are a list that grew or shrank: no repeat (README "Paging").
-            no_progress += 1
-            if no_progress >= NO_PROGRESS_PAGES:
-                raise NoProgress(no_progress)
+    no_progress = (
+        _no_progress(state, read, fresh=fresh) if forward_read and m else state.no_progress
+    )
     order_ok = state.order_ok and read.sorted_ok
     newest = order == "newest_first" and order_ok
-
-    frontier: int | None
-    if state.reads == 0:
-        frontier = m if n == 1 else None
-    elif state.frontier is None:
-        frontier = None
-    else:
-        carried: int | None = None
-        if (
-            newest
-            and read.sent > state.prev_received
-            and read.total is not None
-            and state.prev_total is not None
-        ):
-            carried = state.frontier - max(0, state.prev_total - read.total)
-        if carried is not None and a <= carried:
-            frontier = max(carried, a + m)
-        elif state.prev_joined and not set(state.prev_keys).isdisjoint(read.keys):
-            frontier = max(a + m, carried or 0)
-        elif carried is not None:
-            frontier = max(carried, 0)
-        else:
-            frontier = None
-
-    if state.reads == 0:
-        quiet_total, quiet_first = read.total, (read.keys[0] if n == 1 and m else None)
-        quiet = quiet_total is not None and quiet_first is not None
-    else:
-        quiet_total, quiet_first = state.quiet_total, state.quiet_first
-        quiet = state.quiet and read.total == quiet_total
+    frontier = _frontier(state, read, newest=newest)
+    quiet, quiet_total, quiet_first = _quiet(state, read)
 
     joined = frontier is not None and frontier >= a + m
     remaining = None if state.remaining is None else state.remaining - taken
