@@ -214,6 +214,16 @@ Resume = tuple[WalkState, tuple[Hashable, ...], WalkStats]
 _Fetched = tuple[Page[T], int, int]
 
 
+def _handed(page: Page[T], items: tuple[T, ...], number: int) -> Page[T]:
+    """The page as handed over: only its fresh items, numbered as asked, not as echoed."""
+    if len(items) != len(page.items):
+        page = attrs.evolve(page, items=items)
+    # A page number for the bookkeeping that does not trust the fetcher's echo.
+    if page.page != number:
+        page = attrs.evolve(page, page=number)
+    return page
+
+
 class Pager(Generic[T]):
     """Every item of a listing, page by page, fetched only when asked for.
 
@@ -547,56 +557,23 @@ class Pager(Generic[T]):
                 number = state.page
                 if bound is not None and number > state.forward and number >= state.start + bound:
                     raise self._bound_error(bound)
-                if inflight and inflight[0][0] == number:
-                    page, sent, received = await inflight.popleft()[1]
-                else:
-                    # Read again from an earlier page: what was fetched ahead is dropped.
-                    await self._drop(inflight)
-                    with span.activate():
-                        page, sent, received = await self._timed(number, recorder, ticks)
+                page, sent, received = await self._next(number, inflight, span, recorder, ticks)
                 if page.total_pages is not None:
                     total_pages = page.total_pages
                 keys = tuple(map(self._key, page.items))
                 items = self._fresh(page.items, keys, seen)
                 read = self._read(page, number, sent, received, items, keys)
                 fresh = len(items)
-                dropped = len(page.items) - fresh
-                if skip:
-                    dropped, skip = max(0, dropped - skip), 0
-                self._duplicates += dropped
-                if number <= state.forward:
-                    self._refetched += 1
-                if self._first_total is None and state.reads == 0:
-                    self._first_total = page.total
+                self._count(page, number, state, fresh=fresh, skip=skip)
+                skip = 0
                 if bound is None:
                     limit = min(self._limit, page.limit or self._limit)
                     bound = page_bound(None, page.total, page.total_pages, limit)
-                self._saw_total(page.total)
                 if state.remaining is not None and fresh > state.remaining:
                     items = items[: state.remaining]
-                try:
-                    state = advance(state, read, fresh=fresh, taken=len(items), order=self._order)
-                except NoProgress:
-                    path = self._listing.path if self._listing is not None else ""
-                    raise DecodeError(
-                        f"the server seems to ignore 'page': {NO_PROGRESS_PAGES} pages in a row"
-                        " brought no new item",
-                        method="GET",
-                        path=path,
-                    ) from None
-                if state.done:
-                    self._cancel(inflight)
-                elif total_pages is not None and not state.no_progress:
-                    # Not topped up while pages repeat: a server that ignores ``page``
-                    # costs the pages already in flight, no more (README "Paging").
-                    highest = total_pages if bound is None else state.start + bound - 1
-                    with span.activate():
-                        self._prefetch(inflight, state, min(total_pages, highest), recorder, ticks)
-                if len(items) != len(page.items):
-                    page = attrs.evolve(page, items=items)
-                # A page number for the bookkeeping that does not trust the fetcher's echo.
-                if page.page != number:
-                    page = attrs.evolve(page, page=number)
+                state = self._advance(state, read, fresh=fresh, taken=len(items))
+                self._refill(inflight, state, total_pages, bound, span, recorder, ticks)
+                page = _handed(page, items, number)
                 span.page(number=number, items=len(page.items), total=page.total)
                 yield page, state, fresh > len(items)
             if state.verify:
@@ -614,6 +591,70 @@ class Pager(Generic[T]):
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _next(
+        self,
+        number: int,
+        inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]],
+        span: WalkSpan,
+        recorder: WalkRecorder,
+        ticks: itertools.count[int],
+    ) -> _Fetched[T]:
+        """Page ``number``: the one fetched ahead if it is next in flight, else read now."""
+        if inflight and inflight[0][0] == number:
+            return await inflight.popleft()[1]
+        # Read again from an earlier page: what was fetched ahead is dropped.
+        await self._drop(inflight)
+        with span.activate():
+            return await self._timed(number, recorder, ticks)
+
+    def _refill(
+        self,
+        inflight: deque[tuple[int, asyncio.Task[_Fetched[T]]]],
+        state: WalkState,
+        total_pages: int | None,
+        bound: int | None,
+        span: WalkSpan,
+        recorder: WalkRecorder,
+        ticks: itertools.count[int],
+    ) -> None:
+        """After a page: nothing more in flight once the walk is done, else topped up."""
+        if state.done:
+            self._cancel(inflight)
+        elif total_pages is not None and not state.no_progress:
+            # Not topped up while pages repeat: a server that ignores ``page``
+            # costs the pages already in flight, no more (README "Paging").
+            highest = total_pages if bound is None else state.start + bound - 1
+            with span.activate():
+                self._prefetch(inflight, state, min(total_pages, highest), recorder, ticks)
+
+    def _count(
+        self, page: Page[T], number: int, state: WalkState, *, fresh: int, skip: int
+    ) -> None:
+        """The walk's statistics for one page read (``skip``: items handed over before the
+        checkpoint, not duplicates)."""
+        dropped = len(page.items) - fresh
+        if skip:
+            dropped = max(0, dropped - skip)
+        self._duplicates += dropped
+        if number <= state.forward:
+            self._refetched += 1
+        if self._first_total is None and state.reads == 0:
+            self._first_total = page.total
+        self._saw_total(page.total)
+
+    def _advance(self, state: WalkState, read: Read, *, fresh: int, taken: int) -> WalkState:
+        """:func:`advance`, with a server that ignores ``page`` reported as a DecodeError."""
+        try:
+            return advance(state, read, fresh=fresh, taken=taken, order=self._order)
+        except NoProgress:
+            path = self._listing.path if self._listing is not None else ""
+            raise DecodeError(
+                f"the server seems to ignore 'page': {NO_PROGRESS_PAGES} pages in a row"
+                " brought no new item",
+                method="GET",
+                path=path,
+            ) from None
 
     async def _verify(
         self, state: WalkState, recorder: WalkRecorder, ticks: itertools.count[int]
