@@ -2,11 +2,16 @@
 
     resource (cc.tokens.get, ...)
       -> Pipeline.call: the call's span; options (timeout, deadline, retries, headers)
-           for each attempt: the rate governor's turn -> request hooks
-             -> transport.send -> response hooks -> _protocol.retry_delay
-             -> the outcome to the governor, the span and the walk (if a page)
-           wait and go again, or stop
-         -> _protocol.read_envelope -> decode (the converter)
+           for each attempt, the same named steps in order:
+             _await_turn        the rate governor's turn, never past the deadline
+             attempt_timeout    the attempt's timeout, cut to what the deadline leaves
+             _emit_request      request hooks
+             _send              transport.send; ends the call on the deadline
+             _answered          log, response hooks
+             _retry_delay       _protocol.retry_delay: wait and go again, or stop
+             _record_outcome    to the governor, the span and the walk (if a page)
+             _before_retry      the wait before the next attempt
+         -> _finish: _protocol.read_envelope -> decode (the converter)
          -> any error leaves through the redactor
 
 Resources depend on this object only; the session holds configuration and lifecycle
