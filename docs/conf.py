@@ -46,6 +46,9 @@ autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autoclass_content = "class"
+# The transport's answer is public as TransportResponse (its class is Response in a
+# private module): signatures link to the public name.
+autodoc_type_aliases = {"Response": "cellcast_async.TransportResponse"}
 python_use_unqualified_type_names = True
 
 # Python's own names resolve against a vendored inventory: CI has no network.
