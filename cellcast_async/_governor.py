@@ -19,12 +19,18 @@ limits" states what it guarantees:
 - **Rate-limit headers.** ``X-RateLimit-Limit/-Remaining/-Reset``, the IETF draft's
   ``RateLimit-Remaining/-Reset``, ``RateLimit: limit=, remaining=, reset=`` and
   ``RateLimit: "p";r=..;t=..`` (with ``RateLimit-Policy``): the remaining budget is spread
-  evenly over the time to reset; a remaining budget of 0 pauses until the reset.
+  evenly over the time to reset; a remaining budget under one request pauses until the
+  reset. Every wait derived from a header is capped at 60 s and never outlives it, and a
+  rate from headers has a floor of one request per 60 s.
 - **Shared across processes.** With a :class:`RedisStore` the budget (the GCRA's arrival
-  time) and the pause live in Redis under :func:`rate_scope` (a hash of the key and base URL,
-  never the key), so every process on the same account shares them. If Redis stops
-  answering, the governor falls back to its in-process store with one WARNING on the
-  ``cellcast_async`` logger, and no request fails because of it.
+  time) and the pause live in Redis under :func:`rate_scope` (scrypt of the key, salted
+  with the base URL), so every process on the same account shares them. What Redis holds
+  and answers is untrusted: values far ahead are capped like a local pause and logged, and
+  if Redis stops answering or answers wrongly, the governor falls back to its in-process
+  store with one WARNING on the ``cellcast_async`` logger saying what was wrong, and no
+  request fails because of it.
+- **Waiters.** A ``max_wait`` bounds the whole wait, also behind other waiters; a waiter
+  cancelled at any moment leaves the queue at once.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import math
@@ -57,6 +64,7 @@ __all__ = [
     "RateStore",
     "RedisStore",
     "Reservation",
+    "StoreReplyError",
     "StoreUnavailable",
     "burst_for",
     "check_concurrency",
@@ -82,8 +90,14 @@ MIN_RAMP_RATE: Final = 1.0  # requests per second the slow start never starts be
 RAMP_NO_CAP_FACTOR: Final = 64.0  # with no rate_limit, the slow start ends at 64x its start
 RAMP_NO_CAP_MIN: Final = 1000.0  # ... or 1,000 requests per second, whichever is more
 _WINDOW: Final = 1.0  # the sliding window the budget is stated over
+_EPSILON: Final = 1e-9  # seconds: a slot this close to now is now
 _MIN_RATE_SPAN: Final = 0.1  # the shortest span a recent rate is measured over
 _REDIS_KEY_PREFIX: Final = "cellcast_async:rate:"
+_SCOPE_DOMAIN: Final = "cellcast_async rate scope v2"
+_SCOPE_SCRYPT_N: Final = 2**14  # RFC 7914's interactive cost: ~50 ms and 16 MiB per guess
+_SCOPE_SCRYPT_R: Final = 8
+MIN_HEADER_RATE: Final = 1.0 / MAX_PAUSE  # a rate read from headers never paces slower
+_STORE_NOTE_MAX: Final = 64  # the longest note a reservation reply may carry
 
 
 # ---------------------------------------------------------------------------- checks
@@ -145,13 +159,25 @@ def check_concurrency(value: object) -> int | Literal["auto"]:
 
 
 def rate_scope(api_key: str, base_url: str) -> str:
-    """The name a shared budget is kept under: SHA-256 hex of the key and base URL.
+    """The name a shared budget is kept under: scrypt of the key, salted by the base URL.
 
-    Length-prefixed so no two (key, url) pairs hash the same input; the key never leaves.
+    README "Rate limits": a slow derivation, so that someone who can read the Redis cannot
+    test guesses of the key offline at hash speed (one guess costs ~50 ms and 16 MiB), and
+    deterministic, so every process on the same account and base URL finds the same scope.
+    Length-prefixed so no two (key, url) pairs derive from the same input.
     """
     url = base_url.rstrip("/")
-    material = f"{len(api_key)}:{api_key}\n{len(url)}:{url}".encode()
-    return hashlib.sha256(material).hexdigest()
+    salt = f"{_SCOPE_DOMAIN}\n{len(url)}:{url}".encode()
+    derived = hashlib.scrypt(
+        f"{len(api_key)}:{api_key}".encode(),
+        salt=salt,
+        n=_SCOPE_SCRYPT_N,
+        r=_SCOPE_SCRYPT_R,
+        p=1,
+        maxmem=2**26,
+        dklen=32,
+    )
+    return derived.hex()
 
 
 def burst_for(rate_limit: float) -> float:
@@ -192,7 +218,24 @@ class GovernorWaitTooLong(Exception):
 
 
 class StoreUnavailable(Exception):
-    """A shared store did not answer; the governor falls back to its in-process store."""
+    """A shared store did not answer; the governor falls back to its in-process store.
+
+    ``problem`` completes the WARNING "rate store <where> <problem>": never text from the
+    store's URL or reply.
+    """
+
+    def __init__(self, detail: str = "", *, problem: str = "is unreachable") -> None:
+        super().__init__(detail or problem)
+        self.problem = problem
+
+
+class StoreReplyError(StoreUnavailable):
+    """A shared store answered with something our script never returns (README "Rate
+    limits": anything read from Redis is untrusted); the governor falls back as for an
+    unreachable store, saying what was wrong."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what, problem=f"sent {what}")
 
 
 # ---------------------------------------------------------------------------- stores
@@ -261,8 +304,13 @@ class InProcessStore(RateStore):
             return Reservation(granted=False, paused=self._paused_until - now)
         if interval is None:
             return Reservation(granted=True)
-        tat = max(self._tat, now)
-        wait = max(0.0, tat - tolerance - now)
+        # Never further ahead than one interval past a spent burst at today's pace: a slot
+        # booked at a slower pace (a tiny header budget) does not outlive that pace (README
+        # "Rate limits"). At a steady pace the GCRA never gets there, so this changes nothing.
+        tat = min(max(self._tat, now), now + tolerance + interval)
+        self._tat = tat  # kept even when nothing is taken, or the slot would creep away
+        wait = tat - tolerance - now
+        wait = 0.0 if wait <= _EPSILON else wait  # 4 * 0.2 is not 0.8 in binary
         if max_wait is not None and wait > max_wait:
             return Reservation(granted=False, wait=wait)
         self._tat = tat + interval
@@ -292,44 +340,71 @@ class InProcessStore(RateStore):
 
 # KEYS[1] the arrival time, KEYS[2] the paused-until time; both on Redis's own clock, so
 # processes on different machines agree. Floats travel as strings (Lua numbers would be
-# truncated to integers in a reply).
-_RESERVE_LUA: Final = """
-pcall(redis.replicate_commands)
+# truncated to integers in a reply). Anyone who can write this Redis can write the keys:
+# README "Rate limits" caps what they hold like a local pause (ARGV[4], 60 s), rewrites
+# a key that is further ahead or unreadable, and says so in the reply's third element.
+_READ_KEYS_LUA: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return {0, string.format('%.6f', paused - now)} end
+local cap = tonumber(ARGV[4])
+local note = ''
+local function read(key, name, limit)
+  local raw = redis.call('GET', key)
+  if not raw then return 0 end
+  local value = tonumber(raw)
+  if value == nil or value ~= value then
+    redis.call('DEL', key)
+    note = name .. ' unreadable'
+    return 0
+  end
+  if value > now + limit then
+    note = name .. ' ' .. string.format('%.3g', value - now)
+    value = now + limit
+    redis.call('SET', key, string.format('%.6f', value), 'PX', math.ceil(limit * 1000) + 60000)
+  end
+  return value
+end
+"""
+
+_RESERVE_LUA: Final = (
+    "pcall(redis.replicate_commands)\n"
+    + _READ_KEYS_LUA
+    + """
 local interval = tonumber(ARGV[1])
-if interval <= 0 then return {1, '0'} end
 local tolerance = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local paused = read(KEYS[2], 'pause', cap)
+if paused > now then return {0, string.format('%.6f', paused - now), note} end
+if interval <= 0 then return {1, '0', note} end
+local tat = read(KEYS[1], 'schedule', cap + tolerance + interval)
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
-if max_wait >= 0 and wait > max_wait then return {2, string.format('%.6f', wait)} end
+if max_wait >= 0 and wait > max_wait then return {2, string.format('%.6f', wait), note} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
            math.ceil((new_tat - now) * 1000) + 60000)
-return {1, string.format('%.6f', wait)}
+return {1, string.format('%.6f', wait), note}
 """
+)
 
-_PAUSE_LUA: Final = """
-pcall(redis.replicate_commands)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+_PAUSE_LUA: Final = (
+    "pcall(redis.replicate_commands)\n"
+    + _READ_KEYS_LUA
+    + """
 local seconds = tonumber(ARGV[1])
 local til = now + seconds
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+local paused = read(KEYS[2], 'pause', cap)
 if til > paused then
   redis.call('SET', KEYS[2], string.format('%.6f', til), 'PX', math.ceil(seconds * 1000) + 1000)
 end
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tat = read(KEYS[1], 'schedule', cap + 60)
 if tat < til then
   redis.call('SET', KEYS[1], string.format('%.6f', til), 'PX', math.ceil(seconds * 1000) + 60000)
 end
-return 1
+return note
 """
+)
 
 
 class RedisStore(RateStore):
@@ -373,6 +448,8 @@ class RedisStore(RateStore):
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            # RESP2, every Redis speaks it: no HELLO handshake, nothing logged about it.
+            protocol=2,
         )
         client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         return cls(client, scope, description=describe_store_url(url))
@@ -384,26 +461,58 @@ class RedisStore(RateStore):
             repr(interval if interval is not None else -1.0),
             repr(tolerance),
             repr(max_wait if max_wait is not None else -1.0),
+            repr(MAX_PAUSE),
         ]
         reply = await self._call(self._reserve_script, args)
-        kind, value = int(reply[0]), float(reply[1])
+        # The longest wait our script can answer: a pause or a schedule it capped.
+        limit = MAX_PAUSE + tolerance + (interval or 0.0) + 1.0
+        kind, value, note = _read_reserve_reply(reply, limit)
+        self._report(note)
         if kind == 0:
             return Reservation(granted=False, paused=value)
         if kind == 2:
+            if max_wait is None:
+                raise StoreReplyError("a refusal although no limit on the wait was asked")
             return Reservation(granted=False, wait=value)
         return Reservation(granted=True, wait=value)
 
     async def pause(self, seconds: float) -> None:
-        await self._call(self._pause_script, [repr(float(seconds))])
+        args = [repr(float(seconds)), "0", "0", repr(MAX_PAUSE)]
+        reply = await self._call(self._pause_script, args)
+        self._report(_read_note(reply))
+
+    def _report(self, note: str) -> None:
+        """Log what the script found out of bounds in the store (README "Rate limits")."""
+        if not note:
+            return
+        name, _, ahead = note.partition(" ")
+        if ahead == "unreadable":
+            logger.warning(
+                "rate store %s held an unreadable %s time; it was cleared", self._description, name
+            )
+        else:
+            logger.warning(
+                "rate store %s held a %s %s s ahead; capped to %g s like a local pause",
+                self._description,
+                name,
+                ahead,
+                MAX_PAUSE,
+            )
 
     async def _call(self, script: Any, args: list[str]) -> Any:
-        from redis.exceptions import RedisError
-
         try:
             return await script(keys=self._keys, args=args)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError) as exc:
             # No message, no cause: redis-py's text can quote the connection's address.
             raise StoreUnavailable(type(exc).__name__) from None
+        except Exception as exc:
+            # An error reply, a reply redis-py cannot parse: Redis answered, wrongly.
+            name = type(exc).__name__
+            if _is_connection_error(exc):
+                raise StoreUnavailable(name) from None
+            raise StoreUnavailable(name, problem=f"failed ({name})") from None
 
     async def aclose(self) -> None:
         try:
@@ -413,6 +522,79 @@ class RedisStore(RateStore):
 
     def describe(self) -> str:
         return self._description
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """redis-py's own connection and timeout errors (not subclasses of the builtins)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
+
+
+def _shape(reply: object) -> str:
+    """What a reply is, for a log line: its type and size, never its content."""
+    if isinstance(reply, (list, tuple)):
+        return f"an array of {len(reply)}" if reply else "an empty array"
+    if isinstance(reply, bool) or reply is None:
+        return "nil" if reply is None else "a boolean"
+    if isinstance(reply, int):
+        return "an integer"
+    if isinstance(reply, (bytes, str)):
+        return "a string"
+    return f"a {type(reply).__name__}"
+
+
+def _text(value: object, limit: int) -> str | None:
+    """A short ASCII string from a reply element, else ``None``."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        return None
+    return value
+
+
+def _read_note(value: object) -> str:
+    """The third element of a reservation: '' or '<pause|schedule> <seconds|unreadable>'."""
+    note = _text(value, _STORE_NOTE_MAX)
+    if note is None:
+        raise StoreReplyError(f"a reply of the wrong shape ({_shape(value)} for a note)")
+    if not note:
+        return ""
+    name, _, ahead = note.partition(" ")
+    if name not in ("pause", "schedule"):
+        raise StoreReplyError("a reply of the wrong shape (an unknown note)")
+    if ahead != "unreadable":
+        try:
+            float(ahead)
+        except ValueError:
+            raise StoreReplyError("a reply of the wrong shape (an unknown note)") from None
+    return note
+
+
+def _read_reserve_reply(reply: object, limit: float) -> tuple[int, float, str]:
+    """(kind, seconds, note) from a reservation's reply, checked against what our script
+    returns: ``[0|1|2, "<seconds>", "<note>"]`` with 0 <= seconds <= ``limit``."""
+    expected = "expected [kind, seconds, note]"
+    if not isinstance(reply, (list, tuple)) or len(reply) != 3:
+        raise StoreReplyError(f"a reply of the wrong shape ({_shape(reply)}, {expected})")
+    wrong = "a reply of the wrong shape"
+    kind, raw, note = reply
+    if isinstance(kind, bool) or not isinstance(kind, int) or kind not in (0, 1, 2):
+        raise StoreReplyError(f"{wrong} (a kind that is not 0, 1 or 2, {expected})")
+    text = _text(raw, 32)
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise StoreReplyError(f"{wrong} (seconds that are not a number, {expected})")
+    if value > limit:
+        raise StoreReplyError(f"a wait of more than {limit:g} s")
+    return kind, value, _read_note(note)
 
 
 # ---------------------------------------------------------------------------- governor
@@ -502,6 +684,7 @@ class Governor:
         self._local = InProcessStore(clock)
         self._store: RateStore = store if store is not None else self._local
         self._fallen_back = False
+        self._store_problem = ""
         self._closed = False
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._pump_task: asyncio.Task[None] | None = None
@@ -516,6 +699,8 @@ class Governor:
         self._rate_limited = 0
         self._waited = 0.0
         self._acquired = 0
+        self._kick: asyncio.Future[None] | None = None  # wakes the pump from a nap
+        self._holding: _Waiter | None = None  # the head the pump holds a shared slot for
 
     # -- public -------------------------------------------------------------------
 
@@ -523,7 +708,10 @@ class Governor:
         """Wait until one request may be sent; returns the seconds waited.
 
         Raises :class:`GovernorWaitTooLong` at once (no wait, no budget taken) when the
-        wait needed is longer than ``max_wait``.
+        wait needed is longer than ``max_wait``, and at the end of ``max_wait`` when the
+        queue ahead has not let it through by then (README "Rate limits": a deadline bounds
+        every wait, also a wait behind other waiters). Cancelling it at any moment takes
+        its place out of the queue and leaves the governor working.
         """
         if self._closed:
             raise RuntimeError("the rate governor is closed")
@@ -537,18 +725,64 @@ class Governor:
         needed = self._estimate(now)
         if max_wait is not None and needed > max_wait:
             raise GovernorWaitTooLong(needed)
+        loop = asyncio.get_running_loop()
         waiter = _Waiter(
-            future=asyncio.get_running_loop().create_future(),
+            future=loop.create_future(),
             deadline=None if max_wait is None else now + max_wait,
             start=now,
         )
         self._queue.append(waiter)
         if self._pump_task is None:
-            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
-        await waiter.future
+            self._pump_task = loop.create_task(self._pump())
+        timer = None if max_wait is None else loop.create_task(self._time_out(waiter, max_wait))
+        try:
+            await waiter.future
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not waiter.future.done() or waiter.future.cancelled():
+                # Cancelled while queued: its place goes to the next at once.
+                self._leave(waiter)
         waited = max(0.0, self._clock() - now)
         self._waited += waited
         return waited
+
+    async def _time_out(self, waiter: _Waiter, max_wait: float) -> None:
+        """Fail ``waiter`` when its ``max_wait`` has run out and it is still queued."""
+        await self._sleep(max_wait)
+        if waiter.future.done() or waiter is self._holding:
+            return  # let through, or the pump holds a shared slot for it within max_wait
+        now = self._clock()
+        if (
+            not self._store.shared
+            and self._pump_once_ready()
+            and self._queue[0] is waiter
+            and self._pause_left(now) <= 0
+        ):
+            # Its slot comes due this very moment (the pump wakes at the same time): take it.
+            interval, tolerance = self._pace(now)
+            if self._local.reserve_now(interval, tolerance, 0.0).granted:
+                self._grant_next()
+                return
+        ahead = 0
+        for other in self._queue:
+            if other is waiter:
+                break
+            ahead += not other.future.done()
+        needed = (now - waiter.start) + self._estimate(now, ahead=ahead)
+        self._leave(waiter)
+        waiter.future.set_exception(GovernorWaitTooLong(max(needed, max_wait)))
+
+    def _leave(self, waiter: _Waiter) -> None:
+        with contextlib.suppress(ValueError):  # the pump may have taken it off already
+            self._queue.remove(waiter)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Cut the pump's current nap short: what it waits for may have changed."""
+        kick = self._kick
+        if kick is not None and not kick.done():
+            kick.set_result(None)
 
     def observe(
         self,
@@ -583,7 +817,8 @@ class Governor:
             rate, reason = self._rate_in_force(now)
         store = self._store.describe()
         if self._fallen_back:
-            store = "memory (rate store unreachable)"
+            unreachable = self._store_problem == "is unreachable"
+            store = f"memory (rate store {'unreachable' if unreachable else 'failed'})"
         return GovernorState(
             paused_until=paused,
             rate=rate,
@@ -639,9 +874,18 @@ class Governor:
         pause = self._pause_left(now)
         if pause > 0:
             self._expire(now + pause)
-            await self._sleep(pause)
+            await self._nap(pause)
             return
         interval, tolerance = self._pace(now)
+        if not self._store.shared:
+            # In-process: look before taking, so a slot is never held through a nap; a
+            # change of pace or a cancelled waiter is seen at the next look.
+            local = self._local.reserve_now(interval, tolerance, 0.0)
+            if not local.granted:
+                await self._nap(local.wait)
+                return
+            self._grant_next()
+            return
         budget = None if head.deadline is None else max(0.0, head.deadline - now)
         reservation = await self._reserve(interval, tolerance, budget)
         if reservation.paused > 0:
@@ -656,14 +900,41 @@ class Governor:
                 head.future.set_exception(GovernorWaitTooLong(needed))
             return
         if reservation.wait > 0:
-            await self._sleep(reservation.wait)
+            # A shared slot is taken: it is kept however the queue changes meanwhile.
+            self._holding = head
+            try:
+                await self._sleep(min(reservation.wait, MAX_PAUSE))
+            finally:
+                self._holding = None
             if self._pause_left(self._clock()) > 0:
                 return  # a 429 came while we slept: the slot is void, the head keeps its place
+        self._grant_next()
+
+    def _grant_next(self) -> None:
+        """The slot goes to the first waiter still waiting (the head, unless cancelled)."""
         if self._pump_once_ready():
-            # The slot goes to the first waiter still waiting (the head, unless cancelled).
             waiter = self._queue.popleft()
             waiter.future.set_result(None)
             self._granted(self._clock())
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep up to ``seconds`` (never more than a capped pause, nor past the end of a
+        header's pace), or until :meth:`_wake`."""
+        now = self._clock()
+        horizon = MAX_PAUSE
+        if self._header is not None:
+            horizon = min(horizon, max(0.0, self._header.until - now))
+        seconds = min(max(0.0, seconds), horizon)
+        loop = asyncio.get_running_loop()
+        kick = self._kick = loop.create_future()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait((sleeper, kick), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            kick.cancel()
+            if self._kick is kick:
+                self._kick = None
 
     def _expire(self, until: float) -> None:
         """Fail now the waiters whose ``max_wait`` ends before ``until`` (a known pause)."""
@@ -685,14 +956,16 @@ class Governor:
             return 0.0
         return max(0.0, self._paused_until - now)
 
-    def _estimate(self, now: float) -> float:
-        """The wait a new arrival faces: the pause, then one slot per waiter ahead of it."""
+    def _estimate(self, now: float, ahead: int | None = None) -> float:
+        """The wait a new arrival (or one with ``ahead`` waiters before it) faces: the
+        pause, then one slot per waiter ahead of it."""
         pause = self._pause_left(now)
         start = now + pause
         interval, tolerance = self._pace(start)
         if interval is None:
             return pause
-        ahead = sum(1 for w in self._queue if not w.future.done())
+        if ahead is None:
+            ahead = sum(1 for w in self._queue if not w.future.done())
         wait = max(0.0, self._local.next_slot(start) - tolerance - start)
         return pause + wait + ahead * interval
 
@@ -730,11 +1003,13 @@ class Governor:
         store = self._store
         try:
             return await store.reserve(interval, tolerance, max_wait)
-        except StoreUnavailable:
-            self._fall_back(store)
-            return await self._store.reserve(interval, tolerance, max_wait)
+        except StoreUnavailable as exc:
+            self._fall_back(store, exc.problem)
+        except Exception as exc:  # a store must never kill the pump (README "Rate limits")
+            self._fall_back(store, f"failed ({type(exc).__name__})")
+        return await self._store.reserve(interval, tolerance, max_wait)
 
-    def _fall_back(self, failed: RateStore) -> None:
+    def _fall_back(self, failed: RateStore, problem: str = "is unreachable") -> None:
         if self._store is not failed:
             return  # another task already fell back
         self._fallen_back = True
@@ -745,9 +1020,11 @@ class Governor:
         now = self._clock()
         interval, tolerance = self._pace(now)
         self._local.spend_burst(now, tolerance, interval or 0.0)
+        self._store_problem = problem
         logger.warning(
-            "rate store %s is unreachable; rate limiting continues in this process only",
+            "rate store %s %s; rate limiting continues in this process only",
             failed.describe(),
+            problem,
         )
 
     def _granted(self, now: float) -> None:
@@ -826,16 +1103,23 @@ class Governor:
     async def _share_pause(self, store: RateStore, pause: float) -> None:
         try:
             await store.pause(pause)
-        except StoreUnavailable:
-            self._fall_back(store)
+        except StoreUnavailable as exc:
+            self._fall_back(store, exc.problem)
+        except Exception as exc:  # never "Task exception was never retrieved"
+            self._fall_back(store, f"failed ({type(exc).__name__})")
 
     def _on_headers(self, headers: Mapping[str, str], now: float) -> None:
         budget = _read_rate_headers(headers, self._wall_clock)
         if budget is None:
             return
         remaining, reset = budget
+        # README "Rate limits": what headers say is capped like a Retry-After. A budget
+        # under one whole request is none at all (a wait until the reset, at most 60 s),
+        # and the rate it leaves never falls under one request per 60 s, so no slot is
+        # ever booked further ahead than that (0.001 left, 1e-320 left, a denormal...).
         reset = min(reset, MAX_PAUSE)
-        if remaining <= 0:
+        remaining = math.floor(remaining)
+        if remaining < 1:
             # The server's budget is spent: wait for its reset (no slow start: the server
             # has said exactly when it refills).
             until = now + reset
@@ -844,7 +1128,12 @@ class Governor:
                 self._local.pause_now(reset)
             self._header = None
             return
-        self._header = _HeaderLimit(rate=remaining / reset, until=now + reset)
+        rate = remaining / reset
+        if not math.isfinite(rate):
+            self._header = None  # a reset of a denormal: no pace worth keeping
+            return
+        self._header = _HeaderLimit(rate=max(MIN_HEADER_RATE, rate), until=now + reset)
+        self._wake()  # a nap measured at the old pace may now be too long
 
 
 # ---------------------------------------------------------------------------- headers

@@ -205,7 +205,8 @@ class CellcastSession:
         self._governor = make_governor(
             checked_rate,
             checked_store,
-            rate_scope(key, self._base_url),
+            # The slow derivation runs only when a shared store needs the scope.
+            rate_scope(key, self._base_url) if checked_store is not None else "",
             clock=pipeline_clock,
             sleep=pipeline_sleep,
         )

@@ -172,7 +172,7 @@ class TestCheckConcurrency:
 
 
 class TestRateScope:
-    """rate_scope: a SHA-256 hex of key and base URL that never contains the key."""
+    """rate_scope: 64 hex characters from key and base URL that never contain the key."""
 
     def test_shape_and_secrecy(self) -> None:
         """64 hex characters, not the key, stable for the same inputs."""
