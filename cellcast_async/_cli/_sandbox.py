@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import click
 
 from ..sandbox._faults import FAULT_KINDS, Faults
+from ..sandbox._state import HEADER_STYLES, LIMITER_KINDS, RETRY_AFTER_STYLES
 from ._app import EXIT_OK, Settings, cli, execute, global_options, invoke
 from ._output import dump_json
 
@@ -124,6 +125,22 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         help="Seconds in Retry-After on an injected 429.",
     ),
     fault_option(
+        "--storm",
+        field="storm",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        metavar="SECONDS",
+        help="Answer every request 429 (Retry-After: --retry-after) for this long from the "
+        "first request, then recover.",
+    ),
+    fault_option(
+        "--challenge",
+        field="challenge",
+        is_flag=True,
+        help="Answer the first attempt of every request 429 (Retry-After: --retry-after); "
+        "the same request sent again passes.",
+    ),
+    fault_option(
         "--fault-seed", field="seed", type=int, default=0, help="Seeds the random faults."
     ),
     fault_option(
@@ -141,16 +158,37 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         show_default="no limit",
     ),
     click.option(
+        "--limiter",
+        type=click.Choice(LIMITER_KINDS),
+        default="token-bucket",
+        show_default=True,
+        help="How the rate limit counts: a token bucket, a fixed 1-second window, or a "
+        "sliding 1-second log.",
+    ),
+    click.option(
         "--burst",
         type=click.FloatRange(min=1),
         default=None,
-        help="Requests the rate limit lets through at once.",
-        show_default="max(rate/4, 5)",
+        help="Size of the token bucket: requests it lets through at once (1 or more).",
+        show_default="one second's worth, at least 1",
+    ),
+    click.option(
+        "--rate-limit-retry-after",
+        type=click.Choice(RETRY_AFTER_STYLES),
+        default="whole",
+        show_default=True,
+        help="Retry-After on the rate limit's 429s: whole seconds rounded up, always 0, "
+        "fractional seconds, or no header.",
     ),
     click.option(
         "--rate-limit-headers",
-        is_flag=True,
-        help="Send X-RateLimit-Limit/-Remaining/-Reset on every answer.",
+        type=click.Choice(HEADER_STYLES),
+        is_flag=False,
+        flag_value="window",
+        default=None,
+        help="Send X-RateLimit-Limit/-Remaining/-Reset on every answer: as a 1-second window "
+        "(the default style), or the limiter's own allowance with Reset in whole or "
+        "fractional seconds until it is full.",
     ),
     click.option(
         "--capacity",
@@ -210,6 +248,7 @@ def sandbox_command(settings: Settings, /, **params: Any) -> int:
         if name.startswith(_FAULT_PREFIX)
     }
     server_args = {k: v for k, v in params.items() if not k.startswith(_FAULT_PREFIX)}
+    server_args["rate_limit_headers"] = server_args["rate_limit_headers"] or False
 
     def work() -> int:
         serve(faults=Faults(**fault_args), ready=_announce(settings), **server_args)

@@ -4,12 +4,19 @@ Decisions come from a ``random.Random`` owned by the sandbox and seeded from ``F
 so the same seed and the same request sequence give the same faults. Scripted faults (by
 1-based request number) win over guaranteed ones (``first_n``, ``every``), which win over
 random ones (``error_rate``).
+
+Two faults stand at the door instead, before the rate limit, and answer 429 at once: a
+``storm`` (every request, for a while) and a ``challenge`` (the first attempt of every
+request). They imitate a gateway, so they take no place in the queue and no latency.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -19,6 +26,7 @@ __all__ = ["FAULT_KINDS", "FaultAction", "FaultPlan", "Faults", "ScriptEntry", "
 # "malformed": 200 with a truncated JSON body. The rest are HTTP statuses.
 FAULT_KINDS: Final = frozenset({"500", "502", "503", "504", "429", "drop", "hang", "malformed"})
 MUTATIONS: Final = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+_MAX_CHALLENGED: Final = 100_000  # requests remembered as challenged; the oldest go first
 
 ScriptEntry: TypeAlias = "str | tuple[str, float]"
 
@@ -50,6 +58,13 @@ class Faults:
 
     ``error_rate`` only makes faults likely: a short test can draw none at all (README
     "Testing your code"). ``first_n`` and ``every`` guarantee them."""
+    storm: float = 0.0
+    """For this many seconds from the first request after these faults are set, every
+    request is answered 429 at once (``Retry-After: retry_after``); healthy afterwards."""
+    challenge: bool = False
+    """The first attempt of every request is answered 429 at once (``Retry-After:
+    retry_after``); the same request sent again (method, path, query, key and body alike)
+    passes, and the one after that is challenged anew."""
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.latency_jitter < 0:
@@ -58,6 +73,13 @@ class Faults:
             raise ValueError("error_rate must be between 0.0 and 1.0")
         if self.retry_after < 0:
             raise ValueError("retry_after must be >= 0")
+        storm = self.storm
+        if isinstance(storm, bool) or not isinstance(storm, (int, float)):
+            raise ValueError(f"storm must be a number of seconds >= 0, got {storm!r}")
+        if not (math.isfinite(storm) and storm >= 0):
+            raise ValueError(f"storm must be a number of seconds >= 0, got {storm!r}")
+        if not isinstance(self.challenge, bool):
+            raise ValueError(f"challenge must be True or False, got {self.challenge!r}")
         if not isinstance(self.kinds, tuple):
             object.__setattr__(self, "kinds", tuple(self.kinds))
         unknown = [k for k in self.kinds if k not in FAULT_KINDS]
@@ -110,8 +132,11 @@ def _parse_entry(number: int, entry: ScriptEntry, default_retry_after: float) ->
 class FaultPlan:
     """The sandbox's fault state: the current ``Faults``, its RNGs, and the script."""
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
         self._script: dict[int, FaultAction] = {}
+        self._clock = clock if clock is not None else time.monotonic
         self.faults = faults or Faults()
 
     @property
@@ -125,6 +150,40 @@ class FaultPlan:
         self._eligible = 0
         self._rng = random.Random(faults.seed)
         self._jitter_rng = random.Random(f"jitter:{faults.seed}")
+        self._storm_ends: float | None = None  # set by the first request after the swap
+        self._challenged: OrderedDict[Hashable, None] = OrderedDict()
+
+    @property
+    def storm_ends(self) -> float | None:
+        """When (on the plan's clock) the storm ends; None before its first request."""
+        return self._storm_ends
+
+    @property
+    def guards_door(self) -> bool:
+        """Whether a storm or a challenge is set (so ``at_the_door`` can say no)."""
+        return self._faults.storm > 0 or self._faults.challenge
+
+    def at_the_door(self, identity: Hashable) -> FaultAction | None:
+        """A 429 from the storm or the challenge for this request, or None to let it in.
+
+        ``identity`` is what makes two requests "the same request" for the challenge.
+        """
+        faults = self._faults
+        if faults.storm > 0:
+            now = self._clock()
+            if self._storm_ends is None:
+                self._storm_ends = now + faults.storm
+            if now < self._storm_ends:
+                return FaultAction("429", faults.retry_after)
+        if faults.challenge:
+            if identity in self._challenged:
+                del self._challenged[identity]
+                return None
+            if len(self._challenged) >= _MAX_CHALLENGED:
+                self._challenged.popitem(last=False)
+            self._challenged[identity] = None
+            return FaultAction("429", faults.retry_after)
+        return None
 
     def script(self, entries: Mapping[int, ScriptEntry]) -> None:
         parsed = {n: _parse_entry(n, e, self._faults.retry_after) for n, e in entries.items()}

@@ -1,18 +1,18 @@
 """The aiohttp.web glue: ``Sandbox`` (start, record, inject faults, stop) and ``serve()``.
 
-Every request is handled in this order: read the body, record it, take a token from its
-key's rate-limit bucket (an empty bucket answers 429 at once), queue for one of ``capacity``
-places, decide its fault (before auth, so even an unauthenticated request can be dropped),
-wait out the latency, then answer.
+Every request is handled in this order: read the body, record it, pass the door (a storm
+or a challenge answers 429 at once), take its turn at its key's rate limit (a refusal
+answers 429 at once), queue for one of ``capacity`` places, decide its fault (before auth,
+so even an unauthenticated request can be dropped), wait out the latency, then answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import json as _json
-import math
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +25,14 @@ from aiohttp import web
 
 from ._app import ApiRequest, ApiResponse, failure, handle, json_bytes
 from ._faults import MUTATIONS, FaultAction, FaultPlan, Faults, ScriptEntry, format_retry_after
-from ._state import REFERENCE_TIME, RateDecision, RateLimiter, Store
+from ._state import (
+    REFERENCE_TIME,
+    RETRY_AFTER_STYLES,
+    RateDecision,
+    RateLimiter,
+    Store,
+    format_retry_after_style,
+)
 
 __all__ = ["RecordedRequest", "RecordedHeaders", "Sandbox", "serve"]
 
@@ -124,8 +131,10 @@ class Sandbox:
         *,
         rate_limit: float | None = None,
         burst: float | None = None,
-        rate_limit_headers: bool = False,
+        rate_limit_headers: bool | str = False,
         capacity: int | None = None,
+        limiter: str = "token-bucket",
+        rate_limit_retry_after: str = "whole",
     ) -> None:
         self._bind_host = _check_loopback(host)
         if not 0 <= port <= 65535:
@@ -134,12 +143,28 @@ class Sandbox:
             raise ValueError("burst needs a rate_limit")
         if rate_limit is None and rate_limit_headers:
             raise ValueError("rate_limit_headers needs a rate_limit")
+        if rate_limit is None and limiter != "token-bucket":
+            raise ValueError("limiter needs a rate_limit")
+        if rate_limit is None and rate_limit_retry_after != "whole":
+            raise ValueError("rate_limit_retry_after needs a rate_limit")
+        if rate_limit_retry_after not in RETRY_AFTER_STYLES:
+            raise ValueError(
+                f"rate_limit_retry_after must be one of {', '.join(RETRY_AFTER_STYLES)}, "
+                f"got {rate_limit_retry_after!r}"
+            )
         if capacity is not None and (
             isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
         ):
             raise ValueError(f"capacity must be a positive integer or None, got {capacity!r}")
-        self._limiter = RateLimiter(rate_limit, burst) if rate_limit is not None else None
-        self._rate_limit_headers = rate_limit_headers
+        # True is the 1-second-window style the sandbox has always sent.
+        header_style = "window" if rate_limit_headers is True else rate_limit_headers or "window"
+        self._limiter = (
+            RateLimiter(rate_limit, burst, kind=limiter, header_style=header_style)
+            if rate_limit is not None
+            else None
+        )
+        self._rate_limit_headers = bool(rate_limit_headers)
+        self._retry_after_style = rate_limit_retry_after
         self._capacity_limit = capacity
         self._capacity: asyncio.Semaphore | None = None
         self._in_flight = 0
@@ -314,6 +339,19 @@ class Sandbox:
                 received_at=time.monotonic(),
             )
         )
+        if self._plan.guards_door:
+            # "The same request" for the challenge; the body as a digest, so the requests it
+            # remembers cost a few dozen bytes each, whatever was sent.
+            identity = (
+                request.method,
+                raw_path,
+                tuple(sorted(query.items())),
+                request.headers.get("Authorization"),
+                hashlib.blake2b(body, digest_size=16).digest(),
+            )
+            door = self._plan.at_the_door(identity)
+            if door is not None:
+                return _too_many_fault(door)
         decision: RateDecision | None = None
         if self._limiter is not None:
             decision = self._limiter.take(request.headers.get("Authorization"))
@@ -332,9 +370,11 @@ class Sandbox:
 
     def _too_many(self, decision: RateDecision) -> web.Response:
         # The envelope of the sandbox's other errors (seeds/000-003 400/403/404 shape);
-        # Retry-After in whole seconds, as HTTP specifies, rounded up.
+        # Retry-After in the chosen style (README "Rate limit, capacity, limits").
         response = _to_web(failure(429, "Too many requests", "Rate limit exceeded"))
-        response.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        retry_after = format_retry_after_style(decision.retry_after, self._retry_after_style)
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
         if self._rate_limit_headers:
             response.headers.update(_rate_headers(decision))
         return response
@@ -432,9 +472,7 @@ class Sandbox:
                 charset="utf-8",
             )
         if kind == "429":
-            response = _to_web(failure(429, "Too many requests", "Rate limit exceeded"))
-            response.headers["Retry-After"] = format_retry_after(action.retry_after)
-            return response
+            return _too_many_fault(action)
         if kind == "500":
             return _to_web(failure(500, "Internal server error", "Something went wrong"))
         if kind == "503":
@@ -472,12 +510,19 @@ def _parse_json(body: bytes) -> Any:
 
 
 def _rate_headers(decision: RateDecision) -> dict[str, str]:
-    """``X-RateLimit-*`` as a 1-second window (README "The sandbox")."""
+    """``X-RateLimit-*`` in the limiter's header style (README "Rate limit, capacity, limits")."""
+    reset = decision.reset
     return {
         "X-RateLimit-Limit": str(decision.limit),
         "X-RateLimit-Remaining": str(decision.remaining),
-        "X-RateLimit-Reset": str(decision.reset),
+        "X-RateLimit-Reset": str(int(reset)) if float(reset).is_integer() else f"{reset:.3f}",
     }
+
+
+def _too_many_fault(action: FaultAction) -> web.Response:
+    response = _to_web(failure(429, "Too many requests", "Rate limit exceeded"))
+    response.headers["Retry-After"] = format_retry_after(action.retry_after)
+    return response
 
 
 def _to_web(answer: ApiResponse) -> web.Response:
@@ -512,8 +557,10 @@ def serve(
     sub_accounts: int = 3,
     rate_limit: float | None = None,
     burst: float | None = None,
-    rate_limit_headers: bool = False,
+    rate_limit_headers: bool | str = False,
     capacity: int | None = None,
+    limiter: str = "token-bucket",
+    rate_limit_retry_after: str = "whole",
 ) -> None:
     """Run a sandbox until Ctrl-C or SIGTERM (blocking).
 
@@ -531,6 +578,8 @@ def serve(
         burst=burst,
         rate_limit_headers=rate_limit_headers,
         capacity=capacity,
+        limiter=limiter,
+        rate_limit_retry_after=rate_limit_retry_after,
     )
     # Ctrl-C off the main thread, or a cancelled main task, is a normal way to stop too.
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

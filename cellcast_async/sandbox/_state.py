@@ -11,16 +11,21 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter
-from typing import Final
+from typing import Final, TypeVar
 
 __all__ = [
+    "HEADER_STYLES",
+    "LIMITER_KINDS",
     "REFERENCE_TIME",
+    "RETRY_AFTER_STYLES",
     "STATUSES",
     "RateDecision",
     "RateLimiter",
@@ -28,8 +33,11 @@ __all__ = [
     "StoredSubAccount",
     "StoredToken",
     "View",
+    "format_retry_after_style",
     "format_timestamp",
 ]
+
+_S = TypeVar("_S")
 
 # Demo data ages are measured from this fixed instant, never from now(), so two sandboxes with
 # the same seed serve byte-identical listings. (It is the ObjectId timestamp of the seeds'
@@ -421,53 +429,173 @@ def _new_key(rng: random.Random) -> str:
 
 # ----------------------------------------------------------------------------- rate limit
 
+# README "The sandbox", "Rate limit, capacity, limits": the limiter kinds, the Retry-After
+# styles and the rate-limit header styles the sandbox can imitate. None is in the seeds.
+LIMITER_KINDS: Final = ("token-bucket", "fixed-window", "sliding-log")
+RETRY_AFTER_STYLES: Final = ("whole", "zero", "fractional", "absent")
+HEADER_STYLES: Final = ("window", "whole", "fractional")
+
+_MAX_KEYS: Final = 10_000  # Authorization values are the client's to choose: bound the state
+_WINDOW: Final = 1.0  # the fixed and sliding limiters count over one second
+
 
 @dataclass(frozen=True, slots=True)
 class RateDecision:
-    """One request's turn at the bucket, and what the rate-limit headers say after it."""
+    """One request's turn at the limiter, and what the rate-limit headers say after it.
+
+    ``limit``, ``remaining`` and ``reset`` follow the limiter's header style: "window" (the
+    default) describes a 1-second window, "whole"/"fractional" the limiter's own allowance.
+    """
 
     allowed: bool
-    retry_after: float  # seconds until the bucket holds a whole token again (0 when allowed)
-    limit: int  # X-RateLimit-Limit: the most any 1-second window can take (rate + burst)
-    remaining: int  # X-RateLimit-Remaining: what the next second can still take, evenly spaced
-    reset: int  # X-RateLimit-Reset: the window those two are about, in seconds (always 1)
+    retry_after: float  # seconds until a request would pass again (0 when allowed)
+    limit: int  # X-RateLimit-Limit
+    remaining: int  # X-RateLimit-Remaining
+    reset: float  # X-RateLimit-Reset, in seconds (the "window" style: always 1)
 
 
 class RateLimiter:
-    """A token bucket per API key (the Authorization header as sent), for ``Sandbox(rate_limit=)``.
+    """A rate limit per API key (the Authorization header as sent), for ``Sandbox(rate_limit=)``.
 
-    Not in the seeds: the Cellcast documents state no limit. Each bucket holds ``burst``
-    tokens, refills at ``rate`` per second, and every request takes one; an empty bucket
-    means 429. The clock is injectable so the arithmetic is tested without waiting.
+    Not in the seeds: the Cellcast documents state no limit. Three kinds:
+
+    - ``"token-bucket"`` (the default): each key's bucket holds ``burst`` tokens (default
+      one second's worth, at least 1), refills at ``rate`` per second, every request takes
+      one; an empty bucket means 429.
+    - ``"fixed-window"``: at most ``rate`` requests per clock second (windows start at whole
+      seconds of the clock), counted afresh at each window's start.
+    - ``"sliding-log"``: at most ``rate`` admitted requests in any 1-second span: the log
+      keeps each admitted request's time, and an entry leaves it exactly 1 s later.
+
+    Refused requests cost nothing in any kind. ``header_style`` says what the headers mean:
+    ``"window"`` is a 1-second window (Limit: what any second can hold, Remaining: what the
+    next second can still take, Reset: 1); ``"whole"`` and ``"fractional"`` state the
+    limiter's allowance (Limit: the bucket size or ``rate``, Remaining: what may pass right
+    now, Reset: seconds until Remaining is back at Limit, rounded up or to the millisecond).
+    The clock is injectable so the arithmetic is tested without waiting.
     """
 
     def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] | None = None
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] | None = None,
+        *,
+        kind: str = "token-bucket",
+        header_style: str = "window",
     ) -> None:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1e9:
             raise ValueError(f"rate_limit must be a positive number, got {rate!r}")
+        if kind not in LIMITER_KINDS:
+            raise ValueError(f"limiter must be one of {', '.join(LIMITER_KINDS)}, got {kind!r}")
+        if header_style not in HEADER_STYLES:
+            raise ValueError(
+                f"rate_limit_headers must be one of {', '.join(HEADER_STYLES)}, "
+                f"got {header_style!r}"
+            )
+        if kind != "token-bucket":
+            if burst is not None:
+                raise ValueError(f"burst applies only to the token-bucket limiter, not {kind}")
+            if not float(rate).is_integer():
+                raise ValueError(
+                    f"rate_limit must be a whole number for the {kind} limiter, got {rate!r}"
+                )
         if burst is None:
             burst = max(1.0, float(rate))
         if isinstance(burst, bool) or not isinstance(burst, (int, float)) or not 1 <= burst < 1e9:
             raise ValueError(f"burst must be a number >= 1, got {burst!r}")
         self.rate = float(rate)
         self.burst = float(burst)
+        self.kind = kind
+        self.header_style = header_style
         self._clock = clock if clock is not None else time.monotonic
         self._buckets: dict[str | None, tuple[float, float]] = {}  # key -> (tokens, when)
+        self._windows: dict[str | None, tuple[float, int]] = {}  # key -> (window start, count)
+        self._logs: dict[str | None, deque[float]] = {}  # key -> admitted times, oldest first
 
     def take(self, key: str | None) -> RateDecision:
         now = self._clock()
-        tokens, when = self._buckets.get(key, (self.burst, now))
+        if self.kind == "fixed-window":
+            return self._take_fixed(key, now)
+        if self.kind == "sliding-log":
+            return self._take_sliding(key, now)
+        return self._take_bucket(key, now)
+
+    def _take_bucket(self, key: str | None, now: float) -> RateDecision:
+        tokens, when = _pop(self._buckets, key, (self.burst, now))
         tokens = min(self.burst, tokens + max(0.0, now - when) * self.rate)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
         self._buckets[key] = (tokens, now)
         retry_after = 0.0 if allowed else (1.0 - tokens) / self.rate
-        return RateDecision(
-            allowed=allowed,
-            retry_after=retry_after,
-            limit=int(self.rate + self.burst),
-            remaining=int(tokens + self.rate),
-            reset=1,
-        )
+        if self.header_style == "window":
+            return RateDecision(
+                allowed, retry_after, int(self.rate + self.burst), int(tokens + self.rate), 1
+            )
+        full_in = (self.burst - tokens) / self.rate
+        return self._decision(allowed, retry_after, int(self.burst), int(tokens), full_in)
+
+    def _take_fixed(self, key: str | None, now: float) -> RateDecision:
+        start = math.floor(now / _WINDOW) * _WINDOW
+        window, count = _pop(self._windows, key, (start, 0))
+        if window != start:
+            count = 0
+        limit = int(self.rate)
+        allowed = count < limit
+        if allowed:
+            count += 1
+        self._windows[key] = (start, count)
+        ends_in = start + _WINDOW - now
+        retry_after = 0.0 if allowed else ends_in
+        full_in = ends_in if count else 0.0
+        return self._decision(allowed, retry_after, limit, limit - count, full_in)
+
+    def _take_sliding(self, key: str | None, now: float) -> RateDecision:
+        log: deque[float] = _pop(self._logs, key, deque())
+        while log and log[0] <= now - _WINDOW:
+            log.popleft()
+        limit = int(self.rate)
+        allowed = len(log) < limit
+        if allowed:
+            log.append(now)
+        self._logs[key] = log
+        retry_after = 0.0 if allowed else log[0] + _WINDOW - now
+        full_in = log[-1] + _WINDOW - now if log else 0.0
+        return self._decision(allowed, retry_after, limit, limit - len(log), full_in)
+
+    def _decision(
+        self, allowed: bool, retry_after: float, limit: int, remaining: int, full_in: float
+    ) -> RateDecision:
+        if self.header_style == "window":
+            return RateDecision(allowed, retry_after, limit, remaining, 1)
+        if self.header_style == "whole":
+            return RateDecision(allowed, retry_after, limit, remaining, math.ceil(full_in - 1e-9))
+        return RateDecision(allowed, retry_after, limit, remaining, round(full_in, 3))
+
+
+def _pop(states: dict[str | None, _S], key: str | None, default: _S) -> _S:
+    """The key's state, taken out (re-inserting makes it newest); the oldest key is dropped
+    once there are ``_MAX_KEYS`` of them, so a client inventing keys cannot grow the sandbox."""
+    state = states.pop(key, None)
+    if state is None:
+        if len(states) >= _MAX_KEYS:
+            states.pop(next(iter(states)))
+        return default
+    return state
+
+
+def format_retry_after_style(seconds: float, style: str) -> str | None:
+    """The ``Retry-After`` a limiter's 429 carries, or None for none (README "The sandbox").
+
+    "whole": whole seconds rounded up, at least 1, as HTTP specifies; "zero": always ``0``
+    (what a server sends when the next slot is milliseconds away); "fractional": seconds to
+    the millisecond, at least 0.001; "absent": no header.
+    """
+    if style == "whole":
+        return str(max(1, math.ceil(seconds - 1e-9)))
+    if style == "zero":
+        return "0"
+    if style == "fractional":
+        return f"{max(0.001, seconds):.3f}"
+    return None
