@@ -15,13 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._converters import make_converter
-from ._governor import (
-    GovernorState,
-    check_rate_limit,
-    check_rate_store,
-    make_governor,
-    rate_scope,
-)
+from ._governor import GovernorState, check_rate_limit, make_governor
 from ._pipeline import (
     _UNSET,
     CallOptions,
@@ -36,6 +30,7 @@ from ._pipeline import (
     default_sleep,
 )
 from ._protocol import RetryPolicy
+from ._rate_store import check_rate_store, rate_scope
 from ._redact import Redactor, register
 from ._tokens import TokensResource
 from ._tracing import Tracing

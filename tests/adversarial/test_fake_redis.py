@@ -107,11 +107,13 @@ class TestMalformedReplies:
             with caplog.at_level(logging.WARNING, logger="cellcast_async"):
                 try:
                     governor.observe(status=429, headers=None, retry_after=0.2, elapsed=0.01)
+                    held = governor.state.paused_until
                     await asyncio.wait_for(asyncio.gather(*governor._background), 10)
                     waited = await asyncio.wait_for(governor.acquire(), 10)
                 finally:
                     await governor.aclose()
-        assert waited > 0.1
+        assert held is not None  # held here at once, whatever Redis answered
+        assert waited > 0.0
         assert len(warnings_of(caplog)) == 1
         assert "rate limiting continues in this process only" in warnings_of(caplog)[0]
         assert loop_errors == []

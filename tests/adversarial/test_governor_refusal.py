@@ -8,7 +8,8 @@ import hashlib
 import pytest
 
 from cellcast_async import CellcastSession, TimeoutError
-from cellcast_async._governor import GovernorWaitTooLong, rate_scope
+from cellcast_async._governor import GovernorWaitTooLong
+from cellcast_async._rate_store import rate_scope
 
 from ._hostile_http import API_KEY, TOKEN_ID, HostileHeaders
 

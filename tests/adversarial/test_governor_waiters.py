@@ -11,13 +11,8 @@ from typing import Any
 
 import pytest
 
-from cellcast_async._governor import (
-    Governor,
-    GovernorWaitTooLong,
-    InProcessStore,
-    RateStore,
-    Reservation,
-)
+from cellcast_async._governor import Governor, GovernorWaitTooLong
+from cellcast_async._rate_store import InProcessStore, RateStore, Reservation
 
 from ..unit._virtual_time import VirtualTime
 
@@ -47,28 +42,28 @@ async def spend_burst(gov: Governor) -> None:
 class TestDeadlineBehindOthers:
     """max_wait bounds the whole wait, queued behind anyone."""
 
-    async def test_pace_slows_after_queueing(self, vt: VirtualTime) -> None:
-        """Queued behind three at 10/s (0.4 s expected), then the server allows one per
-        60 s: the max_wait=3 call fails at its deadline, not after the three slots."""
-        gov = governor(vt, 10)
+    async def test_estimate_proves_wrong(self, vt: VirtualTime) -> None:
+        """Queued behind three at 1/s because the estimate said it would fit (here: an
+        estimate forced to 0): the max_wait=1.5 call fails at its deadline, not after the
+        three slots ahead of it."""
+        gov = governor(vt, 1)
         await spend_burst(gov)
         others = [asyncio.ensure_future(gov.acquire()) for _ in range(3)]
         await asyncio.sleep(0)
-        bounded = asyncio.ensure_future(gov.acquire(max_wait=3.0))
+        gov._estimate = lambda now, ahead=None: 0.0  # type: ignore[method-assign]
+        bounded = asyncio.ensure_future(gov.acquire(max_wait=1.5))
         await asyncio.sleep(0)
         assert gov.state.waiting == 4
-        gov.observe(status=200, headers=SLOW, retry_after=None, elapsed=0.01)
         failed_at: list[float] = []
 
         async def watch() -> None:
-            with pytest.raises(GovernorWaitTooLong) as info:
+            with pytest.raises(GovernorWaitTooLong):
                 await bounded
             failed_at.append(vt.now)
-            assert info.value.needed > 3.0
 
-        await vt.run([watch(), *others], limit=400.0)
+        await vt.run([watch(), *others], limit=110.0)
         assert failed_at
-        assert failed_at[0] <= 103.0 + 1e-6
+        assert failed_at[0] <= 101.5 + 1e-6
         assert gov.state.waiting == 0
         await gov.aclose()
 
@@ -117,7 +112,7 @@ class TestCancellation:
     async def test_head_cancelled_during_a_pause(self, vt: VirtualTime) -> None:
         """Cancelled while a 429's pause runs: the others go when it ends."""
         gov = governor(vt, None)
-        gov.observe(status=429, headers=None, retry_after=2.0, elapsed=0.01)
+        gov._hold(2.0, vt.now)  # a pause, however it came
         waiters = [asyncio.ensure_future(gov.acquire()) for _ in range(3)]
         await vt.advance(1.0)
         waiters[0].cancel()

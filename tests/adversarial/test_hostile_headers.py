@@ -1,6 +1,6 @@
 """Hostile rate-limit headers never freeze or crash the governor (README "Rate limits"):
-every wait derived from a header is finite and at most 60 s, a rate read from headers
-has a floor, and a tiny budget does not outlive the header that announced it."""
+a budget under one request cuts the pace (with a floor) and is never a wait for its
+reset, and no slot booked at a slow pace outlives it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cellcast_async import CellcastSession, TimeoutError
-from cellcast_async._governor import MAX_PAUSE, Governor, GovernorWaitTooLong
+from cellcast_async import CellcastSession
+from cellcast_async._governor import MAX_PAUSE, Governor
 
 from ..conftest import FakeSleep
 from ..unit._virtual_time import VirtualTime
@@ -71,24 +71,24 @@ class TestWaitsAreCapped:
         await gov.aclose()
 
     @pytest.mark.parametrize(("headers", "reset"), HOSTILE, ids=IDS)
-    async def test_a_deadline_is_refused_with_the_capped_wait(
+    async def test_no_wait_is_read_from_a_header(
         self, vt: VirtualTime, headers: dict[str, str], reset: float
     ) -> None:
-        """A call that cannot wait the (capped) reset is refused with that wait, at once."""
+        """A spent budget cuts the pace; its reset is never waited out, so a call that
+        may wait 0.1 s goes at once."""
+        del reset
         gov = governor(vt, None)
         header_said(gov, headers)
-        with pytest.raises(GovernorWaitTooLong) as info:
-            await gov.acquire(max_wait=reset / 2)
-        assert info.value.needed == pytest.approx(reset)
-        assert vt.sleeps == []
+        assert await gov.acquire(max_wait=0.1) == 0.0
+        assert gov.state.paused_until is None
         await gov.aclose()
 
-    async def test_header_rate_has_a_floor(self, vt: VirtualTime) -> None:
-        """One request left in 60 s paces at one per 60 s, never slower."""
+    async def test_header_pace_has_a_floor(self, vt: VirtualTime) -> None:
+        """A spent budget on a young session paces at 19/s at the least, never slower."""
         gov = governor(vt, None)
-        header_said(gov, {"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "86400"})
-        assert gov.state.rate == pytest.approx(1.0 / MAX_PAUSE)
-        assert gov.state.reason == "headers"
+        header_said(gov, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "86400"})
+        assert gov.state.rate is not None
+        assert gov.state.rate >= 0.95 * 20.0 - 1e-9
         await gov.aclose()
 
 
@@ -145,19 +145,14 @@ class TestSession:
         assert server.seen == 4
         assert all(d <= reset + 1e-6 for d in fake_sleep.delays)
 
-    async def test_deadline_refused_with_an_exact_message(self) -> None:
-        """deadline=2 against a denormal budget with a 60 s reset: TimeoutError at once."""
+    async def test_deadline_call_is_not_refused(self) -> None:
+        """deadline=2 after a denormal budget with a 60 s reset: the call goes through."""
         hostile = {"X-RateLimit-Remaining": "5e-324", "X-RateLimit-Reset": "60"}
         async with (
             HostileHeaders([hostile, {}]) as server,
             CellcastSession(api_key=API_KEY, base_url=server.url) as cc,
         ):
             await cc.tokens.get(TOKEN_ID)
-            with pytest.raises(TimeoutError) as info:
-                await cc.with_options(deadline=2).tokens.get(TOKEN_ID)
-        assert server.seen == 1  # nothing sent for the refused call
-        assert info.value.kind == "deadline"
-        assert str(info.value) == (
-            f"GET /api/v1/apiClient/token/{TOKEN_ID}: the call's deadline of 2 s would pass"
-            " during the 60 s wait for the rate limit"
-        )
+            token = await cc.with_options(deadline=2).tokens.get(TOKEN_ID)
+        assert token.id == f"{1:024x}"
+        assert server.seen == 2

@@ -19,14 +19,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from cellcast_async._governor import (
-    Governor,
-    GovernorWaitTooLong,
-    RedisStore,
-    burst_for,
-    make_governor,
-    rate_scope,
-)
+from cellcast_async._governor import Governor, GovernorWaitTooLong, burst_for, make_governor
+from cellcast_async._rate_store import RedisStore, rate_scope
 
 from .._redis_server import RedisServer
 from ..unit._virtual_time import max_in_window
@@ -109,18 +103,18 @@ class TestSharedGovernors:
     """Two governors on one scope share the pause and the budget."""
 
     async def test_a_429_pauses_the_other_governor(self, redis_url: str) -> None:
-        """Governor A meets a 429 (Retry-After 0.3 s): governor B waits it out too."""
+        """Governor A's first answer is a 429 (Retry-After 3 s): B waits it out too."""
         scope = new_scope()
         a = make_governor(None, redis_url, scope)
         b = make_governor(None, redis_url, scope)
         try:
-            a.observe(status=429, headers=None, retry_after=0.3, elapsed=0.01)
+            a.observe(status=429, headers=None, retry_after=3.0, elapsed=0.01)  # held in full
             await asyncio.gather(*a._background)  # the shared write has landed
             waited = await b.acquire()
         finally:
             await a.aclose()
             await b.aclose()
-        assert waited >= 0.25
+        assert waited >= 2.5
         assert b.state.rate_limited == 0  # B learnt of the pause from Redis alone
 
     def test_two_processes_share_one_budget(self, redis_url: str) -> None:
