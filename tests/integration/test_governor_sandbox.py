@@ -123,3 +123,23 @@ class TestHeaders:
             # A round in flight at concurrency 8 when the burst of 10 runs out, then the
             # probes above the measured rate (README "Rate limits").
             assert sb.rate_limited <= 15
+
+
+class TestStateShowsBothControls:
+    """README "Rate limits": governor_state shows the learnt rate and the auto width."""
+
+    async def test_width_and_server_rate(self) -> None:
+        """During an auto walk against 50/s (burst 5): a width, and an estimate near 50."""
+        async with (
+            Sandbox(tokens=600, rate_limit=50, burst=5) as sb,
+            governed(sb, None) as cc,
+        ):
+            assert cc.governor_state.width is None  # no auto walk yet
+            pager = cc.tokens.list(limit=10, concurrency="auto")
+            widths = []
+            async for _ in pager.pages():
+                widths.append(cc.governor_state.width)
+            state = cc.governor_state
+        assert all(isinstance(w, int) and 1 <= w <= 32 for w in widths)
+        assert state.server_rate is not None
+        assert 25.0 <= state.server_rate <= 75.0
