@@ -122,8 +122,11 @@ class ServerRate:
         return 0.0
 
     def spent(self, now: float) -> None:
-        """The server's headers say its budget is spent: a cut without the cost of a 429."""
-        if self.phase in ("closed",) or now < self._last_cut + MIN_SPAN:
+        """The server's headers say its budget is spent: on a session not yet paced, the
+        first cut without the cost of a 429. Once paced, the pace's own measurement
+        governs: a bucket one request deep says "0 left" after every admitted request,
+        and reading that as "too fast" each time would slow the pace to nothing."""
+        if self.phase != "free":
             return
         self._cut(now)
 

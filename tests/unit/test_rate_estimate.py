@@ -170,3 +170,19 @@ class TestSpent:
             est.admitted(i / 50, i / 50 - 0.02)
         est.spent(1.0)
         assert est.pace(1.0) == pytest.approx(BETA * 50.0, rel=0.05)
+
+    def test_spent_once_paced_changes_nothing(self) -> None:
+        """A bucket one request deep says "0 left" after every request: once paced, that
+        never slows the pace (it once slowed a walk 91-fold)."""
+        est = ServerRate()
+        for i in range(50):
+            est.admitted(i / 50, i / 50 - 0.02)
+        est.spent(1.0)
+        pace = est.pace(1.0)
+        for k in range(1, 200):
+            est.admitted(1.0 + k / 40, 1.0 + k / 40 - 0.02)
+            est.spent(1.0 + k / 40)
+        later = est.pace(6.0)
+        assert pace is not None
+        assert later is not None
+        assert later >= pace
