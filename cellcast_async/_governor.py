@@ -408,6 +408,17 @@ class Governor:
                 return
             self._grant_next()
             return
+        # Shared: the store keeps the budget all processes share (rate_limit); the pace
+        # this process learnt is its own share of what the server admits, so it gates
+        # this process only (the sum over processes is what the server admits).
+        learnt = self._server.pace(now)
+        if learnt is not None and (self._rate_limit is None or learnt < self._rate_limit):
+            own = 1.0 / learnt
+            local = self._local.reserve_now(own, _CATCH_UP * own, 0.0)
+            if not local.granted:
+                await self._nap(local.wait)
+                return
+        interval, tolerance = self._shared_pace()
         budget = None if head.deadline is None else max(0.0, head.deadline - now)
         reservation = await self._reserve(interval, tolerance, budget)
         if reservation.paused > 0:
@@ -511,6 +522,13 @@ class Governor:
             return interval, _CATCH_UP * interval
         # A GCRA with tolerance (b - 1) * T lets at most R * W + b requests into any closed
         # window of W seconds: with W = 1, rate_limit plus the burst.
+        return interval, max(0.0, self._burst - 1.0) * interval
+
+    def _shared_pace(self) -> tuple[float | None, float]:
+        """(interval, tolerance) of the budget shared through the store: ``rate_limit``."""
+        if self._rate_limit is None or self._burst is None:
+            return None, 0.0
+        interval = 1.0 / self._rate_limit
         return interval, max(0.0, self._burst - 1.0) * interval
 
     async def _reserve(
