@@ -783,3 +783,35 @@ class TestAdaptiveConcurrency:
         for status in (500, 502, 504):
             ac.on_attempt(status, 0.02)
         assert ac.limit == before
+
+
+class TestSharedLearntPace:
+    """README "Rate limits": with a shared store, the pace a process learnt is its own
+    share of the server's rate: it gates this process, the store keeps rate_limit."""
+
+    async def test_learnt_pace_stays_local(self, vt: VirtualTime) -> None:
+        store = _RecordingStore(vt)
+        gov = governor(vt, None, store=store)
+        for _ in range(40):
+            gov.observe(status=200, headers=None, retry_after=None, elapsed=0.02)
+            await vt.advance(1 / 40)
+        gov.observe(status=429, headers=None, retry_after=None, elapsed=0.02)
+        pace = gov.state.rate
+        assert pace is not None
+        times = await grant_times(vt, gov, 20)
+        assert set(store.intervals) == {None}  # nothing learnt was written to the store
+        span = times[-1] - times[0]
+        assert span >= 19 / pace * 0.5  # yet this process went no faster than its pace
+        await gov.aclose()
+
+
+class _RecordingStore(_FlakyStore):
+    def __init__(self, vt: VirtualTime) -> None:
+        super().__init__(vt, good=10**6)
+        self.intervals: list[float | None] = []
+
+    async def reserve(
+        self, interval: float | None, tolerance: float, max_wait: float | None
+    ) -> Reservation:
+        self.intervals.append(interval)
+        return await super().reserve(interval, tolerance, max_wait)
