@@ -462,7 +462,18 @@ class Pipeline:
     def _deadline_error(
         self, method: str, path: str, wait: tuple[float, int | str] | None = None
     ) -> TimeoutError:
-        message = f"the call's deadline of {self.options.deadline:g} s"
+        deadline = self.options.deadline
+        if deadline is None:
+            # Only a refusal by the rate governor gets here with no deadline (README "Rate
+            # limits"): say what it refused, without a number that does not exist.
+            needed = wait[0] if wait is not None else math.inf
+            return TimeoutError(
+                f"the rate governor refused the call: it needs a wait of {needed:.3g} s",
+                method=method,
+                path=path,
+                kind="deadline",
+            )
+        message = f"the call's deadline of {deadline:g} s"
         if wait is None:
             message = f"{message} passed"
         elif wait[1] == "rate limit":

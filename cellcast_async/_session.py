@@ -15,13 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._converters import make_converter
-from ._governor import (
-    GovernorState,
-    check_rate_limit,
-    check_rate_store,
-    make_governor,
-    rate_scope,
-)
+from ._governor import GovernorState, check_rate_limit, make_governor
 from ._pipeline import (
     _UNSET,
     CallOptions,
@@ -36,6 +30,7 @@ from ._pipeline import (
     default_sleep,
 )
 from ._protocol import RetryPolicy
+from ._rate_store import check_rate_store, rate_scope
 from ._redact import REMEMBERED, Redactor, hidden, register
 from ._seal import CheckpointKey
 from ._tokens import TokensResource
@@ -217,7 +212,8 @@ class CellcastSession:
         self._governor = make_governor(
             checked_rate,
             checked_store,
-            rate_scope(key, self._base_url),
+            # The slow derivation runs only when a shared store needs the scope.
+            rate_scope(key, self._base_url) if checked_store is not None else "",
             clock=pipeline_clock,
             sleep=pipeline_sleep,
         )
