@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._governor import check_rate_limit, check_rate_store
+from ._governor import check_rate_limit
 from ._protocol import RetryPolicy, check_int
+from ._rate_store import check_rate_store
 from ._redact import hidden
 
 if TYPE_CHECKING:

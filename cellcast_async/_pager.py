@@ -243,8 +243,9 @@ class Pager(Generic[T]):
     what slid back onto them (see ``cellcast_async._walk``); the very same page (same ids,
     same ``total``) three times in a row is a ``DecodeError``: the server seems to ignore
     ``page``. A walk reads at most ``max_pages`` pages forward from its first (default:
-    derived from the first ``total``, see :func:`cellcast_async._walk.page_bound`); a
-    server still saying ``hasNextPage`` there is a ``DecodeError`` too (README "Paging").
+    twice the pages the first ``total`` needs, plus 100; from ``totalPages`` without a
+    ``total``, else 10,000); a server still saying ``hasNextPage`` there is a
+    ``DecodeError`` too (README "Paging").
 
     If a page fails, its error propagates and :attr:`next_page` names the first page
     not yet wholly yielded: a new pager from there loses and repeats nothing.

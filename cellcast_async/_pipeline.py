@@ -25,6 +25,7 @@ import asyncio
 import copy
 import inspect
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
@@ -158,8 +159,13 @@ def attempt_timeout(
     return remaining if timeout is None else min(timeout, remaining)
 
 
-def deadline_message(deadline: float, wait: Wait | None) -> str:
+def deadline_message(deadline: float | None, wait: Wait | None) -> str:
     """Why a call ran out of its deadline, in the words of ``TimeoutError``."""
+    if deadline is None:
+        # Only a refusal by the rate governor gets here with no deadline (README "Rate
+        # limits"): say what it refused, without a number that does not exist.
+        needed = wait.seconds if wait is not None else math.inf
+        return f"the rate governor refused the call: it needs a wait of {needed:.3g} s"
     message = f"the call's deadline of {deadline:g} s"
     if wait is None:
         return f"{message} passed"
@@ -456,7 +462,6 @@ class Pipeline:
             call.walk.attempt(status=status, elapsed=elapsed, retry=call.attempt > 0)
 
     def _deadline_error(self, call: _Call, wait: Wait | None = None) -> CallTimeoutError:
-        assert self.options.deadline is not None
         return CallTimeoutError(
             deadline_message(self.options.deadline, wait),
             method=call.method,

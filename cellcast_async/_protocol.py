@@ -49,6 +49,7 @@ __all__ = [
     "list_params",
     "parse_retry_after",
     "read_envelope",
+    "read_rate_headers",
     "segment",
     "sub_account_tokens_path",
     "token_path",
@@ -477,3 +478,73 @@ def read_envelope(
     if envelope.get("status") is False:
         raise error_for(method, path, status, envelope, reason=reason, headers=headers)
     return envelope
+
+
+# ---------------------------------------------------------------------------- rate-limit headers
+
+
+def read_rate_headers(headers: Mapping[str, str], unix_now: float) -> tuple[float, float] | None:
+    """(remaining requests, seconds until reset) from the first rate-limit header family
+    present (README "Rate limits"): ``RateLimit: limit=, remaining=, reset=`` or
+    ``RateLimit: "p";r=..;t=..`` (IETF drafts), ``X-RateLimit-Remaining/-Reset``, then
+    ``RateLimit-Remaining/-Reset``. ``unix_now`` turns a reset sent as a Unix time into
+    seconds.
+
+    A family with a missing, negative or unreadable part is ignored, as if absent.
+    """
+    lower = {name.lower(): value for name, value in headers.items()}
+    if "ratelimit" in lower:
+        found = _ietf_structured(lower["ratelimit"])
+        if found is not None:
+            return found
+    for prefix in ("x-ratelimit-", "ratelimit-"):
+        remaining = _header_number(lower.get(prefix + "remaining"))
+        reset = _header_number(lower.get(prefix + "reset"))
+        if remaining is None or reset is None:
+            continue
+        if reset > 1e9:
+            # Some servers (GitHub) send the reset as a Unix time rather than seconds.
+            reset = reset - unix_now
+        if reset <= 0:
+            continue
+        return remaining, reset
+    return None
+
+
+def _header_number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip().strip('"'))
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return value
+
+
+def _ietf_structured(value: str) -> tuple[float, float] | None:
+    """``limit=100, remaining=50, reset=30`` (draft 06/07) or ``"p";r=50;t=30`` (draft 08+).
+
+    With several policies in one header, the one that allows the lowest rate wins.
+    """
+    best: tuple[float, float] | None = None
+    flat: dict[str, str] = {}
+    for item in value.split(","):
+        params: dict[str, str] = {}
+        for part in item.split(";"):
+            key, sep, raw = part.strip().partition("=")
+            if sep:
+                params[key.strip().lower()] = raw.strip()
+        flat.update(params)
+        remaining, reset = _header_number(params.get("r")), _header_number(params.get("t"))
+        if remaining is None or reset is None or reset <= 0:
+            continue
+        if best is None or remaining / reset < best[0] / best[1]:
+            best = (remaining, reset)
+    if best is not None:
+        return best
+    remaining, reset = _header_number(flat.get("remaining")), _header_number(flat.get("reset"))
+    if remaining is not None and reset is not None and reset > 0:
+        return remaining, reset
+    return None

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from ._converters import make_converter
-from ._governor import GovernorState, make_governor, rate_scope
+from ._governor import GovernorState, make_governor
 from ._options import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -24,6 +24,7 @@ from ._options import (
     Sleep,
 )
 from ._pipeline import Pipeline
+from ._rate_store import rate_scope
 from ._redact import REMEMBERED, Redactor, hidden, register
 from ._seal import CheckpointKey
 from ._tokens import TokensResource
@@ -148,7 +149,8 @@ class CellcastSession:
         self._governor = make_governor(
             options.rate_limit,
             options.rate_store,
-            rate_scope(key, self._base_url),
+            # The slow derivation runs only when a shared store needs the scope.
+            rate_scope(key, self._base_url) if options.rate_store is not None else "",
             clock=options.clock,
             sleep=options.sleep,
         )

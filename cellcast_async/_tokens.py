@@ -13,7 +13,6 @@ import attrs
 
 from . import _protocol as proto
 from ._exceptions import ShapeError
-from ._governor import AdaptiveConcurrency, check_concurrency
 from ._models import ApiToken, CreatedToken, TokenStatus
 from ._options import check_max_items, check_max_pages
 from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
@@ -22,6 +21,7 @@ from ._protocol import TOKENS_PATH
 from ._seal import CheckpointKey
 from ._transport import Response
 from ._walk import Listing, decode_checkpoint
+from ._walk_auto import AdaptiveConcurrency, check_concurrency
 
 __all__ = ["TokensResource"]
 
@@ -237,12 +237,14 @@ class TokensResource:
         if resume is not None and resume[0].concurrency != concurrency:
             resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])
         # "auto": pages in flight grow while answers come back fast and clean, and halve
-        # on a 429, a 503 or rising latency (README "Rate limits"); the walk's recorder
-        # feeds it every attempt.
+        # on a 503, a lost answer or rising latency; the rate (429s) is the governor's
+        # (README "Rate limits"). The walk's recorder feeds it every attempt.
         pipeline = self._pipeline
         width: int | AdaptiveConcurrency = (
-            AdaptiveConcurrency(clock=pipeline.clock) if concurrency == "auto" else concurrency
+            concurrency if concurrency != "auto" else (AdaptiveConcurrency(clock=pipeline.clock))
         )
+        if isinstance(width, AdaptiveConcurrency) and pipeline.governor is not None:
+            pipeline.governor.track(width)  # governor_state shows the width in force
         structure = self._structure_token
 
         async def fetch(number: int) -> Page[ApiToken]:

@@ -217,8 +217,8 @@ def governor_status(state: GovernorState) -> str | None:
     """The governor's state as the progress display shows it (None: nothing to say)."""
     if state.paused_until is not None:
         return f"paused after a 429 ({state.rate_limited:,} so far)"
-    if state.reason == "resume":
-        return "resuming after a 429"
+    if state.reason == "probing":
+        return "probing the server's rate after a 429"
     return None
 
 

@@ -69,9 +69,12 @@ class TestProgressStatus:
         assert governor_status(state) == "paused after a 429 (1,234 so far)"
 
     def test_resuming(self) -> None:
-        assert governor_status(self.state(reason="resume", rate=4.0)) == "resuming after a 429"
+        assert (
+            governor_status(self.state(reason="probing", rate=4.0))
+            == "probing the server's rate after a 429"
+        )
 
-    @pytest.mark.parametrize("reason", ["none", "rate_limit", "headers"])
+    @pytest.mark.parametrize("reason", ["none", "rate_limit", "learnt"])
     def test_nothing_to_say(self, reason: str) -> None:
         assert governor_status(self.state(reason=reason)) is None
 

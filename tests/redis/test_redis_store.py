@@ -19,13 +19,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from cellcast_async._governor import (
-    Governor,
-    RedisStore,
-    burst_for,
-    make_governor,
-    rate_scope,
-)
+from cellcast_async._governor import Governor, GovernorWaitTooLong, burst_for, make_governor
+from cellcast_async._rate_store import RedisStore, rate_scope
 
 from .._redis_server import RedisServer
 from ..unit._virtual_time import max_in_window
@@ -108,18 +103,18 @@ class TestSharedGovernors:
     """Two governors on one scope share the pause and the budget."""
 
     async def test_a_429_pauses_the_other_governor(self, redis_url: str) -> None:
-        """Governor A meets a 429 (Retry-After 0.3 s): governor B waits it out too."""
+        """Governor A's first answer is a 429 (Retry-After 3 s): B waits it out too."""
         scope = new_scope()
         a = make_governor(None, redis_url, scope)
         b = make_governor(None, redis_url, scope)
         try:
-            a.observe(status=429, headers=None, retry_after=0.3, elapsed=0.01)
+            a.observe(status=429, headers=None, retry_after=3.0, elapsed=0.01)  # held in full
             await asyncio.gather(*a._background)  # the shared write has landed
             waited = await b.acquire()
         finally:
             await a.aclose()
             await b.aclose()
-        assert waited >= 0.25
+        assert waited >= 2.5
         assert b.state.rate_limited == 0  # B learnt of the pause from Redis alone
 
     def test_two_processes_share_one_budget(self, redis_url: str) -> None:
@@ -203,3 +198,94 @@ class TestFallback:
         assert state.acquired == 2
         assert state.store == "memory (rate store unreachable)"
         assert len(caplog.records) == 1
+
+
+class TestTamperedKeys:
+    """README "Rate limits": whoever can write the Redis cannot freeze the account. A pause
+    or schedule set far ahead is capped like a local pause (60 s) and logged; an
+    unreadable one is cleared and logged."""
+
+    @staticmethod
+    async def plant(redis_url: str, scope: str, which: str, value: str | float) -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            if isinstance(value, float):
+                seconds, micros = await client.time()
+                value = f"{seconds + micros / 1e6 + value:.6f}"
+            await client.set(f"cellcast_async:rate:{{{scope}}}:{which}", value)
+        finally:
+            await client.aclose()
+
+    @staticmethod
+    def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    async def test_pause_a_year_ahead(
+        self, redis_url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A pause 1e9 s ahead reads as 60 s, once logged, and is rewritten to that."""
+        scope = new_scope()
+        await self.plant(redis_url, scope, "pause", 1e9)
+        store = RedisStore.from_url(redis_url, scope)
+        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
+            try:
+                first = await store.reserve(None, 0.0, None)
+                second = await store.reserve(None, 0.0, None)
+            finally:
+                await store.aclose()
+        assert 59.0 <= first.paused <= 60.0
+        assert second.paused <= first.paused
+        host = redis_url.removesuffix("/0") + "/0"
+        assert self.warnings(caplog) == [
+            f"rate store {host} held a pause 1e+09 s ahead; capped to 60 s like a local pause"
+        ]
+
+    async def test_schedule_a_year_ahead(
+        self, redis_url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A schedule 1e9 s ahead gives a wait of at most 60 s and one interval."""
+        scope = new_scope()
+        await self.plant(redis_url, scope, "tat", 1e9)
+        store = RedisStore.from_url(redis_url, scope)
+        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
+            try:
+                taken = await store.reserve(0.1, 0.0, None)
+            finally:
+                await store.aclose()
+        assert taken.granted
+        assert 59.0 <= taken.wait <= 60.1 + 0.01
+        assert len(self.warnings(caplog)) == 1
+        assert (
+            "held a schedule 1e+09 s ahead; capped to 60 s like a local pause"
+            in (self.warnings(caplog)[0])
+        )
+
+    @pytest.mark.parametrize("value", ["abc", "nan", ""])
+    async def test_unreadable_pause_is_cleared(
+        self, redis_url: str, value: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Text that is not a time: cleared, logged, and the slot is granted now."""
+        scope = new_scope()
+        await self.plant(redis_url, scope, "pause", value)
+        store = RedisStore.from_url(redis_url, scope)
+        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
+            try:
+                taken = await store.reserve(0.1, 0.0, None)
+            finally:
+                await store.aclose()
+        assert taken.granted
+        assert taken.wait == 0.0
+        assert len(self.warnings(caplog)) == 1
+        assert "held an unreadable pause time; it was cleared" in self.warnings(caplog)[0]
+
+    async def test_a_deadline_call_is_refused_not_frozen(self, redis_url: str) -> None:
+        """A governor on the tampered scope refuses a 2 s wait at once, naming <= 60 s."""
+        scope = new_scope()
+        await self.plant(redis_url, scope, "pause", 1e9)
+        governor = make_governor(None, redis_url, scope)
+        try:
+            with pytest.raises(GovernorWaitTooLong) as info:
+                await asyncio.wait_for(governor.acquire(max_wait=2.0), 10)
+        finally:
+            await governor.aclose()
+        assert info.value.needed <= 61.0  # the capped pause, plus the time to learn it

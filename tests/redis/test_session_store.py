@@ -78,11 +78,13 @@ class TestTwoProcessesOneBudget:
             async with first, second:
                 await first.tokens.list(limit=1)
                 sb.reset_requests()
-                sb.script({1: ("429", 0.5)})
-                # Its 429 pauses every session on the store: the second, asked while the
-                # first waits out the pause, waits too, though it never got a 429 itself.
+                # Three 429s in a row (Retry-After 2 s): the server refuses everything, so
+                # the first session holds for the 2 s, and so does every session on the
+                # store: the second, asked during the hold, waits too, though it never got
+                # a 429 itself (README "Rate limits").
+                sb.script({n: ("429", 2.0) for n in (1, 2, 3)})
                 walk = asyncio.ensure_future(first.tokens.list(limit=1))
-                while not seen:  # noqa: ASYNC110 - the hook runs in this loop
+                while len(seen) < 3:  # noqa: ASYNC110 - the hook runs in this loop
                     await asyncio.sleep(0.005)
                 await asyncio.sleep(0.05)  # the pause's write to Redis
                 started = time.monotonic()
@@ -90,8 +92,8 @@ class TestTwoProcessesOneBudget:
                 waited = time.monotonic() - started
                 await walk
                 state = second.governor_state
-        assert len(seen) == 1
-        assert waited >= 0.3  # what was left of the 0.5 s pause
+        assert len(seen) == 3
+        assert waited >= 1.5  # what was left of the 2 s hold
         assert state.rate_limited == 0  # the second learnt of it from Redis alone
 
 

@@ -100,9 +100,9 @@ class TestBigWalkUnderFaults:
         assert failures >= 5
         retries = [r for r in caplog.records if r.getMessage().startswith("retrying ")]
         assert len(retries) == failures
-        # The 429s' Retry-After (1 s) was honoured: the session paused for it (the wait
-        # starts a moment after the answer, so it is a hair under 1 s).
-        assert any(0.95 <= d <= 1.0 for d in fake_sleep.delays)
+        # README "Rate limits": a 429 among admitted answers is "a little too fast" (a
+        # slower pace, no pause), and no hold or retry waits past a Retry-After of 1 s.
+        assert max(fake_sleep.delays, default=0.0) <= 1.0 + 1e-6
 
 
 class TestResumeAfterRetriesRunOut:

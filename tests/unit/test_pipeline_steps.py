@@ -64,6 +64,11 @@ class TestDeadlineMessage:
         )
         assert deadline_message(2, RetryWait(0.5, "reset")).endswith("(last attempt: reset)")
 
+    def test_a_governor_refusal_without_a_deadline(self) -> None:
+        assert deadline_message(None, RateLimitWait(90.0)) == (
+            "the rate governor refused the call: it needs a wait of 90 s"
+        )
+
     def test_a_string_outcome_is_not_the_rate_limit(self) -> None:
         # The old sentinel was the string "rate limit": a retry's outcome can no longer
         # be mistaken for the governor's wait.

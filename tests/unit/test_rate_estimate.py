@@ -1,0 +1,188 @@
+"""The server-rate estimator (README "Rate limits"), driven on exact times: a simulated
+server admits at its rate and refuses the rest, and the pace must settle just under it,
+recover quickly after a storm, and never jump in one burst. No test waits for real."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cellcast_async._rate_estimate import BETA, START_RATE, ServerRate
+
+
+class Bucket:
+    """A token bucket: ``rate`` per second, ``burst`` deep; refused requests cost nothing."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.when = burst, 0.0
+        self.closed_until = 0.0  # a storm: everything refused until then
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.when) * self.rate)
+        self.when = now
+        if now < self.closed_until or self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+def drive(
+    est: ServerRate,
+    server: Bucket,
+    start: float,
+    end: float,
+    *,
+    rtt: float = 0.02,
+    demand: float = 1000.0,
+) -> tuple[list[float], int, int]:
+    """Send at the estimator's pace (at most ``demand``/s) from ``start`` to ``end``, holding
+    when it says so; answers come ``rtt`` later. Returns send times, sent, refused."""
+    now, sent, refused, times = start, 0, 0, []
+    pending: list[tuple[float, float, bool]] = []  # (answer at, sent at, admitted)
+    hold_until = start
+    while now < end:
+        pending.sort()
+        while pending and pending[0][0] <= now:
+            at, was_sent, ok = pending.pop(0)
+            if ok:
+                est.admitted(at, was_sent)
+            else:
+                hold = est.refused(at, was_sent, 1.0)
+                hold_until = max(hold_until, at + hold)
+        if now >= hold_until:
+            pace = est.pace(now)
+            rate = demand if pace is None else min(pace, demand)
+            ok = server.take(now)
+            pending.append((now + rtt, now, ok))
+            times.append(now)
+            sent += 1
+            refused += not ok
+            now += 1.0 / rate
+        else:
+            now = min(hold_until, now + 0.001)
+    return times, sent, refused
+
+
+class TestSettles:
+    """Against a bucket it has never seen, the pace settles just under its rate."""
+
+    @pytest.mark.parametrize(("rate", "burst"), [(50.0, 10.0), (100.0, 10.0), (100.0, 100.0)])
+    def test_pace_just_under_the_rate(self, rate: float, burst: float) -> None:
+        est = ServerRate(rng=random.Random(0))
+        server = Bucket(rate, burst)
+        times, sent, refused = drive(est, server, 0.0, 6.0)
+        late = [t for t in times if t >= 4.0]
+        achieved = len(late) / 2.0
+        assert 0.85 * rate <= achieved <= 1.12 * rate  # sends: a probe above R is refused
+        assert est.estimate == pytest.approx(rate, rel=0.15)
+        # A round of requests at 1000/s is in flight when the first 429 comes back.
+        assert refused / sent <= 0.10
+
+    def test_no_limit_stays_unpaced(self) -> None:
+        """A server that never refuses: never paced, nothing learnt."""
+        est = ServerRate()
+        for i in range(1000):
+            est.admitted(i * 0.001, i * 0.001 - 0.02)
+        assert est.pace(1.0) is None
+        assert est.phase == "free"
+        assert est.estimate is None
+
+
+class TestTooFast:
+    """A 429 among admitted answers is a cut, never a hold."""
+
+    def test_cut_not_hold(self) -> None:
+        est = ServerRate()
+        for i in range(100):
+            est.admitted(i / 100, i / 100 - 0.02)
+        assert est.refused(1.0, 0.99, 30.0) == 0.0
+        assert est.phase == "probe"
+        assert est.pace(1.0) == pytest.approx(BETA * 100.0, rel=0.02)
+
+    def test_one_cut_per_round(self) -> None:
+        """429s for requests sent before the cut change nothing more."""
+        est = ServerRate()
+        for i in range(100):
+            est.admitted(i / 100, i / 100 - 0.02)
+        est.refused(1.0, 0.98, None)
+        pace = est.pace(1.0)
+        for k in range(10):
+            assert est.refused(1.0 + k * 0.001, 0.99, None) == 0.0
+        assert est.pace(1.0) == pace
+        assert est.cuts == 1
+
+
+class TestStormAndRecovery:
+    """README "Rate limits": a server that refuses everything holds the session; once it
+    admits again the pace climbs back to the rate known before within a second."""
+
+    def test_recovers_to_the_pre_storm_rate(self) -> None:
+        est = ServerRate(rng=random.Random(1))
+        server = Bucket(100.0, 10.0)
+        drive(est, server, 0.0, 5.0)
+        before = est.estimate
+        assert before == pytest.approx(100.0, rel=0.15)
+        server.closed_until = 10.0  # a 5-second storm
+        _, storm_sent, storm_refused = drive(est, server, 5.0, 10.0)
+        assert storm_refused == storm_sent
+        assert storm_sent <= 60  # probes, not a flood: one at a time, holds growing
+        times, _, _ = drive(est, server, 10.0, 13.0)
+        pace_after = est.pace(11.5)
+        assert pace_after is not None
+        assert pace_after >= 0.8 * BETA * before
+        # Never one burst: no 50 ms after the storm holds more than the old rate allows.
+        after = [t for t in times if t >= 10.0]
+        for t in after:
+            assert sum(1 for u in after if t <= u < t + 0.05) <= 0.05 * 100.0 * 1.5 + 1
+
+    def test_unknown_rate_probes_up_from_start_rate(self) -> None:
+        """A storm from the first request: probing starts at 20/s and grows 1.5x per 0.1 s."""
+        est = ServerRate(rng=random.Random(2))
+        assert est.refused(0.02, 0.0, 1.0) > 0.0
+        assert est.phase == "closed"
+        assert est.pace(0.05) == START_RATE
+        est.admitted(1.0, 0.98)
+        assert est.phase == "probe"
+        assert est.pace(1.0) == pytest.approx(START_RATE)
+        assert est.pace(1.2) == pytest.approx(START_RATE * 1.5**2)
+
+    def test_holds_grow_but_stay_under_retry_after(self) -> None:
+        est = ServerRate(rng=random.Random(3))
+        holds = []
+        now = 0.0
+        for _ in range(10):
+            hold = est.refused(now + 0.02, now, 0.5)
+            holds.append(hold)
+            now += hold + 0.03
+        assert holds[0] <= 0.1
+        assert max(holds) <= 0.5
+        assert holds[3] > holds[0]
+
+
+class TestSpent:
+    """Headers saying the budget is spent cut like a 429, without the refused request."""
+
+    def test_spent_cuts(self) -> None:
+        est = ServerRate()
+        for i in range(50):
+            est.admitted(i / 50, i / 50 - 0.02)
+        est.spent(1.0)
+        assert est.pace(1.0) == pytest.approx(BETA * 50.0, rel=0.05)
+
+    def test_spent_once_paced_changes_nothing(self) -> None:
+        """A bucket one request deep says "0 left" after every request: once paced, that
+        never slows the pace (it once slowed a walk 91-fold)."""
+        est = ServerRate()
+        for i in range(50):
+            est.admitted(i / 50, i / 50 - 0.02)
+        est.spent(1.0)
+        pace = est.pace(1.0)
+        for k in range(1, 200):
+            est.admitted(1.0 + k / 40, 1.0 + k / 40 - 0.02)
+            est.spent(1.0 + k / 40)
+        later = est.pace(6.0)
+        assert pace is not None
+        assert later is not None
+        assert later >= pace
