@@ -117,6 +117,8 @@ def _check_checkpoint_paths(options: AuditOptions) -> None:
     path = options.checkpoint
     if path is None:
         return
+    if not path or path.endswith(os.sep):
+        raise CliUsageError(f"--checkpoint needs a file name, got {path!r}")
     if options.output in (None, "-"):
         raise CliUsageError(
             "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"

@@ -125,9 +125,11 @@ def _read_capped(path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # Checked before ``open(fd)``, which refuses a folder with an error naming the fd.
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
     with open(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
         try:
             data = handle.read(MAX_BYTES + 1)
         except OSError as exc:
