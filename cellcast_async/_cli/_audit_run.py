@@ -29,6 +29,7 @@ from ._audit_report import AuditReport
 from ._checkpoint import (
     AuditCheckpoint,
     check_length,
+    check_writable,
     locked,
     read_records,
     truncate,
@@ -240,6 +241,7 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
     if options.checkpoint is None:
         return await _audit(conn, options, settings)
     with locked(options.checkpoint):  # one audit at a time on one checkpoint
+        check_writable(options.checkpoint)
         return await _audit(conn, options, settings)
 
 
