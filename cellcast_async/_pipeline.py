@@ -388,7 +388,8 @@ class Pipeline:
                             attempt + 1,
                             response.status,
                             response.elapsed,
-                            response.headers,
+                            # A server may echo the key in a header (README "Redaction").
+                            self._redactor.headers(response.headers),
                         ),
                     )
                 outcome: int | str = response.status
