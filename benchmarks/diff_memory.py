@@ -35,18 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cellcast_async._cli._records import FIELDS  # the audit's own columns
+
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = (
-    "id",
-    "name",
-    "status",
-    "sub_account_id",
-    "sub_account_name",
-    "created_at",
-    "age_days",
-    "stale",
-    "token",
-)
 MB = 1024 * 1024
 
 

@@ -200,8 +200,13 @@ def _token_hook(converter: cattrs.Converter, cls: type[ApiToken]) -> _Hook:
         if sub_account_id is None and sub_account is not None:
             # seeds/000 and 002 send only the nested subAccount; 001 only subAccountId.
             sub_account_id = sub_account.id
+        token_id = structure_str(obj["_id"], str)
+        if not token_id:
+            # No call can name such a token, a walk's duplicate check keys on it and the
+            # audit's records need it (README "Models").
+            raise ShapeError("expected a token id, got an empty string")
         return tp(  # type: ignore[no-any-return]
-            structure_str(obj["_id"], str),
+            token_id,
             structure_str(obj["name"], str),
             structure_secret(obj["token"], Secret),
             structure_status(obj["status"], str),

@@ -382,7 +382,8 @@ class Pipeline:
                 call.attempt + 1,
                 response.status,
                 response.elapsed,
-                response.headers,
+                # A server may echo the key in a header (README "Redaction").
+                self._redactor.headers(response.headers),
             )
             await self._emit("response", event)
 

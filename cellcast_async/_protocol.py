@@ -65,9 +65,22 @@ _STATUSES: Final = frozenset(s.value for s in TokenStatus)
 # --- on the way out ------------------------------------------------------------------
 
 
+def _check_text(value: str, what: str) -> str:
+    # A lone surrogate (what Python makes of bytes that are not UTF-8 in argv or a file
+    # name) cannot be sent: refused here, as misuse, not as a codec error mid-call.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} is not valid Unicode text (a lone surrogate at index {exc.start})"
+        ) from None
+    return value
+
+
 def _check_id(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a str, not {type(value).__name__}")
+    _check_text(value, what)
     if not value.strip():
         raise ValueError(f"{what} must not be empty")
     if not value.strip("."):
@@ -129,7 +142,7 @@ def check_name(name: object) -> str:
         raise ValueError(f"name must be a str, not {type(name).__name__}")
     if not name.strip():
         raise ValueError("name must not be empty or blank")
-    return name
+    return _check_text(name, "name")
 
 
 def list_params(
@@ -149,7 +162,7 @@ def list_params(
     if search is not None:
         if not isinstance(search, str):
             raise ValueError(f"search must be a str, not {type(search).__name__}")
-        params["search"] = search
+        params["search"] = _check_text(search, "search")
     params["page"] = str(check_page(page))
     params["limit"] = str(check_limit(limit))
     return params

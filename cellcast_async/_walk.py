@@ -69,6 +69,7 @@ __all__ = [
     "DEFAULT_MAX_PAGES",
     "MAX_CHECKPOINT_CHARS",
     "MAX_CHECKPOINT_IDS",
+    "MAX_DERIVED_PAGES",
     "MAX_PAGES_SLACK",
     "NO_PROGRESS_PAGES",
     "ConcurrencyController",
@@ -112,6 +113,12 @@ MAX_PAGES_SLACK: Final = 100
 
 DEFAULT_MAX_PAGES: Final = 10_000
 """``max_pages`` by default when the first answer tells neither ``total`` nor ``totalPages``."""
+
+MAX_DERIVED_PAGES: Final = 100_000
+"""The most ``max_pages`` a server's ``total`` or ``totalPages`` can derive (README "Paging").
+
+Those are the server's words: a ``total`` of ``10**30`` must not turn the safety bound into
+no bound. A larger walk passes ``max_pages`` itself."""
 
 # Repair bounds (README "Reliability"): extra pages per shrink, and per walk.
 _REWIND_PAGES: Final = 3
@@ -442,15 +449,16 @@ def page_bound(
 
     ``max_pages`` if given; else twice what the first ``total`` needs at ``limit`` a page
     (or twice the first ``totalPages``) plus ``MAX_PAGES_SLACK``, so a list may grow to
-    twice its size under the walk; else ``DEFAULT_MAX_PAGES``. A server that keeps
-    inventing items with ``hasNextPage: true`` ends there instead of never.
+    twice its size under the walk, at most ``MAX_DERIVED_PAGES``; else
+    ``DEFAULT_MAX_PAGES``. A server that keeps inventing items with ``hasNextPage: true``
+    ends there instead of never, whatever ``total`` it claims.
     """
     if max_pages is not None:
         return max_pages
     if first_total is not None:
-        return 2 * -(-first_total // max(1, limit)) + MAX_PAGES_SLACK
+        return min(2 * -(-first_total // max(1, limit)) + MAX_PAGES_SLACK, MAX_DERIVED_PAGES)
     if first_total_pages is not None:
-        return 2 * first_total_pages + MAX_PAGES_SLACK
+        return min(2 * first_total_pages + MAX_PAGES_SLACK, MAX_DERIVED_PAGES)
     return DEFAULT_MAX_PAGES
 
 

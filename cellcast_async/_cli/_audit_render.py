@@ -8,7 +8,7 @@ command line prints").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, TextIO
 
@@ -45,20 +45,55 @@ def _header(report: AuditReport, console: Console, verbose: bool) -> None:
     )
 
 
-def _by_sub_account(report: AuditReport, console: Console, verbose: bool) -> None:
+OWN_COLUMNS: Final = 3
+"""Statuses the SDK does not know that get a column of their own (the most used ones)."""
+
+HEADER_CHARS: Final = 24
+"""A status longer than this heads its column cut, with an ellipsis."""
+
+
+def _status_columns(report: AuditReport) -> tuple[list[str], list[str]]:
+    """The statuses with a column each, and the rest, counted in one OTHER column.
+
+    Statuses come from the server: 2,000 distinct ones, or one of 200,000 characters,
+    must not squeeze the table to nothing (README "Command line"). ``--json`` has each.
+    """
     statuses = report.statuses()
+    known, unknown = statuses[:2], statuses[2:]
+    unknown.sort(key=lambda s: (-report.by_status[s], s))
+    return known + sorted(unknown[:OWN_COLUMNS]), unknown[OWN_COLUMNS:]
+
+
+def _status_header(status: str) -> str:
+    text = status.upper()
+    return text if len(text) <= HEADER_CHARS else text[: HEADER_CHARS - 1] + "\u2026"
+
+
+def _by_sub_account(report: AuditReport, console: Console, verbose: bool) -> None:
+    statuses, rest = _status_columns(report)
+    other = [f"{len(rest):,} OTHER"] if rest else []
     table = make_table(
-        "SUB-ACCOUNT", "NAME", *(s.upper() for s in statuses), "TOTAL", whole=["SUB-ACCOUNT"]
+        "SUB-ACCOUNT",
+        "NAME",
+        *(_status_header(s) for s in statuses),
+        *other,
+        "TOTAL",
+        whole=["SUB-ACCOUNT"],
     )
+
+    def cells(counts: Mapping[str, int]) -> list[str]:
+        own = [f"{counts.get(s, 0):,}" for s in statuses]
+        return own + ([f"{sum(counts.get(s, 0) for s in rest):,}"] if rest else [])
+
     for sub, counts in sorted(report.by_sub_account.items()):
         table.add_row(
             sub,
             report.sub_account_names.get(sub, ""),
-            *(f"{counts[s]:,}" for s in statuses),
+            *cells(counts),
             f"{sum(counts.values()):,}",
         )
     table.add_section()
-    table.add_row("all", "", *(f"{report.by_status[s]:,}" for s in statuses), f"{report.total:,}")
+    table.add_row("all", "", *cells(report.by_status), f"{report.total:,}")
     console.print()
     console.print(table)
 

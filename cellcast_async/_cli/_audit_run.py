@@ -29,6 +29,7 @@ from ._audit_report import AuditReport
 from ._checkpoint import (
     AuditCheckpoint,
     check_length,
+    check_writable,
     locked,
     read_records,
     truncate,
@@ -117,6 +118,8 @@ def _check_checkpoint_paths(options: AuditOptions) -> None:
     path = options.checkpoint
     if path is None:
         return
+    if not path or path.endswith(os.sep):
+        raise CliUsageError(f"--checkpoint needs a file name, got {path!r}")
     if options.output in (None, "-"):
         raise CliUsageError(
             "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
@@ -238,6 +241,7 @@ async def run_audit(conn: Connection, options: AuditOptions, settings: Settings)
     if options.checkpoint is None:
         return await _audit(conn, options, settings)
     with locked(options.checkpoint):  # one audit at a time on one checkpoint
+        check_writable(options.checkpoint)
         return await _audit(conn, options, settings)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "VERSION",
     "AuditCheckpoint",
     "check_length",
+    "check_writable",
     "locked",
     "read_records",
     "truncate",
@@ -125,9 +126,11 @@ def _read_capped(path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # Checked before ``open(fd)``, which refuses a folder with an error naming the fd.
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
     with open(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
         try:
             data = handle.read(MAX_BYTES + 1)
         except OSError as exc:
@@ -182,6 +185,23 @@ def write_atomically(path: str, text: str) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def check_writable(path: str) -> None:
+    """``path`` can be replaced as :func:`write_atomically` does: tried before anything is
+    sent, so a folder that refuses the temporary, or a name too long once the temporary's
+    prefix and suffix are added, is a usage error and not a failure after the first page."""
+    target = Path(path)
+    try:
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise CliUsageError(
+            f"cannot write {path} (through a temporary beside it): {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+    os.unlink(temporary)
 
 
 @contextlib.contextmanager

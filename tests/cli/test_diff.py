@@ -13,21 +13,10 @@ from typing import Any
 import pytest
 
 from cellcast_async._cli._diff import Change, compare, parse_records
-from cellcast_async._cli._records import Record
+from cellcast_async._cli._records import FIELDS, Record
 
 from ._support import AS_OF, ROOT, LiveSandbox, run_cli
 
-FIELDS = [
-    "id",
-    "name",
-    "status",
-    "sub_account_id",
-    "sub_account_name",
-    "created_at",
-    "age_days",
-    "stale",
-    "token",
-]
 SUB_A, SUB_B = "a" * 24, "b" * 24
 
 

@@ -43,6 +43,12 @@ def _ref_str(value: Any, _: Any) -> str:
     raise ShapeError(f"expected a string, got {_json_type(value)}")
 
 
+def _ref_id(value: Any, _: Any) -> str:
+    if _ref_str(value, str) == "":
+        raise ShapeError("expected a token id, got an empty string")
+    return value  # type: ignore[no-any-return]
+
+
 def _ref_secret(value: Any, _: Any) -> Secret:
     if isinstance(value, str):
         return Secret(value)
@@ -96,7 +102,7 @@ def reference_converter() -> cattrs.Converter:
         base = make_dict_structure_fn(
             cls,
             converter,
-            id=override(rename="_id"),
+            id=override(rename="_id", struct_hook=_ref_id),
             created_at=override(rename="createdAt"),
             sub_account=override(rename="subAccount"),
             sub_account_id=override(rename="subAccountId"),
