@@ -271,7 +271,10 @@ class Pipeline:
                 redactor = self._redactor.for_answer(last.body) if last else self._redactor
                 redactor.scrub(exc)
                 span.set_error(exc)
-                raise
+                # ``raise exc``, not a bare ``raise``: on Python 3.10 a bare raise puts
+                # back the traceback the scrub dropped, with the locals of every frame
+                # below this one (README "Redaction").
+                raise exc
             assert call.last is not None
             span.set_result(call.last.status)
             return result

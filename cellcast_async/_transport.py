@@ -55,7 +55,9 @@ class Response:
     """
 
     status: int
-    reason: str | None
+    # Server text, like the body: a reason phrase may echo the key, and a traceback
+    # formatted with locals prints this object's repr (README "Redaction").
+    reason: str | None = attrs.field(repr=False)
     headers: Mapping[str, str] = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False)
     elapsed: float = 0.0
