@@ -132,7 +132,8 @@ class GovernorWaitTooLong(Exception):
 
 @attrs.frozen
 class GovernorState:
-    """A snapshot of a :class:`Governor`, e.g. for a progress line (README "Rate limits").
+    """A snapshot of the session's rate governor (``cc.governor_state``), e.g. for a
+    progress line (README "Rate limits").
 
     ``paused_until`` is a time on the governor's clock (or ``None``); ``rate`` the requests
     per second released now (``None``: no cap, ``0.0`` while paused); ``reason`` why that
