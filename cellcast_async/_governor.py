@@ -297,12 +297,14 @@ class Governor:
         headers: Mapping[str, str] | None,
         retry_after: float | None,
         elapsed: float,
+        retry: bool = False,
     ) -> None:
         """Learn from one attempt's outcome (``status=None``: no answer came back).
 
         ``retry_after`` is the server's ``Retry-After`` in seconds, or the wait the call
         chose instead; with ``headers``, a ``Retry-After`` among them is what counts.
-        ``elapsed`` dates the request: sent ``elapsed`` seconds ago.
+        ``elapsed`` dates the request: sent ``elapsed`` seconds ago; ``retry``: the attempt
+        retried one that failed (what tells a per-request challenge from a closed server).
         """
         if status is None:
             return
@@ -312,12 +314,12 @@ class Governor:
             self._rate_limited += 1
             if headers is not None:
                 retry_after = _retry_after(headers)
-            hold = self._server.refused(now, sent_at, retry_after)
+            hold = self._server.refused(now, sent_at, retry_after, retry=retry)
             if hold > 0:
                 self._hold(min(hold, MAX_PAUSE), now)
             self._wake()
             return
-        self._server.admitted(now, sent_at)
+        self._server.admitted(now, sent_at, retry=retry)
         if headers:
             self._on_headers(headers, now)
 

@@ -459,7 +459,11 @@ class Pipeline:
         """One attempt's outcome, to the governor, the call's span and the walk."""
         if self.governor is not None:
             self.governor.observe(
-                status=status, headers=headers or None, retry_after=retry_after, elapsed=elapsed
+                status=status,
+                headers=headers or None,
+                retry_after=retry_after,
+                elapsed=elapsed,
+                retry=attempt > 0,
             )
         call.span.attempt(status=status, retry=retried, error=failure)
         if call.walk is not None:

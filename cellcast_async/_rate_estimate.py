@@ -21,6 +21,9 @@ instead of halving and creeping back (AIMD) or obeying a pessimistic reading of 
   full, a storm). The session holds, then sends one request to probe: after 0.1 s, then
   half as long again each time, never longer than ``Retry-After`` nor than 5 s; a
   ``Retry-After`` over 1 s is held in full (a server that says so means it).
+- A challenge is not a closed server: when lately every first attempt was refused while
+  every retry was admitted (a gateway that answers the first attempt of each request with
+  a 429), a refused first attempt neither holds nor cuts anything: its retry passes.
 - ``probe``: once a probe is admitted, the pace grows 1.5x every 0.1 s (from just under
   the rate known before, or from 20/s when none is known) until it is back at the known
   rate or meets the next 429: quick, and never one burst.
@@ -57,6 +60,9 @@ NEAR_RETRY_AFTER: Final = 1.0  # a longer Retry-After is held in full (capped at
 _KEEP: Final = 2.0  # seconds of admitted answers kept
 CLOSED_AFTER: Final = 3  # this many 429s in a row with nothing admitted: closed
 _GRACE: Final = 0.0005  # a request sent this soon after a cut was released before it
+CHALLENGE_SPAN: Final = 2.0  # seconds of first attempts and retries kept to tell a challenge
+CHALLENGE_RETRIES: Final = 1  # a retry admitted (and none refused) makes a challenge
+_FIRST_OK, _FIRST_REFUSED, _RETRY_OK, _RETRY_REFUSED = range(4)
 
 
 class ServerRate:
@@ -79,11 +85,16 @@ class ServerRate:
         self._rtt = 0.0  # seconds from sending to an answer, smoothed
         self._holds = 0  # closed holds in a row
         self.cuts = 0
+        # (answered, kind) of answers over the last CHALLENGE_SPAN, and counts per kind
+        self._attempts: collections.deque[tuple[float, int]] = collections.deque()
+        self._kinds = [0, 0, 0, 0]
 
     # -- what answers say ------------------------------------------------------------
 
-    def admitted(self, now: float, sent_at: float | None = None) -> None:
-        """A request sent at ``sent_at`` was admitted (any answer but a 429)."""
+    def admitted(self, now: float, sent_at: float | None = None, *, retry: bool = False) -> None:
+        """A request sent at ``sent_at`` was admitted (any answer but a 429); ``retry``: the
+        attempt was a retry of a refused one."""
+        self._note(now, _RETRY_OK if retry else _FIRST_OK)
         admits = self._admits
         sent = now if sent_at is None else min(now, sent_at)
         admits.append((now, sent))
@@ -98,9 +109,16 @@ class ServerRate:
             self._start_probe(now)
         self._holds = 0
 
-    def refused(self, now: float, sent_at: float, retry_after: float | None) -> float:
-        """A 429 arrived for a request sent at ``sent_at``: the seconds to hold every
-        request for (0: none, only a slower pace)."""
+    def refused(
+        self, now: float, sent_at: float, retry_after: float | None, *, retry: bool = False
+    ) -> float:
+        """A 429 arrived for a request sent at ``sent_at`` (``retry``: a retry of a refused
+        attempt): the seconds to hold every request for (0: none, only a slower pace)."""
+        self._note(now, _RETRY_REFUSED if retry else _FIRST_REFUSED)
+        if not retry and self.challenged:
+            # Every retry passes and no first attempt does: a challenge, not a rate. The
+            # retry of this request will pass; neither a hold nor a cut would help.
+            return 0.0
         first = self._last_429 is None
         admitted_between = self._admitted_since_429
         self._last_429 = now
@@ -130,6 +148,17 @@ class ServerRate:
             return
         self._cut(now)
 
+    @property
+    def challenged(self) -> bool:
+        """Lately every first attempt was refused and every retry admitted: a challenge
+        (a gateway that refuses the first attempt of each request), not a closed server."""
+        kinds = self._kinds
+        return (
+            kinds[_RETRY_OK] >= CHALLENGE_RETRIES
+            and kinds[_RETRY_REFUSED] == 0
+            and kinds[_FIRST_OK] == 0
+        )
+
     # -- the pace ----------------------------------------------------------------------
 
     def pace(self, now: float) -> float | None:
@@ -152,6 +181,15 @@ class ServerRate:
         return START_RATE  # closed: one probe at a time
 
     # -- inside ------------------------------------------------------------------------
+
+    def _note(self, now: float, kind: int) -> None:
+        """Keep what answered over the last CHALLENGE_SPAN: first attempt or retry, and
+        whether it was admitted."""
+        attempts, kinds = self._attempts, self._kinds
+        attempts.append((now, kind))
+        kinds[kind] += 1
+        while attempts and attempts[0][0] <= now - CHALLENGE_SPAN:
+            kinds[attempts.popleft()[1]] -= 1
 
     def _count(self, now: float, span: float) -> int:
         """Admitted answers that arrived over the last ``span`` seconds."""

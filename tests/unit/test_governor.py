@@ -419,6 +419,27 @@ class TestRefusals:
         assert max(holds) <= 1.0 + 1e-9
         await gov.aclose()
 
+    async def test_challenge_holds_nothing(self, vt: VirtualTime) -> None:
+        """A per-request challenge (first attempts refused, their retries admitted): after
+        the first short hold, new pages' refusals in a row hold nothing and the requests
+        go at once."""
+        gov = governor(vt, None)
+        refused(gov, vt, retry_after=1.0)
+        until = gov.state.paused_until
+        assert until is not None
+        assert until - vt.now <= 0.1 + 1e-9
+        await vt.advance(until - vt.now)
+        await vt.run([gov.acquire()])  # the retry
+        gov.observe(status=200, headers=None, retry_after=None, elapsed=0.02, retry=True)
+        for _ in range(8):
+            refused(gov, vt, retry_after=1.0)
+        assert gov.state.paused_until is None
+        assert gov.state.reason == "probing"
+        # The next request waits one slot of the climbing pace at most, not a hold.
+        [waited] = await vt.run([gov.acquire()])
+        assert waited <= 1.0 / 20.0 + 1e-9
+        await gov.aclose()
+
     async def test_hold_capped_at_5_s_without_retry_after(self, vt: VirtualTime) -> None:
         """No Retry-After at all: the holds stop growing at 5 s."""
         gov = governor(vt, None)

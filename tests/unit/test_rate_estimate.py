@@ -161,6 +161,60 @@ class TestStormAndRecovery:
         assert holds[3] > holds[0]
 
 
+class TestChallenge:
+    """README "Rate limits": a server that refuses the first attempt of every request and
+    admits its retry (a challenge) is not a closed server: no hold, no cut."""
+
+    def test_first_attempts_refused_retries_admitted(self) -> None:
+        est = ServerRate(rng=random.Random(4))
+        # The very first answer is a refusal: nothing known yet, a short hold.
+        assert 0.0 < est.refused(0.02, 0.0, 1.0) <= 0.1
+        assert not est.challenged
+        est.admitted(0.14, 0.12, retry=True)  # its retry passes
+        assert est.challenged
+        assert est.phase == "probe"
+        # Eight new pages: every first attempt refused, in a row. Neither a hold nor a cut.
+        for i in range(8):
+            t = 0.2 + i * 0.001
+            assert est.refused(t + 0.02, t, 1.0) == 0.0
+        assert est.phase == "probe"
+        assert est.cuts == 0
+        assert est.pace(0.4) == pytest.approx(START_RATE * 1.5 ** ((0.4 - 0.14) / 0.1))
+
+    def test_a_refused_retry_is_a_closed_server(self) -> None:
+        """Retries refused too (a storm): the refusals in a row hold the session."""
+        est = ServerRate(rng=random.Random(5))
+        est.refused(0.02, 0.0, 1.0)
+        est.admitted(0.14, 0.12, retry=True)
+        est.refused(0.20, 0.18, 1.0, retry=True)
+        assert not est.challenged
+        # Each sent after the last 429 came back: news every time. The third in a row closes.
+        holds = [est.refused(0.27 + i * 0.05, 0.25 + i * 0.05, 1.0) for i in range(3)]
+        assert est.phase == "closed"
+        assert holds[-1] > 0.0
+
+    def test_admitted_first_attempts_are_no_challenge(self) -> None:
+        """A rate limiter admits most first attempts: its 429s still cut the pace."""
+        est = ServerRate(rng=random.Random(6))
+        for i in range(50):
+            est.admitted(i / 50 + 0.02, i / 50)
+        est.refused(1.0, 0.98, 1.0)
+        est.admitted(1.01, 0.99, retry=True)
+        assert not est.challenged
+        assert est.cuts == 1
+
+    def test_forgets_after_two_seconds(self) -> None:
+        """What tells a challenge is kept 2 s: a later storm is closed again."""
+        est = ServerRate(rng=random.Random(7))
+        est.refused(0.02, 0.0, 1.0)
+        est.admitted(0.14, 0.12, retry=True)
+        assert est.challenged
+        holds = [est.refused(2.5 + i * 0.1, 2.48 + i * 0.1, 1.0) for i in range(3)]
+        assert not est.challenged
+        assert est.phase == "closed"
+        assert holds[-1] > 0.0
+
+
 class TestSpent:
     """Headers saying the budget is spent cut like a 429, without the refused request."""
 
