@@ -463,7 +463,7 @@ class Pipeline:
                 headers=headers or None,
                 retry_after=retry_after,
                 elapsed=elapsed,
-                retry=attempt > 0,
+                retry=call.attempt > 0,
             )
         call.span.attempt(status=status, retry=retried, error=failure)
         if call.walk is not None:
