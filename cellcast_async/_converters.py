@@ -3,7 +3,7 @@
 There is no module-level converter to mutate: ``make_converter()`` returns a fresh one,
 and each ``CellcastSession`` owns its own (cattrs ``preconf`` style).
 
-This is the hot path of a bulk audit (issue 5): every hook is specialised for its type
+This is the hot path of a bulk audit (README "Performance"): every hook is specialised for its type
 once, when the converter first needs it, so structuring a token is one generated
 function calling a handful of small ones, with no per-item dispatch.
 """

@@ -419,7 +419,7 @@ class Pager(Generic[T]):
                 if not items:
                     self._commit(page, state, cut)
                     continue
-                # Only a count per item (issue 5's budget): checkpoint() turns the first
+                # Only a count per item (README "Performance" budget): checkpoint() turns the first
                 # ``_handed`` items of ``_current`` into ids when it is asked for.
                 self._current = items
                 last = len(items) - 1
@@ -685,7 +685,7 @@ class Pager(Generic[T]):
         if seen.isdisjoint(keys):
             distinct = set(keys)
             if len(distinct) == len(keys) and None not in distinct:
-                # The usual page, every id new: set operations in C, no loop here (issue 5).
+                # The usual page, every id new: set operations in C, no loop here (README "Performance").
                 seen.update(distinct)
                 return items
         fresh = []
