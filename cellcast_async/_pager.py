@@ -685,7 +685,7 @@ class Pager(Generic[T]):
         if seen.isdisjoint(keys):
             distinct = set(keys)
             if len(distinct) == len(keys) and None not in distinct:
-                # The usual page, every id new: set operations in C, no loop here (README "Performance").
+                # The usual page, every id new: set operations in C, no loop here.
                 seen.update(distinct)
                 return items
         fresh = []
