@@ -459,6 +459,11 @@ class Governor:
         # slot a slower pace gave may come earlier now.
         horizon = MAX_PAUSE if self._server.phase != "probe" else 0.05
         seconds = min(max(0.0, seconds), horizon)
+        if seconds == 0.0:
+            # Nothing to wait for: one turn of the loop, not a zero-second sleep that an
+            # injected sleep would count as a wait.
+            await asyncio.sleep(0)
+            return
         loop = asyncio.get_running_loop()
         kick = self._kick = loop.create_future()
         sleeper = asyncio.ensure_future(self._sleep(seconds))
