@@ -15,6 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from cellcast_async import CellcastSession, TransportResponse
+from cellcast_async._transport import CLOSED
 
 BASE_URL = "https://api.cellcast.com"
 TOKENS_PATH = "/api/v1/apiClient/token"
@@ -200,7 +201,7 @@ class FakeTransport:
         max_response_bytes: int | None = None,
     ) -> TransportResponse:
         if self._closed:
-            raise RuntimeError("this CellcastSession is closed; open a new one")
+            raise RuntimeError(CLOSED)
         request = Sent(method, path, params, json, headers, timeout)
         self.sent.append(request)
         next_answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
