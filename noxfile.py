@@ -3,6 +3,7 @@ lowest versions it declares, builds the docs strictly and checks the release.
 
     nox -s tests-3.12     # one interpreter
     nox -s lowest         # the suite at every declared floor (pyproject.toml), on 3.10
+    nox -s soak           # the tests marked soak: many kill/fault trials, a real browser
     nox -s docs           # sphinx-build -n -W, the reference site
     nox -s release        # sdist + wheel, twine check, the public API against 0.1.0
 
@@ -21,7 +22,7 @@ nox.needs_version = ">=2024.4.15"
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lowest", "docs", "release"]
+nox.options.sessions = ["tests", "lowest", "soak", "docs", "release"]
 
 ROOT = Path(__file__).resolve().parent
 # Every CPython the classifiers in pyproject.toml name.
@@ -57,6 +58,17 @@ def lowest(session: nox.Session) -> None:
     # The versions the floors resolved to, in the log.
     session.run("uv", "pip", "list", "--python", _python(session), external=True)
     session.run(*PYTEST, *session.posargs, env=_env())
+
+
+@nox.session(python="3.12")
+def soak(session: nox.Session) -> None:
+    """The tests the README command leaves out: many kill-and-restart trials, a real browser.
+
+    Marked ``soak`` (pyproject.toml deselects them by default to keep the README command
+    under five minutes on two cores); here with every extra, on one interpreter.
+    """
+    session.install("-e", ".[test,cli,otel,redis]")
+    session.run(*PYTEST, "-m", "soak", *session.posargs, env=_env())
 
 
 @nox.session(python="3.12")
