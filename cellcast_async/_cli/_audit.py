@@ -23,8 +23,11 @@ __all__ = ["audit_command"]
 @click.option(
     "--format",
     "record_format",
-    type=click.Choice(["csv", "jsonl"]),
-    help="Write one record per token in this format (to stdout unless --output).  [default: csv]",
+    type=click.Choice(["csv", "jsonl", "ocsf"]),
+    help=(
+        "Write one record per token in this format (to stdout unless --output); ocsf: OCSF"
+        " Compliance Findings instead, one per token per rule.  [default: csv]"
+    ),
 )
 @click.option(
     "--output",

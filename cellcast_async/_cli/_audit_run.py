@@ -36,10 +36,14 @@ from ._checkpoint import (
     write_atomically,
 )
 from ._context import EXIT_OK, CliUsageError, Connection, Settings
+from ._ocsf import FindingContext, FindingWriter, scope_of
 from ._progress import Reporter, make_reporter
 from ._records import RecordFormat, record_writer, token_record
 
-__all__ = ["AuditOptions", "governor_status", "run_audit", "start_walk"]
+__all__ = ["AuditFormat", "AuditOptions", "governor_status", "run_audit", "start_walk"]
+
+AuditFormat = Literal["csv", "jsonl", "ocsf"]
+"""What ``--format`` writes: records (``_records``) or OCSF findings (``_ocsf``)."""
 
 
 @attrs.frozen
@@ -50,7 +54,7 @@ class AuditOptions:
     status: str | None
     page_size: int
     concurrency: int | Literal["auto"]
-    record_format: RecordFormat | None
+    record_format: AuditFormat | None
     output: str | None
     stale_days: int
     as_of: datetime | None
@@ -75,17 +79,24 @@ class _Output:
     write: Callable[[Mapping[str, Any]], None] | None
     handle: IO[str] | None
     to_stdout: bool
-    record_format: RecordFormat
+    record_format: AuditFormat
+    finish: Callable[[AuditReport], None] | None = None
+    """What is written once the walk is over (the OCSF duplicate-name findings)."""
 
 
 @contextlib.contextmanager
 def _open_records(
-    options: AuditOptions, stdout: TextIO, *, append: bool = False
+    options: AuditOptions,
+    stdout: TextIO,
+    *,
+    append: bool = False,
+    findings: FindingContext | None = None,
 ) -> Iterator[_Output]:
-    """The record writer; ``append`` goes on after the records already in --output."""
+    """The record writer; ``append`` goes on after the records already in --output.
+    ``findings``: what OCSF findings share, for ``--format ocsf``."""
     # --format alone means "records on stdout"; --output alone means CSV.
     target = options.output or ("-" if options.record_format else None)
-    fmt: RecordFormat = options.record_format or "csv"
+    fmt: AuditFormat = options.record_format or "csv"
     if target is None:
         yield _Output(None, None, False, fmt)
         return
@@ -97,6 +108,11 @@ def _open_records(
                 open(target, "a" if append else "w", encoding="utf-8", newline="")
             )
         )
+        if fmt == "ocsf":
+            assert findings is not None
+            writer = FindingWriter(handle, findings)
+            yield _Output(writer.write, handle, target == "-", fmt, writer.finish)
+            return
         write = record_writer(handle, fmt, header=not append)
         yield _Output(write, handle, target == "-", fmt)
 
@@ -120,6 +136,11 @@ def _check_checkpoint_paths(options: AuditOptions) -> None:
         return
     if not path or path.endswith(os.sep):
         raise CliUsageError(f"--checkpoint needs a file name, got {path!r}")
+    if options.record_format == "ocsf":
+        raise CliUsageError(
+            "--checkpoint cannot resume --format ocsf (findings are not one record per"
+            " token): checkpoint a --format jsonl audit instead"
+        )
     if options.output in (None, "-"):
         raise CliUsageError(
             "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
@@ -259,13 +280,16 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
         pager = _rebuild(conn.cc, options, saved, key, report)
     else:
         pager = start_walk(conn.cc, options)
+    findings = FindingContext(scope_of(conn.cc.base_url), now, options.stale_days)
     with (
-        _open_records(options, settings.out, append=saved is not None) as output,
+        _open_records(options, settings.out, append=saved is not None, findings=findings) as output,
         make_reporter(settings.err, quiet=settings.quiet) as progress,
     ):
         watcher = asyncio.ensure_future(_watch_governor(conn.cc, progress))
         try:
             await _walk(pager, options, now, key, report, output, progress)
+            if output.finish is not None:
+                output.finish(report)
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -290,6 +314,7 @@ def _rebuild(
     # Before the output is touched: a pager checkpoint that does not read stops here.
     pager = _resumed(cc, options, saved, key)
     check_length(options.output, saved.output_bytes)
+    assert options.record_format != "ocsf"  # refused with --checkpoint
     fmt: RecordFormat = options.record_format or "csv"
     for record, created_at in read_records(options.output, fmt, saved.output_bytes):
         report.add(record, created_at)
