@@ -14,6 +14,7 @@ versions); `.ci/run` runs every session and removes what they create.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import nox
@@ -93,4 +94,14 @@ def release(session: nox.Session) -> None:
     dist = Path(session.create_tmp()) / "dist"
     session.run("python", "-m", "build", "--outdir", str(dist), ".", silent=True)
     session.run("twine", "check", "--strict", *(str(p) for p in sorted(dist.iterdir())))
+    # The published JSON Schemas are package data (README "Command line", "Schemas").
+    [wheel] = dist.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    missing = [
+        path.as_posix()
+        for path in sorted(Path("cellcast_async/schemas").glob("*.schema.json"))
+        if path.as_posix() not in shipped
+    ]
+    if missing:
+        session.error(f"not in {wheel.name}: {', '.join(missing)}")
     session.run("python", "scripts/api_check.py")

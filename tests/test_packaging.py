@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,13 @@ class TestSdistContents:
         assert set(extras["cli"]) <= set(extras["test"])
         # benchmarks/audit.py serves its sandbox with `python -m cellcast_async.sandbox`.
         assert set(extras["cli"]) <= set(extras["bench"])
+
+    def test_the_json_schemas_are_package_data(self) -> None:
+        """README "Schemas": every file of cellcast_async/schemas is in the wheel (the
+        release session checks the built one) and the test extra can validate them."""
+        config = pyproject()["tool"]["setuptools"]["package-data"]["cellcast_async"]
+        assert "schemas/*.schema.json" in config
+        names = sorted(path.name for path in (ROOT / "cellcast_async" / "schemas").iterdir())
+        assert names
+        assert [name for name in names if not fnmatch(name, "*.schema.json")] == []
+        assert "jsonschema>=4.18" in pyproject()["project"]["optional-dependencies"]["test"]

@@ -1,19 +1,31 @@
-"""OCSF findings are data too: hostile names, ids, sub-accounts and statuses stay JSON
-strings, escaped as ``--json`` escapes them, in valid findings (README "What the command
-line prints")."""
+"""Hostile names, ids, sub-accounts and statuses in the machine-readable outputs: OCSF
+findings keep them as JSON strings, escaped as ``--json`` escapes them, and every output
+(findings, records, ``audit --json``, ``diff --json``) stays valid against its schema
+(README "What the command line prints", "Schemas")."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..cli._support import run_cli
 from .._schemas import assert_valid
-from ._cli_output_server import AS_OF, HOSTILE, RAW_CONTROLS, SUB_ID, SUB_NAME, HostileApi
+from ..cli._support import run_cli
+from ._cli_output_server import (
+    AS_OF,
+    HOSTILE,
+    RAW_CONTROLS,
+    SUB_ID,
+    SUB_NAME,
+    HostileApi,
+    items,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +81,7 @@ class TestHostileFindings:
         assert {f["cloud"]["account"]["name"] for f in found} == {SUB_NAME}
         assert names == set(HOSTILE.values())  # each staged stale or inactive, by turns
 
-    def test_a_hostile_sub_account_is_one_shell_word_in_the_remediation(
-        self, output: str
-    ) -> None:
+    def test_a_hostile_sub_account_is_one_shell_word_in_the_remediation(self, output: str) -> None:
         for finding in findings(output):
             desc = finding["remediation"]["desc"]
             if finding["compliance"]["control"] == "duplicate_name":
@@ -82,3 +92,26 @@ class TestHostileFindings:
             words = shlex.split(command)
             assert words[words.index("--sub-account") + 1] == SUB_ID
             assert words[-2:] == ["--output", "plan.json"]
+
+
+class TestHostileOutputsStayValid:
+    def test_records_report_and_diff(self, api: HostileApi, tmp_path: Path) -> None:
+        old, new = tmp_path / "old.jsonl", tmp_path / "new.csv"
+        common = ("--as-of", AS_OF, "--quiet", "--json")
+        first = run_cli(*api.args("audit", "--format", "jsonl", "--output", str(old), *common))
+        api.tokens = items(names={"osc8": "renamed \x1b]52;c;QQ==\x07", "rlo": "=cmd\u202e"})
+        try:
+            second = run_cli(*api.args("audit", "--format", "csv", "--output", str(new), *common))
+        finally:
+            api.tokens = items()
+        assert (first.code, second.code) == (0, 0)
+        assert assert_valid("audit.schema.json", [json.loads(first.out), json.loads(second.out)])
+        records = [json.loads(line) for line in old.read_text("utf-8").split("\n") if line]
+        assert assert_valid("record.schema.json", records) == len(api.tokens)
+        rows = list(csv.DictReader(io.StringIO(new.read_text("utf-8"), newline="")))
+        assert assert_valid("record-csv.schema.json", rows) == len(api.tokens)
+        diff = run_cli("--json", "diff", str(old), str(new))
+        assert diff.code == 1
+        report = json.loads(diff.out)
+        assert assert_valid("diff.schema.json", [report]) == 1
+        assert report["counts"]["renamed"] == 4  # two names, each in two sub-accounts

@@ -1,0 +1,147 @@
+"""The published JSON Schemas (``cellcast_async/schemas``, README "Command line",
+"Schemas"): each a valid draft 2020-12 schema named as documented, and every output the
+command line writes valid against its own: records (CSV and JSON Lines), ``audit
+--json``, ``diff --json`` and ``audit --format ocsf``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cellcast_async._cli._records import FIELDS
+
+from .._schemas import ID_PREFIX, assert_valid, errors, package_schemas
+from ._support import AS_OF, TOKENS_PATH, LiveSandbox
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+EXPECTED = {
+    "audit.schema.json",
+    "diff.schema.json",
+    "ocsf-finding.schema.json",
+    "record-csv.schema.json",
+    "record.schema.json",
+}
+
+
+def jsonl(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.split("\n") if line]
+
+
+def csv_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+class TestTheSchemas:
+    def test_each_is_a_draft_2020_12_schema_named_by_its_file(self) -> None:
+        schemas = package_schemas()
+        assert set(schemas) >= EXPECTED
+        for name, schema in schemas.items():
+            assert schema["$schema"] == DRAFT, name
+            assert schema["$id"] == ID_PREFIX + name
+            assert schema["title"].startswith("cellcast-tokens"), name
+            assert schema["description"], name
+            assert errors(name, None), name  # check_schema passed; null is no output
+
+    def test_the_csv_schema_names_the_columns_in_their_order(self) -> None:
+        schema = package_schemas()["record-csv.schema.json"]
+        assert ", ".join(FIELDS) in schema["description"]
+        assert schema["required"] == list(FIELDS)
+        assert package_schemas()["record.schema.json"]["required"] == list(FIELDS)
+
+    @pytest.mark.parametrize(
+        ("name", "instance", "problem"),
+        [
+            (
+                "record.schema.json",
+                {"token": "ccst_" + "x" * 40},
+                "token: 'ccst_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' is too long",
+            ),
+            ("record.schema.json", {"stale": "true"}, "stale: 'true' is not of type 'boolean'"),
+            ("record.schema.json", {"extra": 1}, ": Additional properties are not allowed"),
+            ("record-csv.schema.json", {"name": "=1+1"}, "name: '=1+1' does not match"),
+            ("record-csv.schema.json", {"age_days": "-1"}, "age_days: '-1' does not match"),
+        ],
+    )
+    def test_a_record_the_audit_would_never_write_is_refused(
+        self, name: str, instance: dict[str, Any], problem: str
+    ) -> None:
+        good = {
+            "id": "6877b1234567890abcdef123",
+            "name": "Production API",
+            "status": "active",
+            "sub_account_id": "6877a383d68781beb3b14110",
+            "sub_account_name": "Acme",
+            "created_at": "2025-01-01T00:00:00+00:00",
+            "age_days": 196,
+            "stale": False,
+            "token": "****abcd",
+        }
+        if name == "record-csv.schema.json":
+            good = {**good, "age_days": "196", "stale": "false"}
+        assert errors(name, good) == []
+        found = errors(name, {**good, **instance})
+        assert any(error.startswith(problem) for error in found), found
+
+
+class TestEveryOutputIsValid:
+    def test_records_as_jsonl_and_csv(self, live: LiveSandbox, tmp_path: Path) -> None:
+        live.create('=HYPERLINK("http://evil.example/")')  # a formula, quoted in the CSV
+        for fmt in ("jsonl", "csv"):
+            target = tmp_path / f"records.{fmt}"
+            result = live.cli(
+                "audit", "--format", fmt, "--output", str(target), "--as-of", AS_OF, "-q"
+            )
+            assert result.code == 0, result.err
+            text = target.read_text(encoding="utf-8")
+            if fmt == "jsonl":
+                assert assert_valid("record.schema.json", jsonl(text)) == 301
+            else:
+                header, rows = csv_rows(text)
+                assert header == list(FIELDS)
+                assert assert_valid("record-csv.schema.json", rows) == 301
+                assert any(row["name"].startswith("'=HYPERLINK") for row in rows)
+
+    def test_audit_json(self, live: LiveSandbox) -> None:
+        full = live.cli("audit", "--json", "--as-of", AS_OF, "--verbose")
+        with LiveSandbox(seed=0, tokens=0) as nothing:
+            empty = nothing.cli("audit", "--json")
+        with_records = live.cli("audit", "--json", "--format", "jsonl", "--as-of", AS_OF, "-q")
+        reports = [json.loads(full.out), json.loads(empty.out), json.loads(with_records.err)]
+        assert assert_valid("audit.schema.json", reports) == 3
+        assert (reports[0]["total"], reports[1]["total"]) == (300, 0)
+        assert reports[1]["oldest_created_at"] is None
+        assert reports[0]["names_in_several_sub_accounts"]
+
+    def test_diff_json(self, live: LiveSandbox, tmp_path: Path) -> None:
+        old, new = tmp_path / "old.jsonl", tmp_path / "new.csv"
+        assert live.cli("audit", "--format", "jsonl", "--output", str(old), "-q").code == 0
+        items = live.items()
+        live.create("Brand New")
+        live.http("PUT", f"{TOKENS_PATH}/{items[0]['_id']}", {"name": "Renamed"})
+        live.http("PUT", f"{TOKENS_PATH}/{items[1]['_id']}", {"status": "inactive"})
+        live.http("PUT", f"{TOKENS_PATH}/{items[2]['_id']}", {"status": "active"})
+        live.http("DELETE", f"{TOKENS_PATH}/{items[3]['_id']}")
+        assert live.cli("audit", "--format", "csv", "--output", str(new), "-q").code == 0
+        changed = live.cli("--json", "diff", str(old), str(new))
+        same = live.cli("--json", "diff", str(new), str(new))
+        assert (changed.code, same.code) == (1, 0)
+        diffs = [json.loads(changed.out), json.loads(same.out)]
+        assert assert_valid("diff.schema.json", diffs) == 2
+        counts = diffs[0]["counts"]
+        assert (counts["created"], counts["deleted"], counts["renamed"]) == (1, 1, 1)
+        assert counts["status_changed"] >= 1
+        assert diffs[1]["changed"] is False
+
+    def test_ocsf_findings_against_both_schemas(self, live: LiveSandbox) -> None:
+        result = live.cli("audit", "--format", "ocsf", "--as-of", AS_OF, "-q")
+        found = jsonl(result.out)
+        assert assert_valid("ocsf-finding.schema.json", found) == len(found) > 100
+        assert assert_valid("ocsf", found) == len(found)
