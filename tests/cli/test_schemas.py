@@ -17,15 +17,20 @@ import pytest
 from cellcast_async._cli._records import FIELDS
 
 from .._schemas import ID_PREFIX, assert_valid, errors, package_schemas
-from ._support import AS_OF, TOKENS_PATH, LiveSandbox
+from ._support import AS_OF, TOKENS_PATH, LiveSandbox, run_cli
+from .test_sandbox_mode import first_lines
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 EXPECTED = {
     "audit.schema.json",
+    "deleted.schema.json",
     "diff.schema.json",
+    "error.schema.json",
     "ocsf-finding.schema.json",
     "record-csv.schema.json",
     "record.schema.json",
+    "sandbox.schema.json",
+    "token.schema.json",
 }
 
 
@@ -145,3 +150,34 @@ class TestEveryOutputIsValid:
         found = jsonl(result.out)
         assert assert_valid("ocsf-finding.schema.json", found) == len(found) > 100
         assert assert_valid("ocsf", found) == len(found)
+
+    def test_tokens_deletes_and_errors(self, live: LiveSandbox) -> None:
+        sub = live.sb.sub_account_ids[0]
+        listed = live.cli("--json", "list", "--max-items", "30")
+        lines = live.cli("--json", "list", "--jsonl", "--status", "inactive")
+        created = live.cli("--json", "create", "--name", "Schema check", "--sub-account", sub)
+        new_id = json.loads(created.out)["id"]
+        got = live.cli("--json", "get", new_id)
+        updated = live.cli("--json", "update", new_id, "--status", "inactive")
+        deleted = live.cli("--json", "delete", new_id)
+        missing = live.cli("--json", "get", new_id)
+        usage = live.cli("--json", "update", new_id)
+        runs = [listed, lines, created, got, updated, deleted]
+        assert [run.code for run in runs] == [0] * 6
+        tokens = [*json.loads(listed.out), *jsonl(lines.out)]
+        tokens += [json.loads(run.out) for run in (created, got, updated)]
+        assert assert_valid("token.schema.json", tokens) == 30 + len(jsonl(lines.out)) + 3
+        assert assert_valid("deleted.schema.json", [json.loads(deleted.out)]) == 1
+        assert (missing.code, usage.code) == (1, 2)
+        problems = [json.loads(missing.err), json.loads(usage.err)]
+        assert assert_valid("error.schema.json", problems) == 2
+        assert [p["class"] for p in problems] == ["NotFoundError", "UsageError"]
+
+    def test_a_usage_error_before_any_command(self) -> None:
+        result = run_cli("--json", "audit", "--format", "xml")
+        assert result.code == 2
+        assert assert_valid("error.schema.json", [json.loads(result.err)]) == 1
+
+    def test_the_sandbox_announcement(self) -> None:
+        announced = [json.loads(line) for line in first_lines()]
+        assert assert_valid("sandbox.schema.json", announced) == 2
