@@ -28,7 +28,10 @@ TARGET = ROOT / "tests" / "schemas" / "ocsf" / VERSION / f"{CLASS}.cloud.schema.
 
 
 def generate() -> dict[str, Any]:
-    from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+    from ocsf_json_schema import (  # type: ignore[import-not-found, unused-ignore]
+        OcsfJsonSchemaEmbedded,
+        get_ocsf_schema,
+    )
 
     schema: dict[str, Any] = OcsfJsonSchemaEmbedded(get_ocsf_schema(VERSION)).get_class_schema(
         CLASS, PROFILES
