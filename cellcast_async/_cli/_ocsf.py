@@ -61,6 +61,9 @@ _ACCOUNT_TYPE: Final = "Cellcast sub-account"
 
 @attrs.frozen
 class _RuleInfo:
+    """What a rule's findings say: OCSF's severity (``severity_id``: 1 Informational,
+    2 Low, 3 Medium) and compliance status (``status_id``: 2 Warning, 3 Fail)."""
+
     title: str
     severity_id: int
     severity: str
@@ -71,28 +74,28 @@ class _RuleInfo:
 
 _RULE_INFO: Final[dict[Rule, _RuleInfo]] = {
     "stale_active": _RuleInfo(
-        "Stale API token still active",
-        3,
-        "Medium",
-        3,
-        "Fail",
-        "An API token older than the stale threshold is deactivated",
+        title="Stale API token still active",
+        severity_id=3,
+        severity="Medium",
+        compliance_status_id=3,
+        compliance_status="Fail",
+        requirement="An API token older than the stale threshold is deactivated",
     ),
     "inactive": _RuleInfo(
-        "Inactive API token kept",
-        1,
-        "Informational",
-        2,
-        "Warning",
-        "An inactive API token that no one needs back is deleted",
+        title="Inactive API token kept",
+        severity_id=1,
+        severity="Informational",
+        compliance_status_id=2,
+        compliance_status="Warning",
+        requirement="An inactive API token that no one needs back is deleted",
     ),
     "duplicate_name": _RuleInfo(
-        "API token name used twice in one sub-account",
-        2,
-        "Low",
-        2,
-        "Warning",
-        "Each API token of a sub-account has a name of its own",
+        title="API token name used twice in one sub-account",
+        severity_id=2,
+        severity="Low",
+        compliance_status_id=2,
+        compliance_status="Warning",
+        requirement="Each API token of a sub-account has a name of its own",
     ),
 }
 
