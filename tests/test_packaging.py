@@ -39,3 +39,9 @@ class TestSdistContents:
         assert set(extras["cli"]) <= set(extras["test"])
         # benchmarks/audit.py serves its sandbox with `python -m cellcast_async.sandbox`.
         assert set(extras["cli"]) <= set(extras["bench"])
+
+    def test_the_report_extra_is_in_the_test_extra(self) -> None:
+        """CI tests ``audit --html`` (its charts need pygal, the report extra)."""
+        extras = pyproject()["project"]["optional-dependencies"]
+        assert extras["report"] == ["pygal>=3.0.4"]
+        assert set(extras["report"]) <= set(extras["test"])
