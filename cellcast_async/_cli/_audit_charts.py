@@ -232,6 +232,7 @@ def age_histogram(
             width=420 if small else 900,
             height=260 if small else 340,
             show_legend=not small,
+            max_scale=5 if small else 10,  # y labels a small chart has room for
             x_labels=ticks,
             x_title=None if small else "age in days (time since creation)",
             y_title=None if small else "tokens",

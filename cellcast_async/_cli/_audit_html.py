@@ -49,6 +49,11 @@ AGE_NOTE: Final = (
     " so an old token may still be in daily use. Check before you deactivate one."
 )
 
+CHART_NOTE: Final = (
+    "Age = time since creation (the API reports no last use). Red: stale, older than the"
+    " threshold. The tables below hold every number."
+)
+
 SCRIPT: Final = """
 "use strict";
 (function () {
@@ -116,6 +121,7 @@ h3 { font-size: 16px; margin: 18px 0 6px; }
   background: #fdf3f2; }
 .action.clear { border-color: var(--ok); background: #f0f8f3; }
 .action li { margin: 4px 0; }
+.action h2 { margin-top: 6px; border: 0; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr));
   gap: 10px; margin: 12px 0; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
@@ -447,7 +453,7 @@ def _charts(report: AuditReport, figures: AuditFigures) -> str:
         return "<h2>Charts</h2>\n<p>No tokens: nothing to draw.</p>\n"
     parts = [
         "<h2>Charts</h2>\n",
-        f'<p class="note">{_e(AGE_NOTE)}</p>\n',
+        f'<p class="note">{_e(CHART_NOTE)}</p>\n',
         '<div class="chart" id="chart-age">',
         age_histogram(
             figures,

@@ -89,12 +89,17 @@ SVG_TAGS: Final = frozenset(
 )
 
 
-@attrs.define
+@attrs.define(eq=False)  # found by identity (list.index), never by value
 class Element:
     tag: str
     attrs: dict[str, str | None]
     in_svg: bool
-    text: str = ""
+    parts: list[str] = attrs.field(factory=list)
+
+    @property
+    def text(self) -> str:
+        """Its text, its children's included."""
+        return "".join(self.parts)
 
 
 class Page(HTMLParser):
@@ -128,7 +133,7 @@ class Page(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         for element in self._open:
-            element.text += data
+            element.parts.append(data)
 
     # --- queries ----------------------------------------------------------------------
 

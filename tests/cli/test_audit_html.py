@@ -151,6 +151,40 @@ class TestPage:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+class TestResumed:
+    def test_a_resumed_audit_draws_every_token(self, live: LiveSandbox, tmp_path: Path) -> None:
+        """Stopped at page 4, resumed: the charts count the tokens read back from the
+        records too, as an uninterrupted audit's do; no page is written by the first run."""
+        out, ck, target = tmp_path / "tokens.csv", tmp_path / "audit.ckpt", tmp_path / "r.html"
+        argv = [
+            "audit", "--output", str(out), "--checkpoint", str(ck), "--html", str(target),
+            "--page-size", "50", "--concurrency", "1", "--quiet", "--as-of", AS_OF,
+        ]  # fmt: skip
+        live.script({4: "500"})
+        assert live.cli("--max-retries", "0", *argv).code == 1
+        assert not target.exists()
+        live.script({})
+        assert live.cli(*argv).code == 0
+        reference = tmp_path / "reference"
+        reference.mkdir()
+        whole, _ = audit_page(live, reference)
+        resumed = Page(target.read_text(encoding="utf-8"))
+
+        def charts(page: Page) -> list[str]:
+            # pygal names each chart with a random uuid: the drawing is what must match.
+            return [
+                re.sub(r"chart-[0-9a-f-]{36}", "chart", page.by_id(ident).text)
+                + str([(e.tag, sorted(e.attrs.items())) for e in page.elements
+                       if e.tag == "rect" and "height" in e.attrs])
+                for ident in ("chart-age", "chart-age-subs", "chart-status", "chart-created")
+            ]  # fmt: skip
+
+        assert charts(resumed) == charts(whole)
+        for ident in ("tokens", "active", "inactive", "stale-active", "stale"):
+            assert resumed.card(ident) == whole.card(ident)
+        assert resumed.rows("stale-active") == whole.rows("stale-active")
+
+
 class TestHostileTexts:
     """Every server text (name, id, sub-account, status) is inert text in the page."""
 

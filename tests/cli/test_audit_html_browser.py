@@ -108,3 +108,26 @@ def test_a_sandbox_audit_in_the_browser(live: LiveSandbox, tmp_path: Path) -> No
     assert len(dom.rows("stale-active")) == int(dom.card("stale-active"))
     png = screenshot(page_file, tmp_path / "profile2", tmp_path / "report.png")
     assert len(png) > 50_000  # charts and tables, not a blank page
+
+
+@pytest.mark.soak
+def test_a_20000_token_audit_in_the_browser(tmp_path: Path) -> None:
+    """docs/guide/audit-html.png's audit: 20,000 tokens in 6 sub-accounts, every row in
+    the DOM, the charts drawn, a screenshot of the page."""
+    with LiveSandbox(seed=0, tokens=20_000, sub_accounts=6) as big:
+        page_file = tmp_path / "report.html"
+        result = big.cli("audit", "--html", str(page_file), "--as-of", AS_OF, "--quiet")
+        assert (result.code, result.err) == (0, "")
+        items = big.items()
+    dom = dump_dom(page_file, tmp_path / "profile")
+    stale_active = [
+        item for item in items
+        if item["status"] == "active" and item["createdAt"] < "2024-07-16T00:00:00"
+    ]  # fmt: skip
+    assert dom.card("tokens") == "20,000"
+    assert dom.card("stale-active") == f"{len(stale_active):,}"
+    assert len(dom.rows("stale-active")) == len(stale_active)
+    assert len(dom.rows("inactive")) == sum(item["status"] == "inactive" for item in items)
+    assert len(dom.all("svg")) == 1 + 6 + 2
+    png = screenshot(page_file, tmp_path / "profile2", tmp_path / "report.png", "1280,3000")
+    assert 100_000 < len(png) < 1_000_000
