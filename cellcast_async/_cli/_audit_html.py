@@ -19,9 +19,11 @@ import base64
 import hashlib
 import html
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Final
+from typing import Any, Final
+
+import attrs
 
 from .._models import TokenStatus
 from .._version import __version__
@@ -39,7 +41,7 @@ from ._audit_report import AuditReport, Flagged
 from ._checkpoint import write_atomically
 from ._output import shown
 
-__all__ = ["MAX_CELL", "SCRIPT", "render_html", "write_html"]
+__all__ = ["MAX_CELL", "SCRIPT", "Findings", "render_html", "write_html"]
 
 MAX_CELL: Final = 200
 """The most characters of one server text a table cell shows; then "… (N more)"."""
@@ -180,48 +182,38 @@ def _csp(script: str) -> str:
     """Nothing but our one script and inline styles; no request of any kind."""
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:;"
+        "default-src 'none'; style-src 'unsafe-inline';"
         f" script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
     )
 
 
 # --- tables ---------------------------------------------------------------------------
 
-Cell = tuple[str, str, str | None]
-"""(class, escaped HTML, sort key or None to sort by the text)."""
+
+def _td(value: str, cls: str = "") -> str:
+    """A cell holding a server text (:func:`_cell_text`); sorted by its text."""
+    return f'<td class="{cls}">{_cell_text(value)}</td>' if cls else f"<td>{_cell_text(value)}</td>"
 
 
-def _text(value: str, cls: str = "") -> Cell:
-    return (cls, _cell_text(value), None)
-
-
-def _number(value: int) -> Cell:
-    return ("num", f"{value:,}", str(value))
+def _num(value: int) -> str:
+    """A cell holding a count, sorted by its value."""
+    return f'<td class="num" data-v="{value}">{value:,}</td>'
 
 
 def _table(
     table_id: str,
     caption: str,
     headers: Sequence[str],
-    rows: Iterable[Sequence[Cell]],
+    rows: Iterable[str],
     *,
     count: int,
     empty: str,
 ) -> str:
-    """A sortable, filterable table with every row, or ``empty`` when there is none."""
+    """A sortable, filterable table with every row (``<tr>`` each), or ``empty``."""
     if count == 0:
         return f'<h3>{_e(caption)}</h3>\n<p class="none">{_e(empty)}</p>\n'
     head = "".join(f'<th scope="col"><button type="button">{_e(h)}</button></th>' for h in headers)
-    body = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td{f' class={chr(34)}{cls}{chr(34)}' if cls else ''}"
-            f"{f' data-v={chr(34)}{_e(v)}{chr(34)}' if v is not None else ''}>{text}</td>"
-            for cls, text, v in row
-        )
-        + "</tr>"
-        for row in rows
-    )
+    body = "\n".join(rows)
     return (
         f"<h3>{_e(caption)}: {count:,}</h3>\n"
         f'<div class="tools"><input type="search" id="{table_id}-filter"'
@@ -232,41 +224,51 @@ def _table(
     )
 
 
-def _sub_text(token: Flagged) -> str:
-    return token.sub_account_name or token.sub_account_id
-
-
-def _flagged_rows(tokens: Iterable[Flagged], *, with_status: bool) -> Iterable[list[Cell]]:
+def _flagged_rows(tokens: Iterable[Flagged]) -> Iterator[str]:
+    """Id, name, sub-account, day of creation (sorted by the instant), age in days."""
     for token in tokens:
-        yield [
-            _text(token.id, "id"),
-            _text(token.name),
-            _text(_sub_text(token)),
-            *([_text(token.status)] if with_status else []),
-            (
-                "num",
-                _e(token.created_at.astimezone(timezone.utc).strftime("%Y-%m-%d")),
-                str(token.created_at.timestamp()),
-            ),
-            _number(token.age_days),
-        ]
+        created = token.created_at.astimezone(timezone.utc)
+        yield (
+            f"<tr>{_td(token.id, 'id')}{_td(token.name)}"
+            f"{_td(token.sub_account_name or token.sub_account_id)}"
+            f'<td class="num" data-v="{created.timestamp():.0f}">{created:%Y-%m-%d}</td>'
+            f"{_num(token.age_days)}</tr>"
+        )
 
 
-def stale_and_active(report: AuditReport) -> list[Flagged]:
-    """The tokens to act on first: stale and still active, oldest first."""
-    return sorted(t for t in report.stale if t.status == TokenStatus.ACTIVE)
+def _oldest_first(token: Flagged) -> tuple[datetime, str]:
+    # Flagged's own order, by its first two fields (ids are unique): a plain tuple key
+    # sorts 100,000 tokens in a fraction of the time the class's comparisons take.
+    return (token.created_at, token.id)
 
 
-def _tables(report: AuditReport) -> str:
-    urgent = stale_and_active(report)
-    inactive = sorted(report.inactive)
-    duplicates = report.duplicate_names()
+@attrs.frozen
+class Findings:
+    """What the page lists, worked out once from the report."""
+
+    urgent: list[Flagged]
+    """Stale and still active, oldest first: the tokens to act on first."""
+    inactive: list[Flagged]
+    duplicates: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, report: AuditReport) -> Findings:
+        urgent = [t for t in report.stale if t.status == TokenStatus.ACTIVE]
+        return cls(
+            urgent=sorted(urgent, key=_oldest_first),
+            inactive=sorted(report.inactive, key=_oldest_first),
+            duplicates=report.duplicate_names(),
+        )
+
+
+def _tables(report: AuditReport, found: Findings) -> str:
+    urgent, inactive, duplicates = found.urgent, found.inactive, found.duplicates
     parts = [
         _table(
             "stale-active",
             f"Stale (older than {report.stale_days:,} days) and still active",
             ["ID", "Name", "Sub-account", "Created", "Age (days)"],
-            _flagged_rows(urgent, with_status=False),
+            _flagged_rows(urgent),
             count=len(urgent),
             empty="None: no active token is older than the threshold.",
         ),
@@ -274,7 +276,7 @@ def _tables(report: AuditReport) -> str:
             "inactive",
             "Inactive",
             ["ID", "Name", "Sub-account", "Created", "Age (days)"],
-            _flagged_rows(inactive, with_status=False),
+            _flagged_rows(inactive),
             count=len(inactive),
             empty="None.",
         ),
@@ -283,12 +285,9 @@ def _tables(report: AuditReport) -> str:
             "Names used by more than one token within one sub-account",
             ["Sub-account", "Name", "Tokens", "IDs"],
             (
-                [
-                    _text(d["sub_account_name"] or d["sub_account_id"]),
-                    _text(d["name"]),
-                    _number(len(d["ids"])),
-                    ("id", "<br>".join(_cell_text(i) for i in d["ids"]), None),
-                ]
+                f"<tr>{_td(d['sub_account_name'] or d['sub_account_id'])}{_td(d['name'])}"
+                f"{_num(len(d['ids']))}"
+                f'<td class="id">{"<br>".join(_cell_text(i) for i in d["ids"])}</td></tr>'
                 for d in duplicates
             ),
             count=len(duplicates),
@@ -320,15 +319,16 @@ def _sub_account_table(report: AuditReport, urgent: Sequence[Flagged]) -> str:
         "Stale and active",
     ]
 
-    def row(sub: str, counts: Mapping[str, int]) -> list[Cell]:
-        return [
-            _text(sub, "id"),
-            _text(report.sub_account_names.get(sub, "")),
-            _number(sum(counts.values())),
-            *(_number(counts.get(s, 0)) for s in columns),
-            *([_number(sum(counts.get(s, 0) for s in rest))] if rest else []),
-            _number(urgent_by_sub[sub]),
+    def row(sub: str, counts: Mapping[str, int]) -> str:
+        cells = [
+            _td(sub, "id"),
+            _td(report.sub_account_names.get(sub, "")),
+            _num(sum(counts.values())),
+            *(_num(counts.get(s, 0)) for s in columns),
+            *([_num(sum(counts.get(s, 0) for s in rest))] if rest else []),
+            _num(urgent_by_sub[sub]),
         ]
+        return f"<tr>{''.join(cells)}</tr>"
 
     subs = sorted(report.by_sub_account.items())
     return _table(
@@ -344,9 +344,9 @@ def _sub_account_table(report: AuditReport, urgent: Sequence[Flagged]) -> str:
 # --- the top of the page ----------------------------------------------------------------
 
 
-def _needs_action(report: AuditReport, stats: WalkStats) -> str:
-    urgent = len(stale_and_active(report))
-    duplicates = report.duplicate_names()
+def _needs_action(report: AuditReport, found: Findings, stats: WalkStats) -> str:
+    urgent = len(found.urgent)
+    duplicates = found.duplicates
     items: list[str] = []
     if urgent:
         items.append(
@@ -391,9 +391,9 @@ def _card(key: str, value: int | str, cls: str = "", ident: str = "") -> str:
     )
 
 
-def _headline(report: AuditReport) -> str:
-    urgent = len(stale_and_active(report))
-    duplicates = report.duplicate_names()
+def _headline(report: AuditReport, found: Findings) -> str:
+    urgent = len(found.urgent)
+    duplicates = found.duplicates
     dup_tokens = sum(len(d["ids"]) for d in duplicates)
     cards = [
         _card("tokens", report.total, ident="tokens"),
@@ -493,6 +493,7 @@ def _charts(report: AuditReport, figures: AuditFigures) -> str:
 def render_html(report: AuditReport, figures: AuditFigures, stats: WalkStats) -> str:
     """The whole page, one string: nothing in it is fetched when it is viewed."""
     title = f"Token audit as of {_when(report.as_of)}"
+    found = Findings.of(report)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'
@@ -504,11 +505,11 @@ def render_html(report: AuditReport, figures: AuditFigures, stats: WalkStats) ->
         f'<p class="sub">{report.total:,} token(s) in {len(report.by_sub_account):,}'
         f" sub-account(s); stale means older than {report.stale_days:,} days."
         f" {_e(AGE_NOTE)}</p>\n"
-        + _needs_action(report, stats)
-        + _headline(report)
+        + _needs_action(report, found, stats)
+        + _headline(report, found)
         + _walk(stats)
         + _charts(report, figures)
-        + _tables(report)
+        + _tables(report, found)
         + f"<footer>Written by cellcast-tokens {_e(__version__)} (cellcast_async) at"
         f" {_e(_when(datetime.now(timezone.utc)))}. The records (--format, --output) hold"
         " every value exactly; this page escapes control characters and shortens long"

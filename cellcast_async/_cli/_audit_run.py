@@ -147,7 +147,8 @@ def check_html(options: AuditOptions) -> None:
     if path is None:
         return
     require_charts()
-    if not path or path.endswith(os.sep) or os.path.isdir(path):
+    # Not '-': stdout carries the report (or the records), and a page there helps no one.
+    if not path or path == "-" or path.endswith(os.sep) or os.path.isdir(path):
         raise CliUsageError(f"--html needs a file name, got {path!r}")
     for option, other in (("--output", options.output), ("--checkpoint", options.checkpoint)):
         if other not in (None, "-") and os.path.realpath(other) == os.path.realpath(path):

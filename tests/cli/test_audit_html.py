@@ -105,7 +105,7 @@ class TestPage:
         (meta,) = [m for m in page.all("meta") if m.attrs.get("http-equiv")]
         digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
         assert meta.attrs["content"] == (
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:;"
+            "default-src 'none'; style-src 'unsafe-inline';"
             f" script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
         )
         assert page.all("script")[0].text == SCRIPT
@@ -185,6 +185,14 @@ class TestResumed:
         assert resumed.rows("stale-active") == whole.rows("stale-active")
 
 
+def shown_cell(text: str) -> str:
+    """A server text as a table cell shows it: escaped, and cut at MAX_CELL characters."""
+    seen = shown(text)
+    if len(seen) <= MAX_CELL:
+        return seen
+    return seen[:MAX_CELL] + f"\u2026 ({len(seen) - MAX_CELL:,} more characters)"
+
+
 class TestHostileTexts:
     """Every server text (name, id, sub-account, status) is inert text in the page."""
 
@@ -207,11 +215,7 @@ class TestHostileTexts:
             for cell in row
         }
         for key, value in HOSTILE.items():
-            expected = shown(value)
-            if len(expected) > MAX_CELL:
-                more = len(expected) - MAX_CELL
-                expected = expected[:MAX_CELL] + f"\u2026 ({more:,} more characters)"
-            assert expected in cells, key
+            assert shown_cell(value) in cells, key
         # The long name is cut in the page (the records hold it whole).
         assert len(render_html(report, figures, stats)) < 1_000_000
 
@@ -221,6 +225,13 @@ class TestHostileTexts:
         headers = [e.text for e in page.elements if e.tag == "th"]
         assert shown(HOSTILE["closers"])[: 24 - 1] + "\u2026" in headers
         assert page.card("other-status") == "1"
+
+    def test_every_duplicate_name(self) -> None:
+        report, figures, stats = hostile_audit()
+        rows = Page(render_html(report, figures, stats)).rows("duplicates")
+        # Each hostile text names 3 tokens in its sub-account (the 4th there has another).
+        assert sorted(row[1] for row in rows) == sorted(map(shown_cell, HOSTILE.values()))
+        assert {row[2] for row in rows} == {"3"}
 
     def test_chart_labels_are_escaped_and_cut(self) -> None:
         assert label("<b>\u202e" + "x" * 100) == "<b>\\u202e" + "x" * 22 + "\u2026"
@@ -298,6 +309,7 @@ class TestRefused:
         ("where", "message"),
         [
             ("", "--html needs a file name, got ''"),
+            ("-", "--html needs a file name, got '-'"),
             ("dir/", "--html needs a file name, got '{tmp}/dir/'"),
             ("dir", "--html needs a file name, got '{tmp}/dir'"),
             ("tokens.csv", "--html and --output name the same file ({tmp}/tokens.csv)"),
@@ -307,7 +319,7 @@ class TestRefused:
         self, live: LiveSandbox, tmp_path: Path, where: str, message: str
     ) -> None:
         (tmp_path / "dir").mkdir()
-        path = f"{tmp_path}/{where}" if where else ""
+        path = f"{tmp_path}/{where}" if where not in ("", "-") else where
         result = live.cli("audit", "--html", path, "--output", str(tmp_path / "tokens.csv"))
         expected = "usage error: " + message.format(tmp=tmp_path) + "\n"
         assert (result.code, result.out, result.err) == (2, "", expected)
