@@ -37,6 +37,7 @@ from ._audit_charts import (
     largest_sub_accounts,
     status_chart,
 )
+from ._audit_render import _status_columns as status_columns  # one rule for both views
 from ._audit_report import AuditReport, Flagged
 from ._checkpoint import write_atomically
 from ._output import shown
@@ -153,7 +154,7 @@ table.data td { padding: 4px 8px; border-top: 1px solid var(--line); vertical-al
 table.data td.num { text-align: right; font-variant-numeric: tabular-nums;
   white-space: nowrap; }
 table.data td.id { font-family: ui-monospace, Menlo, Consolas, monospace;
-  white-space: nowrap; }
+  min-width: 25ch; max-width: 28ch; }
 .none { color: var(--ok); }
 footer { margin-top: 40px; color: var(--muted); font-size: 13px; }
 """
@@ -298,17 +299,8 @@ def _tables(report: AuditReport, found: Findings) -> str:
     return "<h2>Tables</h2>\n" + "".join(parts)
 
 
-def _status_columns(report: AuditReport) -> tuple[list[str], list[str]]:
-    """Active, inactive and the three most used other statuses get a column; the rest
-    share one (statuses come from the server: 2,000 of them must not make 2,000 columns)."""
-    statuses = report.statuses()
-    known, unknown = statuses[:2], statuses[2:]
-    unknown.sort(key=lambda s: (-report.by_status[s], s))
-    return known + sorted(unknown[:3]), unknown[3:]
-
-
 def _sub_account_table(report: AuditReport, urgent: Sequence[Flagged]) -> str:
-    columns, rest = _status_columns(report)
+    columns, rest = status_columns(report)
     urgent_by_sub = Counter(t.sub_account_id for t in urgent)
     headers = [
         "Sub-account ID",
