@@ -52,10 +52,10 @@ def lowest(session: nox.Session) -> None:
     """The whole suite with every direct dependency at the floor pyproject.toml declares.
 
     uv's lowest-direct resolution picks the oldest release each requirement allows (for
-    the package, the test extra and the cli, otel and redis extras), so a floor that is
+    the package, the test extra and the cli, otel, redis and report extras), so a floor that is
     too low fails here instead of on a user's machine.
     """
-    session.install("--resolution", "lowest-direct", "-e", ".[test,cli,otel,redis]")
+    session.install("--resolution", "lowest-direct", "-e", ".[test,cli,otel,redis,report]")
     # The versions the floors resolved to, in the log.
     session.run("uv", "pip", "list", "--python", _python(session), external=True)
     session.run(*PYTEST, *session.posargs, env=_env())
@@ -68,7 +68,7 @@ def soak(session: nox.Session) -> None:
     Marked ``soak`` (pyproject.toml deselects them by default to keep the README command
     under five minutes on two cores); here with every extra, on one interpreter.
     """
-    session.install("-e", ".[test,cli,otel,redis]")
+    session.install("-e", ".[test,cli,otel,redis,report]")
     session.run(*PYTEST, "-m", "soak", *session.posargs, env=_env())
 
 

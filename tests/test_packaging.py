@@ -50,3 +50,9 @@ class TestSdistContents:
         assert names
         assert [name for name in names if not fnmatch(name, "*.schema.json")] == []
         assert "jsonschema>=4.18" in pyproject()["project"]["optional-dependencies"]["test"]
+
+    def test_the_report_extra_is_in_the_test_extra(self) -> None:
+        """CI tests ``audit --html`` (its charts need pygal, the report extra)."""
+        extras = pyproject()["project"]["optional-dependencies"]
+        assert extras["report"] == ["pygal>=3.0.4"]
+        assert set(extras["report"]) <= set(extras["test"])

@@ -1,7 +1,8 @@
 """``audit``: walk every token, write one record each, and report what needs action.
 
 The command only reads its options; the walk is :mod:`._audit_run`'s, the report
-:mod:`._audit_report`'s and its drawing :mod:`._audit_render`'s (README "Command line").
+:mod:`._audit_report`'s and its drawing :mod:`._audit_render`'s, the ``--html`` page
+:mod:`._audit_html`'s (README "Command line").
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Any
 
 import click
 
-from ._audit_run import AuditOptions, run_audit
-from ._context import Connection, Settings
-from ._errors import run_async
+from ._audit_run import AuditOptions, check_html, run_audit
+from ._context import CliUsageError, Connection, Settings
+from ._errors import run_async, usage_error
 from ._options import Timestamp, global_options, listing_options
 
 __all__ = ["audit_command"]
@@ -46,6 +47,14 @@ __all__ = ["audit_command"]
     type=Timestamp(),
     help="Judge ages as of this time.  [default: now; the demo's own time with --sandbox]",
 )
+@click.option(
+    "--html",
+    metavar="FILE",
+    help=(
+        "Also write the report as one self-contained HTML page with charts and every row"
+        ' (needs the report extra: pip install "cellcast-async[report]").'
+    ),
+)
 @click.option("--verbose", "-v", is_flag=True, help="Also list names used in several sub-accounts.")
 @click.option(
     "--checkpoint",
@@ -65,6 +74,10 @@ def audit_command(settings: Settings, /, **params: Any) -> int:
     twice in one sub-account. Progress goes to stderr.
     """
     options = AuditOptions(**params)
+    try:
+        check_html(options)  # before the walk: nothing is sent for a page it cannot write
+    except CliUsageError as exc:
+        return usage_error(settings, str(exc))
 
     async def work(conn: Connection) -> int:
         return await run_audit(conn, options, settings)

@@ -24,6 +24,7 @@ from .._pager import Pager
 from .._seal import CheckpointKey
 from .._session import CellcastSession, checkpoint_key
 from .._walk import Listing, decode_checkpoint
+from ._audit_charts import AuditFigures, require_charts
 from ._audit_render import emit_report
 from ._audit_report import AuditReport
 from ._checkpoint import (
@@ -40,7 +41,14 @@ from ._ocsf import FindingContext, FindingWriter, scope_of
 from ._progress import Reporter, make_reporter
 from ._records import RecordFormat, record_writer, token_record
 
-__all__ = ["AuditFormat", "AuditOptions", "governor_status", "run_audit", "start_walk"]
+__all__ = [
+    "AuditFormat",
+    "AuditOptions",
+    "check_html",
+    "governor_status",
+    "run_audit",
+    "start_walk",
+]
 
 AuditFormat = Literal["csv", "jsonl", "ocsf"]
 """What ``--format`` writes: records (``_records``) or OCSF findings (``_ocsf``)."""
@@ -60,6 +68,7 @@ class AuditOptions:
     as_of: datetime | None
     verbose: bool
     checkpoint: str | None = None
+    html: str | None = None
 
 
 def start_walk(cc: CellcastSession, options: AuditOptions) -> Pager[ApiToken]:
@@ -158,6 +167,21 @@ def _check_checkpoint_paths(options: AuditOptions) -> None:
             f"--checkpoint and --output name the same file ({path}): the checkpoint would"
             " overwrite the records"
         )
+
+
+def check_html(options: AuditOptions) -> None:
+    """Before anything is sent: ``--html`` has its chart library and a file it can write."""
+    path = options.html
+    if path is None:
+        return
+    require_charts()
+    # Not '-': stdout carries the report (or the records), and a page there helps no one.
+    if not path or path == "-" or path.endswith(os.sep) or os.path.isdir(path):
+        raise CliUsageError(f"--html needs a file name, got {path!r}")
+    for option, other in (("--output", options.output), ("--checkpoint", options.checkpoint)):
+        if other not in (None, "-") and os.path.realpath(other) == os.path.realpath(path):
+            raise CliUsageError(f"--html and {option} name the same file ({path})")
+    check_writable(path)
 
 
 def _resume_point(
@@ -276,8 +300,10 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
     if saved is not None:
         now = datetime.fromisoformat(saved.as_of)
     report = AuditReport(as_of=now, stale_days=options.stale_days)
+    # The page's charts need every token's age and month; only --html pays for them.
+    figures = AuditFigures() if options.html is not None else None
     if saved is not None:
-        pager = _rebuild(conn.cc, options, saved, key, report)
+        pager = _rebuild(conn.cc, options, saved, key, report, figures)
     else:
         pager = start_walk(conn.cc, options)
     findings = FindingContext(scope_of(conn.cc.base_url), now, options.stale_days)
@@ -287,7 +313,7 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
     ):
         watcher = asyncio.ensure_future(_watch_governor(conn.cc, progress))
         try:
-            await _walk(pager, options, now, key, report, output, progress)
+            await _walk(pager, options, now, key, report, figures, output, progress)
             if output.finish is not None:
                 output.finish(report)
         finally:
@@ -297,6 +323,10 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
         _finished(options.checkpoint)
     # Records on stdout keep stdout machine-readable: the report then goes to stderr.
     target = settings.err if output.to_stdout else settings.out
+    if options.html is not None and figures is not None:
+        from ._audit_html import write_html  # pygal is imported only for --html
+
+        write_html(options.html, report, figures, pager.stats)
     emit_report(report, pager.stats, target, as_json=settings.json, verbose=options.verbose)
     return EXIT_OK
 
@@ -307,6 +337,7 @@ def _rebuild(
     saved: AuditCheckpoint,
     key: CheckpointKey,
     report: AuditReport,
+    figures: AuditFigures | None,
 ) -> Pager[ApiToken]:
     """A resumed audit: its pager, and the report rebuilt from the records already written."""
     assert options.output is not None
@@ -318,6 +349,8 @@ def _rebuild(
     fmt: RecordFormat = options.record_format or "csv"
     for record, created_at in read_records(options.output, fmt, saved.output_bytes):
         report.add(record, created_at)
+        if figures is not None:
+            figures.add(record, created_at)
     # Every record the walk handed over is in the output, and nothing else; checked
     # before the output is cut back to what the checkpoint counted.
     if report.total != pager.stats.items:
@@ -335,6 +368,7 @@ async def _walk(
     now: datetime,
     key: CheckpointKey,
     report: AuditReport,
+    figures: AuditFigures | None,
     output: _Output,
     progress: Reporter,
 ) -> None:
@@ -343,6 +377,8 @@ async def _walk(
         for token in page.items:
             record = token_record(token, now, options.stale_days)
             report.add(record, token.created_at)
+            if figures is not None:
+                figures.add(record, token.created_at)
             if output.write is not None:
                 output.write(record)
         if options.checkpoint is not None and output.handle is not None:
