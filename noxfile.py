@@ -1,7 +1,7 @@
 """The version matrix: `nox` runs the suite on every Python the package claims, once at the
 lowest versions it declares, builds the docs strictly and checks the release.
 
-    nox -s tests-3.12     # one interpreter
+    nox -s tests-3.12     # one interpreter (this one also measures coverage)
     nox -s lowest         # the suite at every declared floor (pyproject.toml), on 3.10
     nox -s soak           # the tests marked soak: many kill/fault trials, a real browser
     nox -s docs           # sphinx-build -n -W, the reference site
@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent
 # Every CPython the classifiers in pyproject.toml name.
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+# The interpreter whose test session also measures coverage (one is enough: the code
+# paths are the same on every Python the package claims).
+COVERAGE_PYTHON = "3.12"
 
 
 def _env() -> dict[str, str]:
@@ -42,9 +45,18 @@ def _python(session: nox.Session) -> str:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The whole suite, with the newest releases of every dependency."""
+    """The whole suite, with the newest releases of every dependency.
+
+    On one interpreter the same run also measures branch coverage and fails below the
+    floor in pyproject.toml ([tool.coverage.report] fail_under): no extra run of the suite.
+    """
     session.install("-e", ".[test]")
-    session.run(*PYTEST, *session.posargs, env=_env())
+    if session.python != COVERAGE_PYTHON:
+        session.run(*PYTEST, *session.posargs, env=_env())
+        return
+    session.run("python", "-m", "coverage", "erase")
+    session.run("python", "-m", "coverage", "run", "-m", *PYTEST[2:], *session.posargs, env=_env())
+    session.run("python", "-m", "coverage", "report")
 
 
 @nox.session(python=PYTHONS[0])

@@ -42,11 +42,12 @@ import math
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 import attrs
 
+from ._options import Clock, Sleep
 from ._protocol import parse_retry_after, read_rate_headers
 from ._rate_estimate import ServerRate
 from ._rate_store import (
@@ -56,7 +57,6 @@ from ._rate_store import (
     RedisStore,
     Reservation,
     StoreUnavailable,
-    check_rate_store,
 )
 
 __all__ = [
@@ -65,14 +65,10 @@ __all__ = [
     "GovernorState",
     "GovernorWaitTooLong",
     "burst_for",
-    "check_rate_limit",
     "make_governor",
 ]
 
 logger = logging.getLogger("cellcast_async")
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 MIN_BURST: Final = 5.0  # README "Rate limits": burst = max(rate_limit / 4, 5)
 _EPSILON: Final = 1e-9  # seconds: a slot this close to now is now
@@ -84,25 +80,6 @@ class Width(Protocol):
 
     @property
     def limit(self) -> int: ...
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def check_rate_limit(value: object) -> float | None:
-    """``None`` (no cap) or a positive, finite number of requests per second."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"rate_limit must be a positive number of requests per second or None, got {value!r}"
-        )
-    rate = float(value)
-    if not math.isfinite(rate) or rate <= 0:
-        raise ValueError(
-            f"rate_limit must be a positive number of requests per second or None, got {value!r}"
-        )
-    return rate
 
 
 def burst_for(rate_limit: float) -> float:
@@ -183,7 +160,8 @@ class Governor:
         rng: random.Random | None = None,
         wall_clock: Clock = time.time,
     ) -> None:
-        self._rate_limit = check_rate_limit(rate_limit)
+        # Checked where the session's options enter (``_options.check_rate_limit``).
+        self._rate_limit = rate_limit
         self._burst = burst_for(self._rate_limit) if self._rate_limit is not None else None
         self._clock = clock
         self._sleep = sleep
@@ -631,18 +609,20 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def make_governor(
-    rate_limit: object,
-    rate_store: object,
+    rate_limit: float | None,
+    rate_store: str | None,
     scope: str,
     *,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> Governor:
-    """A checked :class:`Governor`: in-process, or on Redis when ``rate_store`` is a URL."""
-    rate = check_rate_limit(rate_limit)
-    url = check_rate_store(rate_store)
+    """A :class:`Governor`: in-process, or on Redis when ``rate_store`` is a URL.
+
+    ``rate_limit`` and ``rate_store`` as ``_options.check_rate_limit`` and
+    ``check_rate_store`` return them: checked once, where the session's options enter.
+    """
     store: RateStore | None = None
-    if url is not None:
-        store = RedisStore.from_url(url, scope)
-    return Governor(rate_limit=rate, store=store, clock=clock, sleep=sleep, rng=rng)
+    if rate_store is not None:
+        store = RedisStore.from_url(rate_store, scope)
+    return Governor(rate_limit=rate_limit, store=store, clock=clock, sleep=sleep, rng=rng)

@@ -2,13 +2,14 @@
 
     CellcastSession(...)  -> SessionOptions.check(...)   once, before anything is built
     cc.with_options(...)  -> CallOptions.changed(...)    a view's per-call options
-    cc.tokens.list(...)   -> check_max_items, check_max_pages (the pager's own options)
+    cc.tokens.list(...)   -> check_concurrency, check_max_items, check_max_pages (the
+                             pager's own options)
 
 Misuse is a ``ValueError`` raised here, before anything is sent (README
 "Configuration"); no message quotes the API key or a URL's password. The arguments of
 one request (ids, page, limit, status, name) are checked where the request is built, in
-``_protocol``; the rate governor's options by the governor's own checks, which this
-module calls.
+``_protocol``. What is checked here is trusted from here on: the governor, the rate store
+and the pager take these options as they are, never checking them again.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import attrs
 
-from ._governor import check_rate_limit
 from ._protocol import RetryPolicy, check_int
-from ._rate_store import check_rate_store
 from ._redact import hidden
 
 if TYPE_CHECKING:
@@ -44,11 +43,14 @@ __all__ = [
     "EventHooks",
     "SessionOptions",
     "Sleep",
+    "check_concurrency",
     "check_event_hooks",
     "check_headers",
     "check_max_items",
     "check_max_pages",
     "check_max_retries",
+    "check_rate_limit",
+    "check_rate_store",
     "check_timeout",
     "check_transport",
     "default_clock",
@@ -151,6 +153,15 @@ def check_max_retries(value: object) -> int:
     return value
 
 
+def check_concurrency(value: object) -> int | Literal["auto"]:
+    """A positive int (fixed pages in flight) or ``"auto"`` (``_walk_auto.AdaptiveConcurrency``)."""
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"concurrency must be a positive integer or 'auto', got {value!r}")
+    return value
+
+
 def check_max_items(max_items: object) -> int | None:
     return None if max_items is None else check_int(max_items, "max_items", 0)
 
@@ -158,6 +169,52 @@ def check_max_items(max_items: object) -> int | None:
 def check_max_pages(max_pages: object) -> int | None:
     """None (derived from the first ``total``; README "Paging") or an int >= 1."""
     return None if max_pages is None else check_int(max_pages, "max_pages", 1)
+
+
+def check_rate_limit(value: object) -> float | None:
+    """``None`` (no cap) or a positive, finite number of requests per second."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(
+            f"rate_limit must be a positive number of requests per second or None, got {value!r}"
+        )
+    rate = float(value)
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(
+            f"rate_limit must be a positive number of requests per second or None, got {value!r}"
+        )
+    return rate
+
+
+def check_rate_store(value: object) -> str | None:
+    """``None`` (in-process) or a ``redis://`` / ``rediss://`` URL with a host.
+
+    Messages quote the scheme only, never the URL: it may carry a password.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"rate_store must be None or a redis:// URL, got a {type(value).__name__}")
+    scheme, sep, _ = value.partition("://")
+    if not sep:
+        raise ValueError("rate_store must be None or a redis:// URL, got a string with no scheme")
+    if scheme.lower() not in ("redis", "rediss"):
+        raise ValueError(f"rate_store must be None or a redis:// URL, got {scheme!r}")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(
+            "rate_store has an invalid host or port; expected e.g. redis://127.0.0.1:6379/0"
+        ) from None
+    if not host:
+        raise ValueError("rate_store must name a host, e.g. redis://127.0.0.1:6379/0")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError("rate_store's database must be a number, e.g. redis://127.0.0.1:6379/0")
+    return value
 
 
 @attrs.frozen

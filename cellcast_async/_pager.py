@@ -28,6 +28,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 import attrs
 
 from ._exceptions import CellcastError, DecodeError, ShapeError
+from ._options import Clock, check_max_pages
 from ._seal import CheckpointKey
 from ._tracing import WalkSpan
 from ._walk import (
@@ -255,13 +256,45 @@ class Pager(Generic[T]):
     page size), ``concurrency`` (pages in flight), ``max_items`` (a cap on the items),
     ``key`` (what identifies an item; its ``id`` by default), ``order`` and ``order_key``
     (``order="newest_first"`` with a function giving an item's creation time lets the walk
-    prove completeness, README "Reliability") and ``clock``. The other keyword
-    arguments (``listing``, ``resume``, ``span``) are the SDK's own wiring for the pagers
-    it makes, and a controller in ``concurrency`` is how ``concurrency="auto"`` arrives.
+    prove completeness, README "Reliability"), ``clock`` (what ``stats.elapsed`` is
+    measured on) and ``max_pages``.
     """
+
+    next_page: int
+    """The first page number not yet wholly yielded: where a new pager resumes."""
 
     def __init__(
         self,
+        fetch: Callable[[int], Awaitable[Page[T]]],
+        *,
+        page: int = 1,
+        limit: int = 10,
+        concurrency: int = 1,
+        max_items: int | None = None,
+        key: Callable[[T], Hashable] = _id_key,
+        order: Literal["newest_first", "oldest_first"] | None = None,
+        order_key: Callable[[T], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_pages: int | None = None,
+    ) -> None:
+        # Only public types here (help(Pager), the reference): the SDK's own wiring for
+        # the pagers cc.tokens makes goes through _wired (README "Paging").
+        self._setup(
+            fetch,
+            page=page,
+            limit=limit,
+            concurrency=concurrency,
+            max_items=max_items,
+            key=key,
+            order=order,
+            order_key=order_key,
+            clock=clock,
+            max_pages=check_max_pages(max_pages),
+        )
+
+    @classmethod
+    def _wired(
+        cls,
         fetch: Callable[[int], Awaitable[Page[T]]],
         *,
         page: int = 1,
@@ -272,16 +305,53 @@ class Pager(Generic[T]):
         listing: Listing | None = None,
         order: Order | None = None,
         order_key: Callable[[T], Any] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         resume: Resume | None = None,
         span: Callable[[], WalkSpan] | None = None,
         checkpoint_key: CheckpointKey | None = None,
         max_pages: int | None = None,
+    ) -> Pager[T]:
+        """A pager as ``cc.tokens`` makes one, its options already checked there: a
+        controller in ``concurrency`` is how ``concurrency="auto"`` arrives, ``listing``
+        and ``checkpoint_key`` make ``checkpoint()`` possible, ``resume`` is where a
+        checkpoint left off, ``span`` the walk's tracing span."""
+        pager: Pager[T] = cls.__new__(cls)
+        pager._setup(
+            fetch,
+            page=page,
+            limit=limit,
+            concurrency=concurrency,
+            max_items=max_items,
+            key=key,
+            listing=listing,
+            order=order,
+            order_key=order_key,
+            clock=clock,
+            resume=resume,
+            span=span,
+            checkpoint_key=checkpoint_key,
+            max_pages=max_pages,
+        )
+        return pager
+
+    def _setup(
+        self,
+        fetch: Callable[[int], Awaitable[Page[T]]],
+        *,
+        page: int,
+        limit: int,
+        concurrency: int | ConcurrencyController,
+        max_items: int | None,
+        key: Callable[[T], Hashable],
+        order: Order | None,
+        order_key: Callable[[T], Any] | None,
+        clock: Clock,
+        max_pages: int | None,
+        listing: Listing | None = None,
+        resume: Resume | None = None,
+        span: Callable[[], WalkSpan] | None = None,
+        checkpoint_key: CheckpointKey | None = None,
     ) -> None:
-        if max_pages is not None and (
-            isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
-        ):
-            raise ValueError(f"max_pages must be None or an int >= 1, got {max_pages!r}")
         self._max_pages = max_pages
         self._fetch = fetch
         self._checkpoint_key = checkpoint_key
@@ -303,8 +373,7 @@ class Pager(Generic[T]):
         self._start = self._initial.page
         self._limit = self._initial.limit
         self._max_items = self._initial.remaining
-        self.next_page: int = self._start
-        """The first page number not yet wholly yielded: where a new pager resumes."""
+        self.next_page = self._start
         self._reset()
 
     def __repr__(self) -> str:

@@ -16,12 +16,12 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import attrs
 
+from ._options import Clock
 from ._protocol import RetryPolicy
 
 if TYPE_CHECKING:  # the redis extra is optional; only RedisStore needs it
@@ -35,14 +35,11 @@ __all__ = [
     "Reservation",
     "StoreReplyError",
     "StoreUnavailable",
-    "check_rate_store",
     "describe_store_url",
     "rate_scope",
 ]
 
 logger = logging.getLogger("cellcast_async")
-
-Clock = Callable[[], float]
 
 MAX_PAUSE: Final = RetryPolicy().retry_after_cap  # a retry does not wait out a longer one
 _EPSILON: Final = 1e-9  # seconds: a slot this close to now is now
@@ -51,36 +48,6 @@ _SCOPE_DOMAIN: Final = "cellcast_async rate scope v2"
 _SCOPE_SCRYPT_N: Final = 2**14  # RFC 7914's interactive cost: ~50 ms and 16 MiB per guess
 _SCOPE_SCRYPT_R: Final = 8
 _STORE_NOTE_MAX: Final = 64  # the longest note a reservation reply may carry
-
-
-def check_rate_store(value: object) -> str | None:
-    """``None`` (in-process) or a ``redis://`` / ``rediss://`` URL with a host.
-
-    Messages quote the scheme only, never the URL: it may carry a password.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"rate_store must be None or a redis:// URL, got a {type(value).__name__}")
-    scheme, sep, _ = value.partition("://")
-    if not sep:
-        raise ValueError("rate_store must be None or a redis:// URL, got a string with no scheme")
-    if scheme.lower() not in ("redis", "rediss"):
-        raise ValueError(f"rate_store must be None or a redis:// URL, got {scheme!r}")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError:
-        raise ValueError(
-            "rate_store has an invalid host or port; expected e.g. redis://127.0.0.1:6379/0"
-        ) from None
-    if not host:
-        raise ValueError("rate_store must name a host, e.g. redis://127.0.0.1:6379/0")
-    db = parts.path.strip("/")
-    if db and not db.isdigit():
-        raise ValueError("rate_store's database must be a number, e.g. redis://127.0.0.1:6379/0")
-    return value
 
 
 def rate_scope(api_key: str, base_url: str) -> str:
@@ -336,7 +303,7 @@ class RedisStore(RateStore):
 
     @classmethod
     def from_url(cls, url: str, scope: str, *, timeout: float = 2.0) -> RedisStore:
-        """A store on ``url`` (checked by :func:`check_rate_store`); connects on first use."""
+        """A store on ``url`` (checked by ``_options.check_rate_store``); connects on first use."""
         try:
             from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry

@@ -14,14 +14,14 @@ import attrs
 from . import _protocol as proto
 from ._exceptions import ShapeError
 from ._models import ApiToken, CreatedToken, TokenStatus
-from ._options import check_max_items, check_max_pages
+from ._options import check_concurrency, check_max_items, check_max_pages
 from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
 from ._pipeline import Pipeline
 from ._protocol import TOKENS_PATH
 from ._seal import CheckpointKey
 from ._transport import Response
 from ._walk import Listing, decode_checkpoint
-from ._walk_auto import AdaptiveConcurrency, check_concurrency
+from ._walk_auto import AdaptiveConcurrency
 
 __all__ = ["TokensResource"]
 
@@ -259,7 +259,7 @@ class TokensResource:
             assert page is not None
             return page
 
-        return Pager(
+        return Pager._wired(
             fetch,
             page=page,
             limit=limit,

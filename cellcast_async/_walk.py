@@ -572,18 +572,31 @@ def encode_checkpoint(
     }
     outer["mac"] = key.mac(_FORMAT, _canonical(outer))
     text = json.dumps(outer, separators=(",", ":"), ensure_ascii=True)
-    if len(text) > MAX_CHECKPOINT_CHARS:
+    # Never written if decode_checkpoint would refuse to read it (ids full of commas too).
+    over = _over_limits(text)
+    if over == "characters":
         raise ValueError(
             f"this walk cannot be checkpointed: {len(text):,} characters, more than the"
             f" {MAX_CHECKPOINT_CHARS:,} a checkpoint holds; use a smaller limit"
         )
-    if text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
-        # Ids full of commas: never written if decode_checkpoint would refuse to read it.
+    if over == "ids":
         raise ValueError(
             "this walk cannot be checkpointed: its ids hold too many commas to tell from"
             f" more than {MAX_CHECKPOINT_IDS:,} ids; use a smaller limit"
         )
     return text
+
+
+def _over_limits(text: str) -> Literal["characters", "ids"] | None:
+    """The limit a checkpoint's ``text`` passes, if any (README "Long audits"); one rule
+    for the writer and the reader, checked before the text is parsed."""
+    if len(text) > MAX_CHECKPOINT_CHARS:
+        return "characters"
+    # Every id but the last of a list is followed by a comma: an upper bound on the ids,
+    # counted in C before the parser builds millions of strings.
+    if text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
+        return "ids"
+    return None
 
 
 def _field(body: Mapping[str, Any], name: str, kind: str) -> Any:
@@ -669,14 +682,13 @@ def decode_checkpoint(
     """
     if not isinstance(text, str):
         raise ValueError(f"checkpoint must be a str, not {type(text).__name__}")
-    if len(text) > MAX_CHECKPOINT_CHARS:
+    over = _over_limits(text)
+    if over == "characters":
         raise ValueError(
             f"checkpoint is too large: {len(text):,} characters, more than the"
             f' {MAX_CHECKPOINT_CHARS:,} a checkpoint holds (README "Long audits")'
         )
-    # Every id but the last of a list is followed by a comma: an upper bound on the ids,
-    # counted in C before the parser builds millions of strings.
-    if text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
+    if over == "ids":
         raise ValueError(
             f"checkpoint is too large: it may hold more than {MAX_CHECKPOINT_IDS:,} ids, the"
             ' most a checkpoint holds (README "Long audits")'

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final
 
-__all__ = ["AdaptiveConcurrency", "check_concurrency"]
+from ._options import Clock
 
-Clock = Callable[[], float]
-
-
-def check_concurrency(value: object) -> int | Literal["auto"]:
-    """A positive int (fixed pages in flight) or ``"auto"`` (:class:`AdaptiveConcurrency`)."""
-    if isinstance(value, str) and value == "auto":
-        return "auto"
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"concurrency must be a positive integer or 'auto', got {value!r}")
-    return value
+__all__ = ["AdaptiveConcurrency"]
 
 
 class AdaptiveConcurrency:

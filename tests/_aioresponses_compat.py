@@ -26,4 +26,4 @@ class _CompatClientResponse(ClientResponse):
 
 def install() -> None:
     if _NEEDS_WRITER:
-        aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[misc]
+        aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Shared fixtures: aioresponses on today's aiohttp, and a clock that never sleeps."""
+"""Shared fixtures: a clean environment, aioresponses on today's aiohttp, and a clock that
+never sleeps."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import time
 import pytest
 
 from . import _aioresponses_compat
+
+# The developer's own Cellcast settings never reach a test (autouse, every test).
+from ._env import no_cellcast_env  # noqa: F401
 
 # A real redis-server for the shared rate store's tests: the `redis_url` and `redis_factory`
 # fixtures.

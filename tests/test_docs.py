@@ -14,12 +14,12 @@ import asyncio
 import inspect
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ._subprocess import run_python
 from ._threaded_sandbox import ThreadedSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,26 +90,12 @@ class TestDocExamples:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
         env.pop("CELLCAST_API_KEY", None)
         env.pop("CELLCAST_BASE_URL", None)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-o",
-                "asyncio_mode=auto",
-                "-o",
-                "asyncio_default_fixture_loop_scope=function",
-                *files,
-            ],
+        result = run_python(
+            *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"),
+            *files,
             cwd=where,
             env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"{len(files)} passed" in result.stdout

@@ -56,3 +56,20 @@ class TestSdistContents:
         extras = pyproject()["project"]["optional-dependencies"]
         assert extras["report"] == ["pygal>=3.0.4"]
         assert set(extras["report"]) <= set(extras["test"])
+
+
+class TestProjectUrls:
+    """Every project URL leads somewhere real: the service's site, or a file of the sdist."""
+
+    def test_each_relative_url_names_a_file_of_the_tree(self) -> None:
+        urls = pyproject()["project"]["urls"]
+        assert set(urls) == {"Cellcast", "Documentation", "Changelog", "Source", "Issues"}
+        assert urls["Cellcast"] == "https://www.cellcast.com"
+        for label in ("Documentation", "Changelog", "Source", "Issues"):
+            path, _, anchor = urls[label].partition("#")
+            assert "://" not in path, label  # no made-up host
+            assert (ROOT / path).exists(), (label, path)
+            if anchor:
+                heading = "## " + anchor.replace("-", " ")
+                text = (ROOT / path).read_text(encoding="utf-8").lower()
+                assert heading in text.splitlines(), (label, anchor)

@@ -125,13 +125,15 @@ def sub_account_json(sub: StoredSubAccount) -> dict[str, Any]:
     return {"_id": sub.id, "name": sub.name, "email": sub.email, "companyName": sub.company_name}
 
 
+def _token_head(token: StoredToken, value: str) -> dict[str, Any]:
+    # The fields every token answer opens with, in the seeds' order.
+    return {"_id": token.id, "name": token.name, "token": value, "status": token.status}
+
+
 def token_json(token: StoredToken, store: Store) -> dict[str, Any]:
     # seeds/000 items[] and seeds/002 data: the token masked, the sub-account nested.
     return {
-        "_id": token.id,
-        "name": token.name,
-        "token": store.masked(token),
-        "status": token.status,
+        **_token_head(token, store.masked(token)),
         "createdAt": token.created_at,
         "subAccount": sub_account_json(store.sub_accounts[token.sub_account_id]),
     }
@@ -140,10 +142,7 @@ def token_json(token: StoredToken, store: Store) -> dict[str, Any]:
 def created_token_json(token: StoredToken, store: Store) -> dict[str, Any]:
     # seeds/001 201 data: the full token (only time it is shown), a flat subAccountId.
     return {
-        "_id": token.id,
-        "name": token.name,
-        "token": store.secret(token),
-        "status": token.status,
+        **_token_head(token, store.secret(token)),
         "subAccountId": token.sub_account_id,
         "createdAt": token.created_at,
     }

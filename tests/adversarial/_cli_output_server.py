@@ -4,19 +4,22 @@ It answers the listing (one page), ``GET`` by id, a create of a token named ``ma
 (with hostile id, name and sub-account) and, for any other write, a 400 whose message is
 hostile too. Token names, ids, sub-account ids and names all carry the texts in
 :data:`HOSTILE`; the sandbox could only choose names. It runs on its own thread's loop
-(the CLI runs ``asyncio.run`` itself), bounded in time like the sandbox the CLI tests use.
+(``tests/_servers.py``; the CLI runs ``asyncio.run`` itself), bounded in time like the
+sandbox the CLI tests use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
+from collections.abc import Iterator
 from typing import Any, Final
 
+import pytest
 from aiohttp import web
 
-TOKENS_PATH: Final = "/api/v1/apiClient/token"
+from .._servers import ThreadedApp
+from .._wire import TOKENS_PATH, list_data
+
 KEY: Final = "hostile-test-key-0123456789"
 
 # label -> text; each becomes a token name (and, shortened, an id and a sub-account name).
@@ -162,40 +165,20 @@ def _envelope(data: Any, *, status: bool = True, message: str = "ok") -> dict[st
     return {"status": status, "message": message, "data": data, "error": {}}
 
 
-class HostileApi:
-    """The server, on its own thread, until :meth:`close`."""
+class HostileApi(ThreadedApp):
+    """The server, on its own thread (``tests/_servers.py``), until :meth:`close`."""
 
     def __init__(self) -> None:
         self.tokens = items()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._runner: web.AppRunner | None = None
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-
-    async def _start(self) -> str:
         app = web.Application()
         app.router.add_get(TOKENS_PATH, self._list)
         app.router.add_get(TOKENS_PATH + "/{id}", self._get)
         app.router.add_route("*", TOKENS_PATH + "/{id}", self._refuse)
         app.router.add_post(TOKENS_PATH, self._create)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}"
+        super().__init__(app=app)
 
     async def _list(self, request: web.Request) -> web.Response:
-        page = {
-            "items": self.tokens,
-            "total": len(self.tokens),
-            "page": 1,
-            "limit": len(self.tokens),
-            "totalPages": 1,
-            "hasNextPage": False,
-            "hasPrevPage": False,
-        }
+        page = list_data(self.tokens, limit=len(self.tokens))
         return web.json_response(_envelope(page))
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -227,12 +210,9 @@ class HostileApi:
     def args(self, *argv: str) -> list[str]:
         return ["--api-key", KEY, "--base-url", self.url, *argv]
 
-    def close(self) -> None:
-        async def stop() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
 
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+@pytest.fixture(scope="module")
+def api() -> Iterator[HostileApi]:
+    """The hostile server, one per test module."""
+    with HostileApi() as server:
+        yield server

@@ -8,11 +8,12 @@ test can send a tiny budget once and then take it away.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 
 from aiohttp import web
 
-from ..reliability._support import API_KEY, TOKEN_ID, dumps, envelope, token_item
+from .._servers import serve_app
+from .._wire import TOKEN_ID, dumps, envelope, token_item
+from ..reliability._support import API_KEY
 
 __all__ = ["API_KEY", "TOKEN_ID", "HostileHeaders"]
 
@@ -39,22 +40,9 @@ class HostileHeaders:
         )
 
     async def __aenter__(self) -> HostileHeaders:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self._port = await serve_app(self._handle)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

@@ -1,7 +1,8 @@
 """A hostile Cellcast on its own thread: it echoes a secret back in a chosen encoding.
 
-On its own thread and event loop, so that both the SDK (on the test's loop) and
-``cli.main()`` (which runs ``asyncio.run`` itself) can talk to it. 127.0.0.1 only.
+On its own thread and event loop (``tests/_servers.py``), so that both the SDK (on the
+test's loop) and ``cli.main()`` (which runs ``asyncio.run`` itself) can talk to it.
+127.0.0.1 only.
 
 - ``POST /api/v1/apiClient/token`` answers 201 with a fresh full token value (seed 001).
 - ``GET /api/v1/apiClient/token/full`` answers 200 with a token whose value is full.
@@ -13,23 +14,24 @@ On its own thread and event loop, so that both the SDK (on the test's loop) and
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import html
 import json
 import re
 import secrets
-import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-TOKENS = "/api/v1/apiClient/token"
-TOKEN_ID = "6877b1234567890abcdef123"
-SUB_ID = "6877a383d68781beb3b14110"
+from .._servers import ThreadedApp
+from .._wire import SUB_ID, TOKEN_ID, TOKENS_PATH, envelope
+
+__all__ = ["ENCODINGS", "HUGE_CUT", "TOKEN_ID", "EchoServer"]
+
+TOKENS = TOKENS_PATH
 
 
 def _all_u(text: str) -> str:
@@ -69,48 +71,24 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
 }
 
 
-class EchoServer:
+class EchoServer(ThreadedApp):
     """The hostile server; ``secret=None`` echoes the request's own Bearer key."""
 
     def __init__(self) -> None:
         self.secret: str | None = None
         self.encode: Callable[[str], str] = ENCODINGS["plain"]
         self.created: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._runner: web.AppRunner | None = None
-        self.port = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _start(self) -> int:
-        app = web.Application()
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return int(self._runner.addresses[0][1])
-
-    def close(self) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        super().__init__(self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST" and request.path == TOKENS:
             value = "ccst_" + secrets.token_urlsafe(30)
             self.created.append(value)
-            return _json(201, _envelope(_item(value), message="API token created successfully"))
+            return _json(201, envelope(_item(value), message="API token created successfully"))
         if request.method == "GET" and request.path == f"{TOKENS}/full":
             value = "ccst_" + secrets.token_urlsafe(30)
             self.created.append(value)
-            return _json(200, _envelope(_item(value)))
+            return _json(200, envelope(_item(value)))
         if request.path == f"{TOKENS}/huge":
             return self._huge(request)
         secret = self.secret
@@ -152,12 +130,6 @@ def _item(value: str) -> dict[str, Any]:
         "subAccountId": SUB_ID,
         "createdAt": "2024-01-15T10:30:00.000Z",
     }
-
-
-def _envelope(data: Any, **overrides: Any) -> dict[str, Any]:
-    body = {"status": True, "message": "OK", "data": data, "error": {}}
-    body.update(overrides)
-    return body
 
 
 def _json(

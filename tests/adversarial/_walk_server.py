@@ -16,26 +16,23 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .._wire import SUB_ID, TOKENS_PATH, envelope, list_data, token_item
+
+__all__ = [
+    "API_KEY",
+    "SUB_ID",
+    "TOKENS_PATH",
+    "Respond",
+    "WalkServer",
+    "envelope",
+    "listing",
+    "token_item",
+]
+
 API_KEY = "ck_live_adversar1al_9c4e2a7f1b8d3e6c0a5f2b9d7e4c1a8f6b3d0e5c"
-TOKENS_PATH = "/api/v1/apiClient/token"
-SUB_ID = "6877a383d68781beb3b14110"
 
 # (status, body) or (status, body, headers)
 Respond = Callable[[str, str, dict[str, str]], tuple[Any, ...]]
-
-
-def token_item(n: int, **overrides: Any) -> dict[str, Any]:
-    """A token as seed 000's listing sends it; ids sort like ``n``."""
-    item: dict[str, Any] = {
-        "_id": f"{n:024x}",
-        "name": f"Token {n}",
-        "token": "ccst_****************************************abcd",
-        "status": "active",
-        "createdAt": "2024-01-15T10:30:00.000Z",
-        "subAccount": {"_id": SUB_ID, "name": "Sub", "email": "s@example.com"},
-    }
-    item.update(overrides)
-    return item
 
 
 def listing(
@@ -47,22 +44,11 @@ def listing(
     more: bool,
     total_pages: int | None = None,
 ) -> dict[str, Any]:
-    """Cellcast's listing envelope (seed 000) around one page."""
-    data: dict[str, Any] = {
-        "items": items,
-        "total": total,
-        "page": page,
-        "limit": limit,
-        "hasNextPage": more,
-        "hasPrevPage": page > 1,
-    }
-    if total_pages is not None:
-        data["totalPages"] = total_pages
+    """Cellcast's listing envelope (seed 000) around one page; ``total`` may be ``null``
+    and ``totalPages`` left out, as a hostile server may."""
+    data = list_data(items, page=page, limit=limit, total_pages=total_pages, has_next=more)
+    data["total"] = total
     return envelope(data)
-
-
-def envelope(data: Any) -> dict[str, Any]:
-    return {"app_type": "web", "status": True, "message": "OK", "data": data, "error": {}}
 
 
 class WalkServer:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +47,6 @@ def record(token_id: str, name: str = "n", status: str = "active") -> dict[str, 
         "stale": False,
         "token": "****abcd",
     }
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[HostileApi]:
-    server = HostileApi()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class TestCellQuoting:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,15 +39,6 @@ from ._pty import run_on_pty
 # The error line as it must read: the server's words escaped, on one line.
 ERROR_SHOWN = "bad [/] name\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07\\u202e\\nerror: forged line"
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[HostileApi]:
-    server = HostileApi()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(autouse=True)

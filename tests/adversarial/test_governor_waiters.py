@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-from typing import Any
 
 import pytest
 
 from cellcast_async._governor import Governor, GovernorWaitTooLong
 from cellcast_async._rate_store import InProcessStore, RateStore, Reservation
 
-from ..unit._virtual_time import VirtualTime
+from ..unit._virtual_time import VirtualTime, governor
 
 SLOW = {"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "60"}  # one per 60 s
 FAST = {"X-RateLimit-Remaining": "100", "X-RateLimit-Reset": "1"}
@@ -23,12 +21,6 @@ FAST = {"X-RateLimit-Remaining": "100", "X-RateLimit-Reset": "1"}
 @pytest.fixture
 def vt() -> VirtualTime:
     return VirtualTime(start=100.0)
-
-
-def governor(vt: VirtualTime, rate_limit: float | None = None, **kwargs: Any) -> Governor:
-    return Governor(
-        rate_limit=rate_limit, clock=vt.clock, sleep=vt.sleep, rng=random.Random(0), **kwargs
-    )
 
 
 async def spend_burst(gov: Governor) -> None:

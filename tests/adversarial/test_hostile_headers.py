@@ -5,8 +5,6 @@ reset, and no slot booked at a slow pace outlives it."""
 from __future__ import annotations
 
 import math
-import random
-from typing import Any
 
 import pytest
 
@@ -14,7 +12,7 @@ from cellcast_async import CellcastSession
 from cellcast_async._governor import MAX_PAUSE, Governor
 
 from ..conftest import FakeSleep
-from ..unit._virtual_time import VirtualTime
+from ..unit._virtual_time import VirtualTime, governor
 from ._hostile_http import API_KEY, TOKEN_ID, HostileHeaders
 
 # (headers, seconds until the reset the governor may wait at most)
@@ -32,12 +30,6 @@ IDS = ["0.001/1", "0.000001/60", "1e-320/1", "structured r=1e-7", "denormal/60",
 @pytest.fixture
 def vt() -> VirtualTime:
     return VirtualTime(start=100.0)
-
-
-def governor(vt: VirtualTime, rate_limit: float | None = None, **kwargs: Any) -> Governor:
-    return Governor(
-        rate_limit=rate_limit, clock=vt.clock, sleep=vt.sleep, rng=random.Random(0), **kwargs
-    )
 
 
 def header_said(gov: Governor, headers: dict[str, str]) -> None:

@@ -19,8 +19,9 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -63,7 +64,9 @@ class TestIgnoresPage:
 
     @pytest.mark.parametrize("concurrency", [1, 8, "auto"])
     @pytest.mark.parametrize("total_pages", [None, 10**9])
-    async def test_same_page_again(self, concurrency: int | str, total_pages: int | None) -> None:
+    async def test_same_page_again(
+        self, concurrency: int | Literal["auto"], total_pages: int | None
+    ) -> None:
         def respond(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
             items = [item(n) for n in range(10, 0, -1)]
             page = int(query["page"])
@@ -261,10 +264,11 @@ class TestMaxPages:
     ) -> None:
         with WalkServer(Inventor().respond) as server:
             async with session(server) as cc:
-                for make in (
+                makers: tuple[Callable[[], object], ...] = (
                     lambda: cc.tokens.list(max_pages=value),
                     lambda: cc.tokens.list_for_sub_account(SUB_ID, max_pages=value),
-                ):
+                )
+                for make in makers:
                     with pytest.raises(ValueError, match=re.escape(message) + "$"):
                         make()
         assert server.requests == []
@@ -294,32 +298,31 @@ class TestCompleteAgreesWithTheTotal:
     """``complete`` is False when every answer's ``total`` says the walk saw too little."""
 
     @pytest.mark.parametrize("concurrency", [1, 8])
-    async def test_page_one_says_no_more_but_total_35(self, concurrency: int) -> None:
-        with short_walk(35, [10]) as server:
+    @pytest.mark.parametrize(
+        ("total", "sizes", "total_pages", "yielded", "complete"),
+        [
+            pytest.param(35, [10], None, 10, False, id="page one says no more but total 35"),
+            pytest.param(35, [10, 10, 5], 4, 25, False, id="fewer than its total"),
+            pytest.param(25, [10, 10, 5], 3, 25, True, id="adds up: complete"),
+        ],
+    )
+    async def test_a_quiet_list(
+        self,
+        concurrency: int,
+        total: int,
+        sizes: list[int],
+        total_pages: int | None,
+        yielded: int,
+        complete: bool,
+    ) -> None:
+        """Complete only when what was yielded adds up to the ``total`` every page said."""
+        with short_walk(total, sizes, total_pages=total_pages) as server:
             async with session(server) as cc:
                 pager = cc.tokens.list(concurrency=concurrency)
                 tokens = await asyncio.wait_for(pager.collect(), BOUND)
-        assert len(tokens) == 10
-        assert (pager.stats.first_total, pager.stats.last_total) == (35, 35)
-        assert pager.stats.complete is False
-
-    @pytest.mark.parametrize("concurrency", [1, 8])
-    async def test_a_quiet_list_that_yields_fewer_than_its_total(self, concurrency: int) -> None:
-        with short_walk(35, [10, 10, 5], total_pages=4) as server:
-            async with session(server) as cc:
-                pager = cc.tokens.list(concurrency=concurrency)
-                tokens = await asyncio.wait_for(pager.collect(), BOUND)
-        assert len(tokens) == 25
-        assert pager.stats.complete is False
-
-    @pytest.mark.parametrize("concurrency", [1, 8])
-    async def test_a_quiet_list_that_adds_up_is_complete(self, concurrency: int) -> None:
-        with short_walk(25, [10, 10, 5], total_pages=3) as server:
-            async with session(server) as cc:
-                pager = cc.tokens.list(concurrency=concurrency)
-                tokens = await asyncio.wait_for(pager.collect(), BOUND)
-        assert len(tokens) == 25
-        assert pager.stats.complete is True
+        assert len(tokens) == yielded
+        assert (pager.stats.first_total, pager.stats.last_total) == (total, total)
+        assert pager.stats.complete is complete
 
     def test_the_cli_audit_says_not_proven_complete(self) -> None:
         out, err = io.StringIO(), io.StringIO()

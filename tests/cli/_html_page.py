@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import attrs
 import pytest
+from attrs import field as attrs_field  # `attrs` is also a field name below
 
 from cellcast_async import ApiToken, make_converter
 from cellcast_async._cli._audit_charts import AuditFigures
@@ -94,7 +95,7 @@ class Element:
     tag: str
     attrs: dict[str, str | None]
     in_svg: bool
-    parts: list[str] = attrs.field(factory=list)
+    parts: list[str] = attrs_field(factory=list)
 
     @property
     def text(self) -> str:

@@ -29,6 +29,7 @@ import pytest
 
 from cellcast_async.cli import main
 
+from .._env import no_cellcast_env as no_cellcast_env  # re-exported: the conftests register it
 from .._threaded_sandbox import ThreadedSandbox
 
 T = TypeVar("T")
@@ -60,13 +61,6 @@ class TtyStringIO(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture(autouse=True)
-def no_cellcast_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own $CELLCAST_API_KEY / $CELLCAST_BASE_URL never reach a test."""
-    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
-    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
 
 
 def cli_env() -> dict[str, str]:

@@ -136,7 +136,7 @@ class TestStateShowsBothControls:
         ):
             assert cc.governor_state.width is None  # no auto walk yet
             pager = cc.tokens.list(limit=10, concurrency="auto")
-            widths = []
+            widths: list[int | None] = []
             async for _ in pager.pages():
                 widths.append(cc.governor_state.width)
             state = cc.governor_state

@@ -12,10 +12,11 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 
 import pytest
 
-from cellcast_async import CellcastSession
+from cellcast_async import ApiToken, CellcastSession, Pager
 from cellcast_async.sandbox import Sandbox
 
 LIMIT = 7
@@ -135,7 +136,7 @@ class TestResume:
         assert max(sizes) - min(sizes) < 200  # one page of ids, some counters
 
 
-async def _take(pager, count):  # type: ignore[no-untyped-def]
+async def _take(pager: Pager[ApiToken], count: int) -> AsyncIterator[ApiToken]:
     async for token in pager:
         yield token
         count -= 1

@@ -337,7 +337,7 @@ class TestSecretFromStr:
         secret = secret_from_str("x" * 20)
 
         with pytest.raises(AttributeError):
-            secret._value = "y"  # type: ignore[misc]
+            secret._value = "y"
 
     @given(value=st.text(alphabet=string.printable, max_size=30))
     def test_masking_matches(self, value: str) -> None:

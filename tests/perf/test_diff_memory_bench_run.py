@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from .._subprocess import run_python
 
 BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
 
 def test_diff_memory_runs_and_both_find_the_same_changes() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "diff_memory.py"), "--records", "500"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(str(BENCHMARKS / "diff_memory.py"), "--records", "500")
     assert done.returncode == 0, done.stderr
     rows = {line.split("  ")[0]: line.split() for line in done.stdout.splitlines()}
     assert rows["JSONL with itself"][-1] == "0"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from cellcast_async import ApiToken, CellcastSession, Page, ServerError
+from cellcast_async import ApiToken, CellcastSession, Page, ServerError, _pager
 from cellcast_async import _tokens as tokens_module
 from cellcast_async._pager import Pager
 from cellcast_async.sandbox import Faults, Sandbox
@@ -45,6 +45,20 @@ class InFlight:
         return counting
 
 
+def track_pages(monkeypatch: pytest.MonkeyPatch) -> weakref.WeakSet[Page[Any]]:
+    """Every page the token pager builds from here on, for as long as it is alive."""
+    live: weakref.WeakSet[Page[Any]] = weakref.WeakSet()
+    build_page = _pager.build_page
+
+    def tracked(*args: Any) -> Page[Any]:
+        page = build_page(*args)
+        live.add(page)
+        return page
+
+    monkeypatch.setattr(tokens_module, "build_page", tracked)
+    return live
+
+
 @contextlib.asynccontextmanager
 async def walking(
     tokens: int, latency: float = 0.01, max_retries: int = 2
@@ -53,7 +67,7 @@ async def walking(
     sb = Sandbox(seed=3, tokens=tokens, faults=Faults(latency=latency))
     counter = InFlight()
     # Counted inside the server: start() binds the route to whatever _handle is then.
-    sb._handle = counter.wrap(sb._handle)  # type: ignore[method-assign]
+    sb._handle = counter.wrap(sb._handle)  # type: ignore[method-assign,assignment]
     async with (
         sb,
         CellcastSession(api_key=sb.api_key, base_url=sb.url, max_retries=max_retries) as cc,
@@ -198,16 +212,8 @@ class TestMemoryBound:
     async def test_live_pages_bounded(
         self, monkeypatch: pytest.MonkeyPatch, concurrency: int
     ) -> None:
-        live: weakref.WeakSet[Page[Any]] = weakref.WeakSet()
+        live = track_pages(monkeypatch)
         most = 0
-        build_page = tokens_module.build_page
-
-        def tracked(*args: Any) -> Page[Any]:
-            page = build_page(*args)
-            live.add(page)
-            return page
-
-        monkeypatch.setattr(tokens_module, "build_page", tracked)
         async with walking(tokens=20_000, latency=0.0) as (cc, _, _):
             count = 0
             async for _token in cc.tokens.list(limit=100, concurrency=concurrency):
@@ -219,15 +225,7 @@ class TestMemoryBound:
         assert 1 <= most <= concurrency + 1
 
     async def test_pages_are_not_kept_after_the_walk(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        live: weakref.WeakSet[Page[Any]] = weakref.WeakSet()
-        build_page = tokens_module.build_page
-
-        def tracked(*args: Any) -> Page[Any]:
-            page = build_page(*args)
-            live.add(page)
-            return page
-
-        monkeypatch.setattr(tokens_module, "build_page", tracked)
+        live = track_pages(monkeypatch)
         async with walking(tokens=500, latency=0.0) as (cc, _, _):
             async for _token in cc.tokens.list(limit=50, concurrency=4):
                 pass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from .._subprocess import run_python
 
 SCRIPT = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "ratelimit.py"
 
@@ -21,13 +21,7 @@ def first_cells(stdout: str) -> list[str]:
 def test_quick_run_prints_every_section() -> None:
     """--quick: the grid (two limiters), a variant, the storm, the challenge, the Redis pair
     and the no-limit walk; every walk read every token (the script exits non-zero if not)."""
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(str(SCRIPT), "--quick")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     cells = first_cells(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from .. import _redis_server
@@ -12,7 +14,7 @@ class TestMissingServer:
 
     def test_skips_outside_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """No CI variable: the test is skipped, with the package to install."""
-        monkeypatch.setattr(_redis_server.shutil, "which", lambda name: None)
+        monkeypatch.setattr(shutil, "which", lambda name: None)
         monkeypatch.delenv("CI", raising=False)
         with pytest.raises(pytest.skip.Exception, match=r"apt-get install redis-server"):
             _redis_server._executable()
@@ -20,7 +22,7 @@ class TestMissingServer:
     @pytest.mark.parametrize("value", ["true", "1", "True"])
     def test_fails_in_ci(self, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
         """CI=true: the test fails rather than passing without Redis."""
-        monkeypatch.setattr(_redis_server.shutil, "which", lambda name: None)
+        monkeypatch.setattr(shutil, "which", lambda name: None)
         monkeypatch.setenv("CI", value)
         with pytest.raises(pytest.fail.Exception, match=r"CI must run the Redis tests"):
             _redis_server._executable()

@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio import Redis
 
 from cellcast_async._governor import Governor, GovernorWaitTooLong, burst_for, make_governor
-from cellcast_async._rate_store import RedisStore, rate_scope
+from cellcast_async._rate_store import RedisStore, Reservation, rate_scope
 
 from .._redis_server import RedisServer
 from ..unit._virtual_time import max_in_window
@@ -91,7 +91,7 @@ class TestRedisStore:
             await store.aclose()
         client = Redis.from_url(redis_url)
         try:
-            keys = [k.decode() for k in await client.keys("*")]
+            keys = [k.decode() if isinstance(k, bytes) else k for k in await client.keys("*")]
         finally:
             await client.aclose()
         assert f"cellcast_async:rate:{{{scope}}}:tat" in keys
@@ -216,6 +216,24 @@ class TestTamperedKeys:
         finally:
             await client.aclose()
 
+    async def reserved(
+        self,
+        redis_url: str,
+        caplog: pytest.LogCaptureFixture,
+        planted: tuple[str, str | float],
+        *intervals: float | None,
+    ) -> list[Reservation]:
+        """``planted`` (a key and its value) under a fresh scope, then one reservation per
+        interval on a store of that scope, its warnings captured."""
+        scope = new_scope()
+        await self.plant(redis_url, scope, *planted)
+        store = RedisStore.from_url(redis_url, scope)
+        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
+            try:
+                return [await store.reserve(interval, 0.0, None) for interval in intervals]
+            finally:
+                await store.aclose()
+
     @staticmethod
     def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
         return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -224,15 +242,7 @@ class TestTamperedKeys:
         self, redis_url: str, caplog: pytest.LogCaptureFixture
     ) -> None:
         """A pause 1e9 s ahead reads as 60 s, once logged, and is rewritten to that."""
-        scope = new_scope()
-        await self.plant(redis_url, scope, "pause", 1e9)
-        store = RedisStore.from_url(redis_url, scope)
-        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
-            try:
-                first = await store.reserve(None, 0.0, None)
-                second = await store.reserve(None, 0.0, None)
-            finally:
-                await store.aclose()
+        first, second = await self.reserved(redis_url, caplog, ("pause", 1e9), None, None)
         assert 59.0 <= first.paused <= 60.0
         assert second.paused <= first.paused
         host = redis_url.removesuffix("/0") + "/0"
@@ -244,14 +254,7 @@ class TestTamperedKeys:
         self, redis_url: str, caplog: pytest.LogCaptureFixture
     ) -> None:
         """A schedule 1e9 s ahead gives a wait of at most 60 s and one interval."""
-        scope = new_scope()
-        await self.plant(redis_url, scope, "tat", 1e9)
-        store = RedisStore.from_url(redis_url, scope)
-        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
-            try:
-                taken = await store.reserve(0.1, 0.0, None)
-            finally:
-                await store.aclose()
+        (taken,) = await self.reserved(redis_url, caplog, ("tat", 1e9), 0.1)
         assert taken.granted
         assert 59.0 <= taken.wait <= 60.1 + 0.01
         assert len(self.warnings(caplog)) == 1
@@ -265,14 +268,7 @@ class TestTamperedKeys:
         self, redis_url: str, value: str, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Text that is not a time: cleared, logged, and the slot is granted now."""
-        scope = new_scope()
-        await self.plant(redis_url, scope, "pause", value)
-        store = RedisStore.from_url(redis_url, scope)
-        with caplog.at_level(logging.WARNING, logger="cellcast_async"):
-            try:
-                taken = await store.reserve(0.1, 0.0, None)
-            finally:
-                await store.aclose()
+        (taken,) = await self.reserved(redis_url, caplog, ("pause", value), 0.1)
         assert taken.granted
         assert taken.wait == 0.0
         assert len(self.warnings(caplog)) == 1

@@ -1,4 +1,5 @@
-"""Fixtures for the reliability suite: no developer environment, a fresh sandbox per test."""
+"""Fixtures for the reliability suite: a fresh sandbox per test (the clean environment is
+the whole suite's, ``tests/_env.py``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-
-
-@pytest.fixture(autouse=True)
-def _no_cellcast_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own $CELLCAST_API_KEY / $CELLCAST_BASE_URL never reach a test."""
-    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
-    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
 
 
 @pytest.fixture

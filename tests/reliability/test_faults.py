@@ -9,7 +9,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -21,6 +21,7 @@ from cellcast_async import (
     CellcastSession,
     DecodeError,
     NotFoundError,
+    Pager,
     RateLimitError,
     ServerError,
     TimeoutError,
@@ -28,7 +29,8 @@ from cellcast_async import (
 )
 from cellcast_async.sandbox import Faults, Sandbox
 
-from ._support import TOKENS_PATH, LiveSandbox, RawApp, dumps, envelope, token_item
+from .._threaded_sandbox import ThreadedSandbox
+from ._support import TOKENS_PATH, RawApp, dumps, envelope, token_item
 
 if TYPE_CHECKING:
     from ..conftest import FakeSleep
@@ -65,6 +67,21 @@ async def drain_into(
         into.append(token.id)
         if each is not None:
             each(len(into))
+
+
+async def walk_changing(
+    pager: Pager[ApiToken], change: Callable[[list[str]], Awaitable[None]]
+) -> list[str]:
+    """The ids a walk yields; ``change(walked so far)`` runs after the last item of each
+    page, before the next page is asked for."""
+    walked: list[str] = []
+    boundary = pager.next_page
+    async for token in pager:
+        walked.append(token.id)
+        if pager.next_page != boundary:  # the last item of a page
+            boundary = pager.next_page
+            await change(walked)
+    return walked
 
 
 def once(chunks: Iterable[list[str]]) -> list[str]:
@@ -213,21 +230,18 @@ class TestListChangesUnderWalk:
         sub = sb.sub_account_ids[0]
         async with session(sb) as cc:
             reference = ids(await cc.tokens.list(limit=10).collect())
-            walked: list[str] = []
             batches: list[list[str]] = []
-            pager = cc.tokens.list(limit=10)
-            boundary = pager.next_page
-            async for token in pager:
-                walked.append(token.id)
-                if pager.next_page != boundary:  # the last item of a page
-                    boundary = pager.next_page
-                    # Three new tokens before the next page: newest first, so in front.
-                    batches.append(
-                        [
-                            (await cc.tokens.create(f"Mid-walk {len(batches)}.{n}", sub)).id
-                            for n in range(3)
-                        ]
-                    )
+
+            async def create_three(walked: list[str]) -> None:
+                # Three new tokens before the next page: newest first, so in front.
+                batches.append(
+                    [
+                        (await cc.tokens.create(f"Mid-walk {len(batches)}.{n}", sub)).id
+                        for n in range(3)
+                    ]
+                )
+
+            walked = await walk_changing(cc.tokens.list(limit=10), create_three)
 
         listing = list(reference)
         served: list[list[str]] = []
@@ -245,18 +259,16 @@ class TestListChangesUnderWalk:
         """Deletions behind the walk shift tokens onto pages already read: those are read again."""
         async with session(sb) as cc:
             reference = ids(await cc.tokens.list(limit=10).collect())
-            walked: list[str] = []
             deleted: list[str] = []
+
+            async def delete_two(walked: list[str]) -> None:
+                # Two tokens of the page just read are deleted before the next page.
+                for victim in walked[-10:-8]:
+                    await cc.tokens.delete(victim)
+                    deleted.append(victim)
+
             pager = cc.tokens.list(limit=10)
-            boundary = pager.next_page
-            async for token in pager:
-                walked.append(token.id)
-                if pager.next_page != boundary:  # the last item of a page
-                    boundary = pager.next_page
-                    # Two tokens of the page just read are deleted before the next page.
-                    for victim in walked[-10:-8]:
-                        await cc.tokens.delete(victim)
-                        deleted.append(victim)
+            walked = await walk_changing(pager, delete_two)
 
         survivors = [i for i in reference if i not in deleted]
         stats = pager.stats
@@ -450,9 +462,9 @@ class TrackedResponse(aiohttp.ClientResponse):
 
 
 @pytest.fixture
-def live() -> Iterator[LiveSandbox]:
+def live() -> Iterator[ThreadedSandbox]:
     """A sandbox on another thread whose every answer takes 0.3 s: requests are in flight."""
-    with LiveSandbox(seed=2, tokens=200, faults=Faults(latency=0.3)) as sandbox:
+    with ThreadedSandbox(seed=2, tokens=200, faults=Faults(latency=0.3)) as sandbox:
         yield sandbox
 
 
@@ -460,7 +472,9 @@ class TestCancellation:
     """Cancelling a task mid ``async for`` leaves no task, response or session behind."""
 
     @staticmethod
-    async def walk_then_cancel(cc: CellcastSession, live: LiveSandbox, concurrency: int) -> None:
+    async def walk_then_cancel(
+        cc: CellcastSession, live: ThreadedSandbox, concurrency: int
+    ) -> None:
         seen: list[str] = []
         reached = asyncio.Event()
 
@@ -486,7 +500,7 @@ class TestCancellation:
         assert len(live.sb.requests) > len(seen) // 10
 
     @pytest.mark.parametrize("concurrency", [1, 8])
-    async def test_own_session(self, live: LiveSandbox, concurrency: int) -> None:
+    async def test_own_session(self, live: ThreadedSandbox, concurrency: int) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             loop = asyncio.get_running_loop()
@@ -507,7 +521,7 @@ class TestCancellation:
         assert reported == []
 
     @pytest.mark.parametrize("concurrency", [1, 8])
-    async def test_every_response_is_closed(self, live: LiveSandbox, concurrency: int) -> None:
+    async def test_every_response_is_closed(self, live: ThreadedSandbox, concurrency: int) -> None:
         TrackedResponse.made = []
         loop = asyncio.get_running_loop()
         loop.set_debug(True)  # aiohttp warns of an unclosed response only in debug mode
@@ -532,7 +546,7 @@ class TestCancellation:
 
         assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
 
-    async def test_session_owned_by_the_cancelled_task(self, live: LiveSandbox) -> None:
+    async def test_session_owned_by_the_cancelled_task(self, live: ThreadedSandbox) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             started = asyncio.Event()

@@ -28,10 +28,12 @@ def gzip_bomb(inflated: int) -> bytes:
     return b"".join(parts)
 
 
-def serving(body: bytes, *, status: int = 200, **headers: str) -> RawApp:
+def serving(body: bytes, *, status: int = 200, headers: dict[str, str] | None = None) -> RawApp:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(
-            status=status, body=body, headers={"Content-Type": "application/json", **headers}
+            status=status,
+            body=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
 
     return RawApp(handler)
@@ -98,7 +100,7 @@ class TestMaxResponseBytes:
         """64 MiB of zeros in about 64 KB: the read stops near the 1 MiB cap."""
         bomb = gzip_bomb(64 * MIB)
         assert len(bomb) < 100_000
-        async with serving(bomb, **{"Content-Encoding": "gzip"}) as app:
+        async with serving(bomb, headers={"Content-Encoding": "gzip"}) as app:
             tracemalloc.start()
             try:
                 with pytest.raises(DecodeError, match=r"larger than max_response_bytes"):
@@ -111,7 +113,7 @@ class TestMaxResponseBytes:
 
     async def test_gzip_under_the_cap_is_read(self) -> None:
         body = gzip.compress(dumps(envelope(token_item())))
-        async with serving(body, **{"Content-Encoding": "gzip"}) as app:
+        async with serving(body, headers={"Content-Encoding": "gzip"}) as app:
             token = await get(app, max_response_bytes=10_000)
         assert token.name == "Token 1"  # type: ignore[attr-defined]
 

@@ -31,10 +31,10 @@ from cellcast_async import (
     cli,
 )
 
+from .._threaded_sandbox import ThreadedSandbox
 from ._support import (
     TOKEN_ID,
     ByteServer,
-    LiveSandbox,
     RawApp,
     answering,
     dumps,
@@ -93,12 +93,12 @@ class Shown:
 
 
 @pytest.fixture
-def live() -> Iterator[LiveSandbox]:
-    with LiveSandbox(seed=3, tokens=150) as sandbox:
+def live() -> Iterator[ThreadedSandbox]:
+    with ThreadedSandbox(seed=3, tokens=150) as sandbox:
         yield sandbox
 
 
-async def every_endpoint(live: LiveSandbox, shown: Shown) -> tuple[list[str], str]:
+async def every_endpoint(live: ThreadedSandbox, shown: Shown) -> tuple[list[str], str]:
     """Every endpoint, every way to walk, every error: the full tokens created, and the
     id of a token that is still there."""
     sb = live.sb
@@ -200,7 +200,7 @@ class TestNothingLeaks:
     """Every endpoint, error path and CLI audit at DEBUG: no key, no full token, anywhere."""
 
     def test_full_run(
-        self, live: LiveSandbox, caplog: pytest.LogCaptureFixture, closed_port: int
+        self, live: ThreadedSandbox, caplog: pytest.LogCaptureFixture, closed_port: int
     ) -> None:
         caplog.set_level(logging.DEBUG)  # the root logger: every library's records
         formatted = Formatted()

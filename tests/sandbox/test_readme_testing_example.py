@@ -4,9 +4,9 @@ pytest of their own on a project holding only the README's two snippets."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from tests._subprocess import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +25,8 @@ class TestFlakyExample:
     def test_it_passes_with_no_warning(self, tmp_path: Path) -> None:
         (tmp_path / "pyproject.toml").write_text(block("pytest-config"), encoding="utf-8")
         (tmp_path / "test_flaky.py").write_text(block("flaky-example"), encoding="utf-8")
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=120,
-            check=False,
+        done = run_python(
+            "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", cwd=tmp_path
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "1 passed" in done.stdout

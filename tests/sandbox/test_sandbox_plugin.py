@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 
 from cellcast_async.sandbox import Faults, Sandbox
+from tests._subprocess import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,15 +60,7 @@ def run_pytest(tmp_path: Path, test_source: str, *, block_pytest_asyncio: bool) 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if block_pytest_asyncio:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # its entry point would fail to import
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", code, cwd=tmp_path, env=env, timeout=60)
     return done.stdout + done.stderr
 
 

@@ -1,5 +1,7 @@
-"""Shared fakes for the unit suite: a key, envelopes, a paged fake listing on aioresponses,
-and ``FakeTransport``, a ``cellcast_async.Transport`` that needs no HTTP at all."""
+"""Shared fakes for the unit suite: a key, a paged fake listing on aioresponses, and
+``FakeTransport``, a ``cellcast_async.Transport`` that needs no HTTP at all. Answers are
+built from ``tests/_wire.py`` (``envelope``, ``list_data`` and ``TOKENS_PATH`` are
+re-exported from there)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,29 @@ from yarl import URL
 from cellcast_async import CellcastSession, TransportResponse
 from cellcast_async._transport import CLOSED
 
+from .._wire import TOKENS_PATH, envelope, list_data, token_item
+
+__all__ = [
+    "ANY_TOKEN_URL",
+    "API_KEY",
+    "BASE_URL",
+    "TOKENS_PATH",
+    "TOKENS_URL",
+    "Answer",
+    "FakeTransport",
+    "Sent",
+    "add_listing",
+    "answer",
+    "envelope",
+    "exactly",
+    "list_data",
+    "pages_requested",
+    "sent",
+    "session",
+    "token_json",
+]
+
 BASE_URL = "https://api.cellcast.com"
-TOKENS_PATH = "/api/v1/apiClient/token"
 TOKENS_URL = BASE_URL + TOKENS_PATH
 # Long and realistic, so that "never shown" is a meaningful check.
 API_KEY = "ck_live_4f9a1c7e2b8d6f3a0e5c9b7d1a3f8e6c2b4d0a9f"
@@ -32,56 +55,12 @@ def session(**kwargs: Any) -> CellcastSession:
     return CellcastSession(**kwargs)
 
 
-def envelope(data: Any, *, message: str = "OK", status: bool = True) -> dict[str, Any]:
-    """Cellcast's success envelope (seeds 000-003) around ``data``."""
-    return {
-        "app_type": "web",
-        "status": status,
-        "message": message,
-        "message_type": "toast",
-        "data": data,
-        "error": {},
-    }
-
-
 def token_json(n: int, **overrides: Any) -> dict[str, Any]:
-    """Token number ``n`` as the listing of seed 000 sends it."""
-    item: dict[str, Any] = {
-        "_id": f"tok{n:03d}",
-        "name": f"Token {n}",
-        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
-        "status": "active",
-        "createdAt": "2024-01-15T10:30:00.000Z",
-        "subAccount": {
-            "_id": "6877a383d68781beb3b14110",
-            "name": "Sub Client Name",
-            "email": "sub@example.com",
-            "companyName": "Sub Client Company",
-        },
-    }
-    item.update(overrides)
-    return item
-
-
-def list_data(
-    items: Sequence[Any],
-    *,
-    page: int,
-    limit: int,
-    total: int,
-    total_pages: int,
-    has_next: bool | None = None,
-) -> dict[str, Any]:
-    """The ``data`` object of a Cellcast listing page (seed 000)."""
-    return {
-        "items": list(items),
-        "total": total,
-        "page": page,
-        "limit": limit,
-        "totalPages": total_pages,
-        "hasNextPage": page < total_pages if has_next is None else has_next,
-        "hasPrevPage": page > 1,
-    }
+    """Token number ``n`` as the listing of seed 000 sends it, with seed 000's masked value
+    and an id (``tok001``) a test can read."""
+    return token_item(
+        n, **{"_id": f"tok{n:03d}", "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...", **overrides}
+    )
 
 
 def add_listing(

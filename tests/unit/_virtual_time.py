@@ -6,10 +6,20 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import random
 from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from cellcast_async._governor import Governor
 
 T = TypeVar("T")
+
+
+def governor(vt: VirtualTime, rate_limit: float | None = None, **kwargs: Any) -> Governor:
+    """A :class:`Governor` on ``vt``'s clock, its jitter seeded: what the governor tests drive."""
+    return Governor(
+        rate_limit=rate_limit, clock=vt.clock, sleep=vt.sleep, rng=random.Random(0), **kwargs
+    )
 
 
 class VirtualTime:

@@ -7,45 +7,37 @@ import itertools
 import logging
 import math
 import pickle
-import random
-from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cellcast_async import CellcastSession
 from cellcast_async._governor import (
     Governor,
     GovernorState,
     GovernorWaitTooLong,
     burst_for,
-    check_rate_limit,
     make_governor,
 )
+from cellcast_async._options import check_concurrency, check_rate_limit, check_rate_store
 from cellcast_async._rate_store import (
     InProcessStore,
     RateStore,
     Reservation,
     StoreUnavailable,
-    check_rate_store,
     describe_store_url,
     rate_scope,
 )
-from cellcast_async._walk_auto import AdaptiveConcurrency, check_concurrency
+from cellcast_async._walk_auto import AdaptiveConcurrency
 
-from ._virtual_time import VirtualTime, max_in_window
+from ._virtual_time import VirtualTime, governor, max_in_window
 
 
 @pytest.fixture
 def vt() -> VirtualTime:
     return VirtualTime(start=100.0)
-
-
-def governor(vt: VirtualTime, rate_limit: float | None = None, **kwargs: Any) -> Governor:
-    return Governor(
-        rate_limit=rate_limit, clock=vt.clock, sleep=vt.sleep, rng=random.Random(0), **kwargs
-    )
 
 
 async def grant_times(vt: VirtualTime, gov: Governor, n: int) -> list[float]:
@@ -539,7 +531,7 @@ class TestState:
         await gov.acquire()
         state = gov.state
         assert isinstance(state, GovernorState)
-        assert attrs.has(GovernorState)
+        assert attrs.has(type(state))
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             state.rate = 1.0  # type: ignore[misc]
         assert state == GovernorState(
@@ -598,9 +590,10 @@ class TestMakeGovernor:
         ],
     )
     def test_misuse(self, rate_limit: object, rate_store: object, message: str) -> None:
-        """Misuse is a ValueError before anything is created."""
+        """Misuse is a ValueError where the session's options enter, before any governor
+        (or anything else) is made; the governor itself trusts checked options."""
         with pytest.raises(ValueError, match=r"^rate_") as info:
-            make_governor(rate_limit, rate_store, "s")
+            CellcastSession(api_key="k", rate_limit=rate_limit, rate_store=rate_store)  # type: ignore[arg-type]
         assert str(info.value) == message
 
 

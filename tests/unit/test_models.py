@@ -121,7 +121,7 @@ class TestTokenStatus:
 
     def test_is_a_str(self) -> None:
         assert isinstance(TokenStatus.ACTIVE, str)
-        assert TokenStatus.ACTIVE == "active"
+        assert TokenStatus.ACTIVE == "active"  # type: ignore[comparison-overlap]  # a str enum
         assert str(TokenStatus.INACTIVE) == "inactive"
         assert f"{TokenStatus.ACTIVE}" == "active"
         assert [s.value for s in TokenStatus] == ["active", "inactive"]

@@ -113,7 +113,7 @@ class TestHelp:
 
         from cellcast_async import CellcastSession
 
-        text = pydoc.render_doc(CellcastSession, renderer=pydoc.plaintext)
+        text = pydoc.render_doc(CellcastSession, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
         doc = inspect.getdoc(CellcastSession) or ""
         parameters = list(inspect.signature(CellcastSession).parameters)
         properties = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import re
 from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
+import cellcast_async
 from cellcast_async import (
     ApiToken,
     DecodeError,
@@ -571,3 +573,31 @@ class TestPagerDirectly:
             )
 
         assert await Pager(fetch, limit=3).collect() == [1, 1, 2, 1, 1, 2]
+
+    def test_signature_names_public_types_only(self) -> None:
+        """``help(Pager)`` shows what a user passes, in names ``cellcast_async`` exports or
+        the standard library's; the SDK's own wiring (``cc.tokens``) is not in it."""
+        signature = inspect.signature(cellcast_async.Pager)
+        assert list(signature.parameters) == [
+            "fetch",
+            "page",
+            "limit",
+            "concurrency",
+            "max_items",
+            "key",
+            "order",
+            "order_key",
+            "clock",
+            "max_pages",
+        ]
+        standard = {"Callable", "Awaitable", "Hashable", "Any", "Literal", "int", "float", "None"}
+        public = set(cellcast_async.__all__) | standard | {"T"}
+        names = {
+            name
+            for parameter in signature.parameters.values()
+            # The Literal's quoted values ("newest_first") are strings, not names.
+            for name in re.findall(
+                r"[A-Za-z_]\w*", re.sub(r"'[^']*'", "", str(parameter.annotation))
+            )
+        }
+        assert names <= public, names - public

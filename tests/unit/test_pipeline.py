@@ -332,8 +332,9 @@ class TestEventHooks:
             assert "Authorization" not in event.headers
             assert API_KEY not in repr(event) + repr(dict(event.headers))
         assert seen[0].headers["X-Trace"] == "t"
-        assert seen[1].headers["X-Request-Id"] == "r1"  # type: ignore[union-attr]
-        assert seen[1].elapsed >= 0  # type: ignore[union-attr]
+        assert isinstance(seen[1], ResponseEvent)
+        assert seen[1].headers["X-Request-Id"] == "r1"
+        assert seen[1].elapsed >= 0
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             seen[0].attempt = 9  # type: ignore[misc]
 

@@ -7,6 +7,7 @@ import html
 import json
 import logging
 import re
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
@@ -294,7 +295,7 @@ class TestBoundedCost:
         assert len(items) - 1 == -(-(BODY_BUDGET - before) // (99 + 16))
 
 
-_ENCODERS = {
+_ENCODERS: dict[str, Callable[[str], str]] = {
     "plain": lambda s: s,
     "percent-lower": lambda s: re.sub("%..", lambda m: m.group().lower(), quote(s, safe="")),
     "json-php": lambda s: json.dumps(s)[1:-1].replace("/", "\\/"),

@@ -69,27 +69,21 @@ class TestApiKey:
         ):
             CellcastSession()
 
-    async def test_read_from_the_environment(
-        self, monkeypatch: pytest.MonkeyPatch, m: aioresponses
+    @pytest.mark.parametrize(
+        ("passed", "sent_key"),
+        [(None, "env-key-123"), (API_KEY, API_KEY)],
+        ids=["read from the environment", "the argument wins over the environment"],
+    )
+    async def test_key_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch, m: aioresponses, passed: str | None, sent_key: str
     ) -> None:
         monkeypatch.setenv("CELLCAST_API_KEY", "env-key-123")
 
-        async with CellcastSession() as cc:
+        async with CellcastSession(api_key=passed) as cc:
             await cc.tokens.get("tok001")
 
         ((_, _, kwargs),) = sent(m)
-        assert kwargs["headers"]["Authorization"] == "Bearer env-key-123"
-
-    async def test_argument_wins_over_the_environment(
-        self, monkeypatch: pytest.MonkeyPatch, m: aioresponses
-    ) -> None:
-        monkeypatch.setenv("CELLCAST_API_KEY", "env-key-123")
-
-        async with session() as cc:
-            await cc.tokens.get("tok001")
-
-        ((_, _, kwargs),) = sent(m)
-        assert kwargs["headers"]["Authorization"] == f"Bearer {API_KEY}"
+        assert kwargs["headers"]["Authorization"] == f"Bearer {sent_key}"
 
     @pytest.mark.parametrize(
         ("key", "message"),
@@ -403,12 +397,12 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
     ),
     (
         "create int name",
-        lambda cc: cc.tokens.create(name=5, sub_account_id="s"),
+        lambda cc: cc.tokens.create(name=5, sub_account_id="s"),  # type: ignore[arg-type]
         "name must be a str, not int",
     ),
     (
         "create None name",
-        lambda cc: cc.tokens.create(name=None, sub_account_id="s"),
+        lambda cc: cc.tokens.create(name=None, sub_account_id="s"),  # type: ignore[arg-type]
         "name must be a str, not NoneType",
     ),
     (
@@ -422,7 +416,7 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
         "sub_account_id must not be empty",
     ),
     ("get empty id", lambda cc: cc.tokens.get(""), "token_id must not be empty"),
-    ("get int id", lambda cc: cc.tokens.get(7), "token_id must be a str, not int"),
+    ("get int id", lambda cc: cc.tokens.get(7), "token_id must be a str, not int"),  # type: ignore[arg-type]
     ("update empty id", lambda cc: cc.tokens.update("", name="n"), "token_id must not be empty"),
     (
         "update no fields",
@@ -445,13 +439,13 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
         "status must be 'active' or 'inactive' (or a TokenStatus), got 'ACTIVE'",
     ),
     ("delete empty id", lambda cc: cc.tokens.delete(""), "token_id must not be empty"),
-    ("delete None id", lambda cc: cc.tokens.delete(None), "token_id must be a str, not NoneType"),
+    ("delete None id", lambda cc: cc.tokens.delete(None), "token_id must be a str, not NoneType"),  # type: ignore[arg-type]
     ("list page 0", lambda cc: cc.tokens.list(page=0), "page must be >= 1, got 0"),
     ("list page -1", lambda cc: cc.tokens.list(page=-1), "page must be >= 1, got -1"),
     ("list page bool", lambda cc: cc.tokens.list(page=True), "page must be an int, not bool"),
-    ("list page str", lambda cc: cc.tokens.list(page="1"), "page must be an int, not str"),
+    ("list page str", lambda cc: cc.tokens.list(page="1"), "page must be an int, not str"),  # type: ignore[arg-type]
     ("list limit 0", lambda cc: cc.tokens.list(limit=0), "limit must be >= 1, got 0"),
-    ("list limit float", lambda cc: cc.tokens.list(limit=2.0), "limit must be an int, not float"),
+    ("list limit float", lambda cc: cc.tokens.list(limit=2.0), "limit must be an int, not float"),  # type: ignore[arg-type]
     (
         "list status maybe",
         lambda cc: cc.tokens.list(status="maybe"),
@@ -462,7 +456,7 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
         lambda cc: cc.tokens.list(sub_account_id=""),
         "sub_account_id must not be empty",
     ),
-    ("list int search", lambda cc: cc.tokens.list(search=5), "search must be a str, not int"),
+    ("list int search", lambda cc: cc.tokens.list(search=5), "search must be a str, not int"),  # type: ignore[arg-type]
     (
         "list concurrency 0",
         lambda cc: cc.tokens.list(concurrency=0),
@@ -470,12 +464,12 @@ MISUSE: list[tuple[str, Callable[[CellcastSession], Any], str]] = [
     ),
     (
         "list concurrency 'fast'",
-        lambda cc: cc.tokens.list(concurrency="fast"),
+        lambda cc: cc.tokens.list(concurrency="fast"),  # type: ignore[arg-type]
         "concurrency must be a positive integer or 'auto', got 'fast'",
     ),
     (
         "list concurrency 2.5",
-        lambda cc: cc.tokens.list(concurrency=2.5),
+        lambda cc: cc.tokens.list(concurrency=2.5),  # type: ignore[arg-type]
         "concurrency must be a positive integer or 'auto', got 2.5",
     ),
     (

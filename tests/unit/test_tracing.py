@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
@@ -33,6 +31,8 @@ from cellcast_async import (
 )
 from cellcast_async._tracing import CallSpan, Tracing, WalkSpan
 from cellcast_async.sandbox import Sandbox
+
+from .. import _subprocess
 
 T = TypeVar("T")
 
@@ -675,13 +675,7 @@ class TestDisabled:
 
 
 def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _subprocess.run_python("-c", textwrap.dedent(code), timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -128,7 +128,7 @@ class TestStats:
             recorder.attempt(status=200, elapsed=0.5, retry=False)
             return page_of([number * 10 + i for i in range(3)], number, 30, 10, number < 10)
 
-        await Pager(fetch, limit=3, concurrency=Controller()).collect()
+        await Pager._wired(fetch, limit=3, concurrency=Controller()).collect()
         assert most == 3
         assert heard == [(200, 0.5)] * 10
 
@@ -256,12 +256,22 @@ class TestBoundsAndContradictions:
         assert len(await pager.collect()) == 3
         assert pager.stats.complete is False
 
-    @pytest.mark.parametrize("value", [0, -1, True, 2.5, "3"])
-    def test_pager_refuses_a_bad_max_pages(self, value: Any) -> None:
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            (0, "max_pages must be >= 1, got 0"),
+            (-1, "max_pages must be >= 1, got -1"),
+            (True, "max_pages must be an int, not bool"),
+            (2.5, "max_pages must be an int, not float"),
+            ("3", "max_pages must be an int, not str"),
+        ],
+    )
+    def test_pager_refuses_a_bad_max_pages(self, value: Any, message: str) -> None:
+        """The same check, and message, as ``cc.tokens.list(max_pages=...)``."""
+
         async def fetch(number: int) -> Page[Any]:
             raise AssertionError("nothing is fetched")
 
-        message = f"max_pages must be None or an int >= 1, got {value!r}"
         with pytest.raises(ValueError, match=re.escape(message) + "$"):
             Pager(fetch, max_pages=value)
 
