@@ -7,10 +7,22 @@ from typing import Final, Literal
 import click
 
 from .._models import ApiToken, CreatedToken
+from .._pager import Pager
 from ._context import EXIT_OK, Connection, Settings
 from ._errors import run_async, usage_error
 from ._options import STATUS, global_options, listing_options
-from ._output import console_for, dump_json, shown, token_table, token_view
+from ._output import (
+    PIPED_WIDTH,
+    column_widths,
+    console_for,
+    dump_json,
+    plural,
+    shown,
+    token_columns,
+    token_rows,
+    token_table,
+    token_view,
+)
 
 __all__ = [
     "WARNING",
@@ -23,7 +35,31 @@ __all__ = [
 
 
 def _show(settings: Settings, tokens: list[ApiToken]) -> None:
-    console_for(settings.out).print(token_table(tokens))
+    console = console_for(settings.out)
+    console.print(token_table(tokens, token_columns(console.width)))
+
+
+async def _stream_table(settings: Settings, pager: Pager[ApiToken]) -> int:
+    """The listing as a table, a page at a time as pages arrive (20,000 tokens show from
+    the first page on, not after the last); every page keeps the first one's columns."""
+    console = console_for(settings.out)
+    columns = token_columns(console.width)
+    # Piped: each column at least the first page's width, wider for a longer cell (no
+    # row ever wraps). On a terminal: the first page's widths, fitted to it, for all pages.
+    fixed = console.width < PIPED_WIDTH
+    widths: list[int] = []
+    count = 0
+    async for page in pager.pages():
+        if not page.items:
+            continue
+        if not widths:
+            widths = column_widths(columns, token_rows(page.items, columns), console.width)
+        table = token_table(page.items, columns, widths=widths, fixed=fixed, show_header=count == 0)
+        console.print(table)
+        settings.out.flush()
+        count += len(page.items)
+    settings.out.write(f"{count:,} {plural(count, 'token')}\n")
+    return EXIT_OK
 
 
 @click.command("list")
@@ -65,12 +101,9 @@ def list_command(
             async for token in pager:
                 dump_json(token_view(token), settings.out)
             return EXIT_OK
-        tokens = await pager.collect()
-        if settings.json:
-            dump_json([token_view(t) for t in tokens], settings.out)
-        else:
-            _show(settings, tokens)
-            settings.out.write(f"{len(tokens):,} token(s)\n")
+        if not settings.json:
+            return await _stream_table(settings, pager)
+        dump_json([token_view(t) for t in await pager.collect()], settings.out)
         return EXIT_OK
 
     return run_async(settings, work)
