@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Final, Literal
 
 import click
 
 from .._models import ApiToken, CreatedToken
 from .._pager import Pager
-from ._context import EXIT_OK, Connection, Settings
+from ._context import EXIT_API, EXIT_OK, Connection, Settings
 from ._errors import run_async, usage_error
 from ._options import STATUS, global_options, listing_options
 from ._output import (
@@ -16,7 +17,6 @@ from ._output import (
     column_widths,
     console_for,
     dump_json,
-    plural,
     shown,
     token_columns,
     token_rows,
@@ -58,7 +58,7 @@ async def _stream_table(settings: Settings, pager: Pager[ApiToken]) -> int:
         console.print(table)
         settings.out.flush()
         count += len(page.items)
-    settings.out.write(f"{count:,} {plural(count, 'token')}\n")
+    settings.out.write(f"{count:,} token(s)\n")
     return EXIT_OK
 
 
@@ -190,12 +190,37 @@ def update_command(settings: Settings, token_id: str, name: str | None, status: 
     return run_async(settings, work)
 
 
+def _interactive(settings: Settings) -> bool:
+    """A person at a terminal can answer: stdin and the run's stderr are terminals."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty() and settings.err.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _confirmed(settings: Settings, token_id: str) -> bool:
+    """Ask on the terminal; only "y" or "yes" deletes (Enter, EOF or anything else: no)."""
+    settings.err.write(f"Delete token {shown(token_id)} for good? [y/N] ")
+    settings.err.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 @click.command("delete")
 @click.argument("token_id", metavar="TOKEN_ID")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (needed when not run on a terminal).")
 @global_options()
 @click.pass_obj
-def delete_command(settings: Settings, token_id: str) -> int:
-    """Delete a token for good."""
+def delete_command(settings: Settings, token_id: str, yes: bool) -> int:
+    """Delete a token for good: asks first on a terminal, needs --yes elsewhere."""
+
+    if not yes:
+        if not _interactive(settings):
+            return usage_error(
+                settings, "delete needs --yes when not run on a terminal (nothing was deleted)"
+            )
+        if not _confirmed(settings, token_id):
+            settings.err.write("Not deleted.\n")
+            return EXIT_API
 
     async def work(conn: Connection) -> int:
         await conn.cc.tokens.delete(token_id)
