@@ -369,8 +369,8 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
         from ._audit_html import write_html  # pygal is imported only for --html
 
         write_html(options.html, report, figures, pager.stats)
-    if settings.quiet and not settings.json and (output.write is not None or options.html):
-        return EXIT_OK  # --quiet: the records (or the page) are the output, no report beside
+    if settings.quiet and not settings.json and output.write is not None:
+        return EXIT_OK  # --quiet: the records are the output, no report beside them
     emit_report(report, pager.stats, target, as_json=settings.json, verbose=options.verbose)
     return EXIT_OK
 

@@ -58,6 +58,8 @@ async def _stream_table(settings: Settings, pager: Pager[ApiToken]) -> int:
         console.print(table)
         settings.out.flush()
         count += len(page.items)
+    if count == 0:
+        console.print(token_table([], columns))  # the headers say what was looked for
     settings.out.write(f"{count:,} token(s)\n")
     return EXIT_OK
 
