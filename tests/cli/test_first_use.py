@@ -327,9 +327,11 @@ class TestHints:
 
     @pytest.mark.parametrize(
         ("count", "words"),
-        [(1, ["1 token", "1 page;", "1 request,", "1 retry,", "1 duplicate", "1 page read"]),
-         (2, ["2 tokens", "2 pages;", "2 requests,", "2 retries,", "2 duplicates", "2 pages read"])],
-    )  # fmt: skip
+        [
+            (1, ["1 token", "1 page;", "1 request,", "1 retry,", "1 duplicate ", "1 page read"]),
+            (2, ["2 tokens", "2 pages;", "2 requests,", "2 retries,", "2 duplicates", "2 pages"]),
+        ],
+    )
     def test_plurals(self, count: int, words: list[str]) -> None:
         stats = WalkStats(
             requests=count,
