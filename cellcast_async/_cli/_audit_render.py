@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .._walk import WalkStats
-from ._audit_report import AuditReport, Flagged
+from ._audit_report import AuditReport, Flagged, oldest
 from ._output import console_for, data, dump_json, make_table, plural
 
 __all__ = [
@@ -105,7 +105,7 @@ def _flagged_table(
     if not tokens:
         console.print(f"{title}: [green]none[/green]")
         return
-    shown = sorted(tokens)[:SHOWN]
+    shown = oldest(tokens, SHOWN)  # a heap: 100,000 stale tokens are not all sorted
     heading = f"[bold]{title}: {len(tokens):,}[/bold]"
     if len(tokens) > len(shown):
         heading += f" (the {len(shown)} oldest)"

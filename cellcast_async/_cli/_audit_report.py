@@ -8,7 +8,9 @@ tokens, names used twice. ``_audit_render`` draws it; ``_audit_run`` feeds it.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+import heapq
+import operator
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -16,7 +18,7 @@ import attrs
 
 from .._models import TokenStatus
 
-__all__ = ["NO_SUB_ACCOUNT", "AuditReport", "Flagged"]
+__all__ = ["NO_SUB_ACCOUNT", "OLDEST_FIRST", "AuditReport", "Flagged", "oldest"]
 
 NO_SUB_ACCOUNT: Final = "(none)"
 
@@ -45,6 +47,21 @@ class Flagged:
         }
 
 
+OLDEST_FIRST: Final = operator.attrgetter(
+    "created_at", "id", "name", "status", "sub_account_id", "sub_account_name", "age_days"
+)
+"""A sort key in :class:`Flagged`'s own order, as a tuple: sorting 100,000 stale tokens
+by it is several times faster than by attrs' generated comparisons."""
+
+
+def oldest(tokens: Iterable[Flagged], count: int) -> list[Flagged]:
+    """The ``count`` oldest, oldest first, without sorting them all (a heap)."""
+    return heapq.nsmallest(count, tokens, key=OLDEST_FIRST)
+
+
+_INACTIVE: Final = TokenStatus.INACTIVE.value
+
+
 @attrs.define
 class AuditReport:
     """What an audit found, built one record at a time."""
@@ -66,33 +83,38 @@ class AuditReport:
     )
 
     def add(self, record: Mapping[str, Any], created_at: datetime) -> None:
+        # Called once per token of a 100,000-token audit: plain lookups, no more.
         self.total += 1
-        status = str(record["status"])
+        status: str = record["status"]
         sub_id = record["sub_account_id"] or NO_SUB_ACCOUNT
+        sub_name = record["sub_account_name"]
         self.by_status[status] += 1
         self.by_sub_account[sub_id][status] += 1
-        if record["sub_account_name"]:
-            self.sub_account_names[sub_id] = record["sub_account_name"]
+        if sub_name:
+            self.sub_account_names[sub_id] = sub_name
         if self.oldest is None or created_at < self.oldest:
             self.oldest = created_at
         self._ids_by_name[(sub_id, record["name"])].append(record["id"])
-        if record["stale"] or status == TokenStatus.INACTIVE:
+        stale = record["stale"]
+        inactive = status == _INACTIVE
+        if stale or inactive:
             flagged = Flagged(
-                created_at=created_at,
-                id=record["id"],
-                name=record["name"],
-                status=status,
-                sub_account_id=sub_id,
-                sub_account_name=record["sub_account_name"],
-                age_days=record["age_days"],
+                created_at,
+                record["id"],
+                record["name"],
+                status,
+                sub_id,
+                sub_name,
+                record["age_days"],
             )
-            if record["stale"]:
+            if stale:
                 self.stale.append(flagged)
-            if status == TokenStatus.INACTIVE:
+            if inactive:
                 self.inactive.append(flagged)
 
     def duplicate_names(self) -> list[dict[str, Any]]:
         """Names carried by more than one token within one sub-account."""
+        twice = sorted((key, ids) for key, ids in self._ids_by_name.items() if len(ids) > 1)
         return [
             {
                 "sub_account_id": sub,
@@ -100,8 +122,7 @@ class AuditReport:
                 "name": name,
                 "ids": sorted(ids),
             }
-            for (sub, name), ids in sorted(self._ids_by_name.items())
-            if len(ids) > 1
+            for (sub, name), ids in twice
         ]
 
     def shared_names(self) -> dict[str, list[str]]:
@@ -133,11 +154,11 @@ class AuditReport:
             ],
             "stale": {
                 "count": len(self.stale),
-                "tokens": [t.as_json() for t in sorted(self.stale)],
+                "tokens": [t.as_json() for t in sorted(self.stale, key=OLDEST_FIRST)],
             },
             "inactive": {
                 "count": len(self.inactive),
-                "tokens": [t.as_json() for t in sorted(self.inactive)],
+                "tokens": [t.as_json() for t in sorted(self.inactive, key=OLDEST_FIRST)],
             },
             "oldest_created_at": self.oldest.isoformat() if self.oldest else None,
             "duplicate_names": self.duplicate_names(),
