@@ -67,8 +67,10 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "write"))
 
 def start_sandbox(tokens: int, latency: float) -> tuple[subprocess.Popen[str], str, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "cellcast_async.sandbox", "--port", "0"]
-        + ["--tokens", str(tokens), "--latency", str(latency)],
+        [
+            *(sys.executable, "-m", "cellcast_async.sandbox", "--port", "0"),
+            *("--tokens", str(tokens), "--latency", str(latency)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -98,8 +100,10 @@ def main() -> None:
             out = str(Path(tmp, "out.jsonl"))
             cli = [sys.executable, "-m", "cellcast_async"]
             commands = {
-                "audit": [*cli, "audit", "--api-key", key, "--base-url", url]
-                + ["--format", "jsonl", "--output", out, "--as-of", AS_OF],
+                "audit": [
+                    *(*cli, "audit", "--api-key", key, "--base-url", url),
+                    *("--format", "jsonl", "--output", out, "--as-of", AS_OF),
+                ],
                 "script": [sys.executable, str(script), url, key, out, "write"],
                 "walk": [sys.executable, str(script), url, key, os.devnull, "walk"],
             }
