@@ -7,9 +7,9 @@ tokens, names used twice. ``_audit_render`` draws it; ``_audit_run`` feeds it.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 import heapq
 import operator
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
