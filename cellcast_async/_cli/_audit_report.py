@@ -8,24 +8,26 @@ tokens, names used twice. ``_audit_render`` draws it; ``_audit_run`` feeds it.
 from __future__ import annotations
 
 import heapq
-import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 
 from .._models import TokenStatus
 
-__all__ = ["NO_SUB_ACCOUNT", "OLDEST_FIRST", "AuditReport", "Flagged", "oldest"]
+__all__ = ["NO_SUB_ACCOUNT", "AuditReport", "Flagged", "oldest"]
 
 NO_SUB_ACCOUNT: Final = "(none)"
 
 
-@attrs.frozen(order=True)
-class Flagged:
-    """A token that needs action, with what an operator needs to find it; oldest sorts first."""
+class Flagged(NamedTuple):
+    """A token that needs action, with what an operator needs to find it; oldest sorts first.
+
+    A named tuple: an audit makes one per stale or inactive token (100,000 of them in a
+    big account), and a tuple is made and compared in C, several times faster than a
+    frozen attrs class."""
 
     created_at: datetime
     id: str
@@ -47,16 +49,9 @@ class Flagged:
         }
 
 
-OLDEST_FIRST: Final = operator.attrgetter(
-    "created_at", "id", "name", "status", "sub_account_id", "sub_account_name", "age_days"
-)
-"""A sort key in :class:`Flagged`'s own order, as a tuple: sorting 100,000 stale tokens
-by it is several times faster than by attrs' generated comparisons."""
-
-
 def oldest(tokens: Iterable[Flagged], count: int) -> list[Flagged]:
     """The ``count`` oldest, oldest first, without sorting them all (a heap)."""
-    return heapq.nsmallest(count, tokens, key=OLDEST_FIRST)
+    return heapq.nsmallest(count, tokens)
 
 
 _INACTIVE: Final = TokenStatus.INACTIVE.value
@@ -77,10 +72,11 @@ class AuditReport:
     stale: list[Flagged] = attrs.field(factory=list)
     inactive: list[Flagged] = attrs.field(factory=list)
     oldest: datetime | None = None
-    # (sub-account, name) -> the ids carrying it: a name twice in one sub-account is a warning.
-    _ids_by_name: defaultdict[tuple[str, str], list[str]] = attrs.field(
-        factory=lambda: defaultdict(list), alias="_ids_by_name"
-    )
+    # (sub-account, name) -> the first id carrying it, and the ids after the first: a
+    # name twice in one sub-account is a warning. Two maps, not a list per name: 100,000
+    # names mostly used once would be 100,000 lists.
+    _first_id: dict[tuple[str, str], str] = attrs.field(factory=dict, alias="_first_id")
+    _more_ids: dict[tuple[str, str], list[str]] = attrs.field(factory=dict, alias="_more_ids")
 
     def add(self, record: Mapping[str, Any], created_at: datetime) -> None:
         # Called once per token of a 100,000-token audit: plain lookups, no more.
@@ -94,7 +90,11 @@ class AuditReport:
             self.sub_account_names[sub_id] = sub_name
         if self.oldest is None or created_at < self.oldest:
             self.oldest = created_at
-        self._ids_by_name[(sub_id, record["name"])].append(record["id"])
+        key = (sub_id, record["name"])
+        if key in self._first_id:
+            self._more_ids.setdefault(key, []).append(record["id"])
+        else:
+            self._first_id[key] = record["id"]
         stale = record["stale"]
         inactive = status == _INACTIVE
         if stale or inactive:
@@ -114,21 +114,20 @@ class AuditReport:
 
     def duplicate_names(self) -> list[dict[str, Any]]:
         """Names carried by more than one token within one sub-account."""
-        twice = sorted((key, ids) for key, ids in self._ids_by_name.items() if len(ids) > 1)
         return [
             {
                 "sub_account_id": sub,
                 "sub_account_name": self.sub_account_names.get(sub, ""),
                 "name": name,
-                "ids": sorted(ids),
+                "ids": sorted([self._first_id[(sub, name)], *more]),
             }
-            for (sub, name), ids in twice
+            for (sub, name), more in sorted(self._more_ids.items())
         ]
 
     def shared_names(self) -> dict[str, list[str]]:
         """Names used in more than one sub-account: normal (each has its "Production API")."""
         subs: defaultdict[str, set[str]] = defaultdict(set)
-        for sub, name in self._ids_by_name:
+        for sub, name in self._first_id:
             subs[name].add(sub)
         return {name: sorted(s) for name, s in sorted(subs.items()) if len(s) > 1}
 
@@ -154,11 +153,11 @@ class AuditReport:
             ],
             "stale": {
                 "count": len(self.stale),
-                "tokens": [t.as_json() for t in sorted(self.stale, key=OLDEST_FIRST)],
+                "tokens": [t.as_json() for t in sorted(self.stale)],
             },
             "inactive": {
                 "count": len(self.inactive),
-                "tokens": [t.as_json() for t in sorted(self.inactive, key=OLDEST_FIRST)],
+                "tokens": [t.as_json() for t in sorted(self.inactive)],
             },
             "oldest_created_at": self.oldest.isoformat() if self.oldest else None,
             "duplicate_names": self.duplicate_names(),
