@@ -34,7 +34,7 @@ import attrs
 from .._converters import parse_datetime
 from .._exceptions import ShapeError
 from .._models import ApiToken, TokenStatus
-from ._output import dump_json
+from ._output import json_text
 
 __all__ = [
     "FORMULA_STARTS",
@@ -165,8 +165,10 @@ def record_writer(
     if record_format == "csv":
         return csv_writer(stream, FIELDS, header=header)
 
+    put = stream.write
+
     def write(record: Mapping[str, Any]) -> None:
-        dump_json(record, stream)
+        put(json_text(record) + "\n")  # dump_json's line, one call less per record
 
     return write
 

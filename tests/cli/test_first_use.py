@@ -99,7 +99,9 @@ class TestNightlyRecipe:
 class TestHead:
     """``audit | head -3``: rich's own broken-pipe exit (1) is not ours; README says 0."""
 
-    @pytest.mark.parametrize("argv", [["audit"], ["list"]])
+    @pytest.mark.parametrize(
+        "argv", [["audit"], pytest.param(["list"], marks=pytest.mark.soak)]
+    )  # list into head: also tests/cli/test_rough_edges.py, in the default run
     def test_report_into_head(self, argv: list[str]) -> None:
         script = (
             f"{sys.executable} -m cellcast_async --sandbox -q {' '.join(argv)} | head -3; "
