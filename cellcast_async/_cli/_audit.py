@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ._audit_run import AuditOptions, check_html, run_audit
+from ._audit_run import AuditOptions, check_html, infer_format, run_audit
 from ._context import CliUsageError, Connection, Settings
 from ._errors import run_async, usage_error
 from ._options import Timestamp, global_options, listing_options
@@ -27,7 +27,8 @@ __all__ = ["audit_command"]
     type=click.Choice(["csv", "jsonl", "ocsf"]),
     help=(
         "Write one record per token in this format (to stdout unless --output); ocsf: OCSF"
-        " Compliance Findings instead, one per token per rule.  [default: csv]"
+        " Compliance Findings instead, one per token per rule.  [default: from --output's"
+        " extension (.csv, .jsonl, .ocsf.jsonl), else csv]"
     ),
 )
 @click.option(
@@ -73,8 +74,9 @@ def audit_command(settings: Settings, /, **params: Any) -> int:
     all of them with --json), splits statuses per sub-account and warns about a name used
     twice in one sub-account. Progress goes to stderr.
     """
-    options = AuditOptions(**params)
     try:
+        params["record_format"] = infer_format(params["output"], params["record_format"])
+        options = AuditOptions(**params)
         check_html(options)  # before the walk: nothing is sent for a page it cannot write
     except CliUsageError as exc:
         return usage_error(settings, str(exc))

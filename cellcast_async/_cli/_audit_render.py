@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.text import Text
 
 from .._walk import WalkStats
-from ._audit_report import AuditReport, Flagged
-from ._output import console_for, data, dump_json, make_table
+from ._audit_report import AuditReport, Flagged, oldest
+from ._output import console_for, data, dump_json, make_table, plural
 
 __all__ = [
     "SECTIONS",
@@ -105,7 +105,7 @@ def _flagged_table(
     if not tokens:
         console.print(f"{title}: [green]none[/green]")
         return
-    shown = sorted(tokens)[:SHOWN]
+    shown = oldest(tokens, SHOWN)  # a heap: 100,000 stale tokens are not all sorted
     heading = f"[bold]{title}: {len(tokens):,}[/bold]"
     if len(tokens) > len(shown):
         heading += f" (the {len(shown)} oldest)"
@@ -194,14 +194,20 @@ def render_walk(stats: WalkStats, console: Console) -> None:
         else ""
     )
     console.print(
-        f"  {stats.items:,} tokens in {stats.pages:,} pages; {stats.requests:,} requests,"
-        f" {stats.retries:,} retries, {stats.rate_limited:,} answered 429;"
+        f"  {_count(stats.items, 'token')} in {_count(stats.pages, 'page')};"
+        f" {_count(stats.requests, 'request')}, {_count(stats.retries, 'retry', 'retries')},"
+        f" {stats.rate_limited:,} answered 429;"
         f" waited {stats.waited:.1f} s of {stats.elapsed:.1f} s{summed}"
     )
     console.print(
-        f"  {stats.duplicates_dropped:,} duplicates dropped,"
-        f" {stats.refetched_pages:,} pages read again; server total {totals}"
+        f"  {_count(stats.duplicates_dropped, 'duplicate')} dropped,"
+        f" {_count(stats.refetched_pages, 'page')} read again; server total {totals}"
     )
+
+
+def _count(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 retry``, ``2 retries``, ``1,000 pages``."""
+    return f"{count:,} {plural(count, noun, nouns)}"
 
 
 def render_report(report: AuditReport, console: Console, *, verbose: bool = False) -> None:

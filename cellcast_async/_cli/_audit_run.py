@@ -14,7 +14,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import IO, Any, Literal, TextIO
+from typing import IO, Any, Final, Literal, TextIO
 
 import attrs
 
@@ -38,6 +38,7 @@ from ._checkpoint import (
 )
 from ._context import EXIT_OK, CliUsageError, Connection, Settings
 from ._ocsf import FindingContext, FindingWriter, scope_of
+from ._output import plural
 from ._progress import Reporter, make_reporter
 from ._records import RecordFormat, record_writer, token_record
 
@@ -45,6 +46,7 @@ __all__ = [
     "AuditFormat",
     "AuditOptions",
     "check_html",
+    "infer_format",
     "governor_status",
     "run_audit",
     "start_walk",
@@ -52,6 +54,38 @@ __all__ = [
 
 AuditFormat = Literal["csv", "jsonl", "ocsf"]
 """What ``--format`` writes: records (``_records``) or OCSF findings (``_ocsf``)."""
+
+
+# The ends of an --output name that choose the format when --format is not given; the
+# longest that matches wins (``x.ocsf.jsonl`` is OCSF, ``x.jsonl`` records).
+_EXTENSIONS: Final = (
+    (".ocsf.jsonl", "ocsf"),
+    (".ocsf.json", "ocsf"),
+    (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"),
+    (".csv", "csv"),
+)
+
+
+def infer_format(output: str | None, given: AuditFormat | None) -> AuditFormat | None:
+    """``--format``, or when not given the one ``--output``'s extension names.
+
+    An explicit ``--format`` always wins. ``.json`` is refused: the records are JSON
+    Lines, which a tool opening ``x.json`` would not read. Any other name (or none, or
+    ``-``) leaves the format unset: CSV, as before.
+    """
+    if given is not None or output is None or output == "-":
+        return given
+    name = output.lower()
+    for end, fmt in _EXTENSIONS:
+        if name.endswith(end):
+            return fmt  # type: ignore[return-value]
+    if name.endswith(".json"):
+        raise CliUsageError(
+            f"--output {output}: the records are JSON Lines, not one JSON document; name"
+            " it .jsonl (or pass --format jsonl, or --format csv)"
+        )
+    return None
 
 
 @attrs.frozen
@@ -304,6 +338,11 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
     figures = AuditFigures() if options.html is not None else None
     if saved is not None:
         pager = _rebuild(conn.cc, options, saved, key, report, figures)
+        if not settings.quiet:
+            settings.err.write(
+                f"resuming from {options.checkpoint}: {report.total:,}"
+                f" {plural(report.total, 'token')} already in {options.output}\n"
+            )
     else:
         pager = start_walk(conn.cc, options)
     findings = FindingContext(scope_of(conn.cc.base_url), now, options.stale_days)
@@ -316,6 +355,9 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
             await _walk(pager, options, now, key, report, figures, output, progress)
             if output.finish is not None:
                 output.finish(report)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            _resume_hint(options, settings)
+            raise
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -327,8 +369,23 @@ async def _audit(conn: Connection, options: AuditOptions, settings: Settings) ->
         from ._audit_html import write_html  # pygal is imported only for --html
 
         write_html(options.html, report, figures, pager.stats)
+    if settings.quiet and not settings.json and output.write is not None:
+        return EXIT_OK  # --quiet: the records are the output, no report beside them
     emit_report(report, pager.stats, target, as_json=settings.json, verbose=options.verbose)
     return EXIT_OK
+
+
+def _resume_hint(options: AuditOptions, settings: Settings) -> None:
+    """After Ctrl-C: how to go on where the audit stopped (stderr; said even with --quiet)."""
+    if options.checkpoint is not None:
+        settings.err.write(
+            f"to resume, run the same command again: it goes on from {options.checkpoint}\n"
+        )
+    elif options.record_format != "ocsf":
+        settings.err.write(
+            "to make an audit resumable, run it with --checkpoint FILE --output FILE:"
+            " run again, it goes on where it stopped\n"
+        )
 
 
 def _rebuild(

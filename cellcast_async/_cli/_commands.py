@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Final, Literal
 
 import click
 
 from .._models import ApiToken, CreatedToken
-from ._context import EXIT_OK, Connection, Settings
+from .._pager import Pager
+from ._context import EXIT_API, EXIT_OK, Connection, Settings
 from ._errors import run_async, usage_error
 from ._options import STATUS, global_options, listing_options
-from ._output import console_for, dump_json, shown, token_table, token_view
+from ._output import (
+    PIPED_WIDTH,
+    column_widths,
+    console_for,
+    dump_json,
+    shown,
+    token_columns,
+    token_rows,
+    token_table,
+    token_view,
+)
 
 __all__ = [
     "WARNING",
@@ -23,7 +35,33 @@ __all__ = [
 
 
 def _show(settings: Settings, tokens: list[ApiToken]) -> None:
-    console_for(settings.out).print(token_table(tokens))
+    console = console_for(settings.out)
+    console.print(token_table(tokens, token_columns(console.width)))
+
+
+async def _stream_table(settings: Settings, pager: Pager[ApiToken]) -> int:
+    """The listing as a table, a page at a time as pages arrive (20,000 tokens show from
+    the first page on, not after the last); every page keeps the first one's columns."""
+    console = console_for(settings.out)
+    columns = token_columns(console.width)
+    # Piped: each column at least the first page's width, wider for a longer cell (no
+    # row ever wraps). On a terminal: the first page's widths, fitted to it, for all pages.
+    fixed = console.width < PIPED_WIDTH
+    widths: list[int] = []
+    count = 0
+    async for page in pager.pages():
+        if not page.items:
+            continue
+        if not widths:
+            widths = column_widths(columns, token_rows(page.items, columns), console.width)
+        table = token_table(page.items, columns, widths=widths, fixed=fixed, show_header=count == 0)
+        console.print(table)
+        settings.out.flush()
+        count += len(page.items)
+    if count == 0:
+        console.print(token_table([], columns))  # the headers say what was looked for
+    settings.out.write(f"{count:,} token(s)\n")
+    return EXIT_OK
 
 
 @click.command("list")
@@ -65,12 +103,9 @@ def list_command(
             async for token in pager:
                 dump_json(token_view(token), settings.out)
             return EXIT_OK
-        tokens = await pager.collect()
-        if settings.json:
-            dump_json([token_view(t) for t in tokens], settings.out)
-        else:
-            _show(settings, tokens)
-            settings.out.write(f"{len(tokens):,} token(s)\n")
+        if not settings.json:
+            return await _stream_table(settings, pager)
+        dump_json([token_view(t) for t in await pager.collect()], settings.out)
         return EXIT_OK
 
     return run_async(settings, work)
@@ -157,12 +192,37 @@ def update_command(settings: Settings, token_id: str, name: str | None, status: 
     return run_async(settings, work)
 
 
+def _interactive(settings: Settings) -> bool:
+    """A person at a terminal can answer: stdin and the run's stderr are terminals."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty() and settings.err.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _confirmed(settings: Settings, token_id: str) -> bool:
+    """Ask on the terminal; only "y" or "yes" deletes (Enter, EOF or anything else: no)."""
+    settings.err.write(f"Delete token {shown(token_id)} for good? [y/N] ")
+    settings.err.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 @click.command("delete")
 @click.argument("token_id", metavar="TOKEN_ID")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (needed when not run on a terminal).")
 @global_options()
 @click.pass_obj
-def delete_command(settings: Settings, token_id: str) -> int:
-    """Delete a token for good."""
+def delete_command(settings: Settings, token_id: str, yes: bool) -> int:
+    """Delete a token for good: asks first on a terminal, needs --yes elsewhere."""
+
+    if not yes:
+        if not _interactive(settings):
+            return usage_error(
+                settings, "delete needs --yes when not run on a terminal (nothing was deleted)"
+            )
+        if not _confirmed(settings, token_id):
+            settings.err.write("Not deleted.\n")
+            return EXIT_API
 
     async def work(conn: Connection) -> int:
         await conn.cc.tokens.delete(token_id)

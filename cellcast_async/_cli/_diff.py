@@ -331,9 +331,14 @@ def render(settings: Settings, old: str, new: str, changes: list[Change]) -> Non
 @click.command("diff")
 @click.argument("old", metavar="OLD")
 @click.argument("new", metavar="NEW")
+@click.option(
+    "--missing-ok",
+    is_flag=True,
+    help="An OLD that does not exist is a first run: nothing to compare, exit 0.",
+)
 @global_options("json", "debug")
 @click.pass_obj
-def diff_command(settings: Settings, old: str, new: str) -> int:
+def diff_command(settings: Settings, old: str, new: str, missing_ok: bool) -> int:
     """Compare two audits' records (CSV or JSON Lines, any mix) by token id.
 
     Reports tokens created, deleted, status changed and renamed, grouped by sub-account.
@@ -341,6 +346,14 @@ def diff_command(settings: Settings, old: str, new: str) -> int:
     """
 
     def work() -> int:
+        if missing_ok and not os.path.lexists(old):
+            # A nightly job's first night: no yesterday to compare with, and no alarm.
+            # NEW is still read: a broken NEW is an error on the first night too.
+            load_records(new)
+            settings.err.write(f"{shown(old)} does not exist: first run, nothing compared\n")
+            if settings.json:
+                dump_json(as_json(old, new, []), settings.out, indent=2)
+            return EXIT_OK
         changes = diff_files(old, new)
         if settings.json:
             dump_json(as_json(old, new, changes), settings.out, indent=2)

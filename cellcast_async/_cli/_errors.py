@@ -17,7 +17,7 @@ from typing import Any, Final, TextIO
 
 import click
 
-from .._exceptions import APIError, CellcastError
+from .._exceptions import APIError, AuthenticationError, CellcastError
 from ._context import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -122,6 +122,8 @@ def _policy(settings: Settings, work: Callable[[], int]) -> int:
     try:
         with _debug_log(settings.err, enabled=settings.debug):
             return work()
+    except AuthenticationError as exc:  # a 401: the key is the usual suspect
+        return failed(exc, f"{exc} (check the API key: --api-key or $CELLCAST_API_KEY)", EXIT_API)
     except CellcastError as exc:
         return failed(exc, str(exc), EXIT_API)
     except CliUsageError as exc:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from typing import IO, Any, TextIO
+from typing import IO, Any, Final, TextIO
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -25,17 +26,21 @@ from rich.text import Text
 from .._models import ApiToken
 
 __all__ = [
+    "PIPED_WIDTH",
     "TOKEN_HEADERS",
     "DataTable",
+    "column_widths",
     "console_for",
     "data",
     "dump_json",
     "json_text",
     "make_table",
+    "plural",
     "shown",
     "shown_lines",
     "silence_stdout",
     "token_rows",
+    "token_columns",
     "token_table",
     "token_view",
 ]
@@ -95,13 +100,36 @@ class DataTable(Table):
         super().add_row(*cells, style=style, end_section=end_section)
 
 
+class _Console(Console):
+    """rich's console, but a closed pipe is the CLI's to handle: rich's own handling
+    exits with 1 (``audit | head -3``), where the CLI ends quietly with 0."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+PIPED_WIDTH: Final = 100_000
+"""Off a terminal (and no ``$COLUMNS``): wide enough that no row ever wraps, so
+``list | grep`` sees one row a line."""
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def console_for(stream: TextIO) -> Console:
     """A rich console on ``stream``: colour and the terminal's width on a terminal.
 
-    Off a terminal rich uses ``$COLUMNS`` or 80 columns and no colour; ``NO_COLOR`` is
-    honoured. ``highlight=False``: numbers and ids keep the colour we give them, or none.
+    Off a terminal: ``$COLUMNS`` if set, else no width limit (one row a line) and no
+    colour; ``NO_COLOR`` is honoured. ``highlight=False``: numbers and ids keep the colour
+    we give them, or none.
     """
-    return Console(file=stream, highlight=False, soft_wrap=True)
+    width = None if _is_terminal(stream) or os.environ.get("COLUMNS") else PIPED_WIDTH
+    return _Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 
 _NUMERIC = frozenset({"TOKENS", "ACTIVE", "INACTIVE", "TOTAL", "AGE", "COUNT"})
@@ -109,11 +137,20 @@ _NUMERIC = frozenset({"TOKENS", "ACTIVE", "INACTIVE", "TOTAL", "AGE", "COUNT"})
 _WHOLE = frozenset({"ID", "CREATED", "TOKEN", "STATUS", "CHANGE"}) | _NUMERIC
 
 
-def make_table(*headers: str, title: str | None = None, whole: Iterable[str] = ()) -> DataTable:
+def make_table(
+    *headers: str,
+    title: str | None = None,
+    whole: Iterable[str] = (),
+    widths: Sequence[int] = (),
+    fixed: bool = False,
+    show_header: bool = True,
+) -> DataTable:
     """A compact table that rich fits to the console's width by wrapping the text columns.
 
     ``whole``: more headers whose cells are never wrapped (``SUB-ACCOUNT`` when it holds ids).
-    Its string cells are data (:class:`DataTable`).
+    ``widths``: each column's least width, or with ``fixed`` its width (a listing printed
+    page by page keeps the first page's columns). Its string cells are data
+    (:class:`DataTable`).
     """
     keep = _WHOLE | set(whole)
     table = DataTable(
@@ -124,13 +161,16 @@ def make_table(*headers: str, title: str | None = None, whole: Iterable[str] = (
         pad_edge=False,
         show_edge=False,
         collapse_padding=True,
+        show_header=show_header,
     )
-    for header in headers:
+    for at, header in enumerate(headers):
         table.add_column(
             data(header),  # a header may be a status the server sent
             justify="right" if header in _NUMERIC else "left",
             no_wrap=header in keep,
             overflow="fold",
+            min_width=widths[at] if at < len(widths) and not fixed else None,
+            width=widths[at] if at < len(widths) and fixed else None,
         )
     return table
 
@@ -160,6 +200,30 @@ def token_view(token: ApiToken) -> dict[str, Any]:
 
 TOKEN_HEADERS = ("ID", "NAME", "STATUS", "SUB-ACCOUNT", "CREATED", "TOKEN")
 
+# The least width each column of a token table needs (ids and dates whole, names at
+# least this much before they wrap), and the order columns are dropped in on a narrow
+# terminal: the masked token first, the columns that identify a token (ID, NAME,
+# SUB-ACCOUNT) never.
+_LEAST_WIDTH: Final = {
+    "ID": 24,
+    "NAME": 14,
+    "STATUS": 8,
+    "SUB-ACCOUNT": 12,
+    "CREATED": 10,
+    "TOKEN": 8,
+}
+_DROPPED_FIRST: Final = ("TOKEN", "CREATED", "STATUS")
+
+
+def token_columns(width: int) -> tuple[str, ...]:
+    """The token table's columns that fit ``width`` characters (two between columns)."""
+    columns = list(TOKEN_HEADERS)
+    for header in _DROPPED_FIRST:
+        if sum(_LEAST_WIDTH[c] for c in columns) + 2 * (len(columns) - 1) <= width:
+            break
+        columns.remove(header)
+    return tuple(columns)
+
 
 def _sub_account(token: ApiToken) -> str:
     # The name reads better and fits a terminal; the id when the answer carried no name
@@ -168,25 +232,59 @@ def _sub_account(token: ApiToken) -> str:
     return (sub.name if sub is not None and sub.name else None) or token.sub_account_id or ""
 
 
-def token_rows(tokens: Iterable[ApiToken]) -> list[list[str]]:
-    return [
-        [
-            t.id,
-            t.name,
-            str(t.status),
-            _sub_account(t),
-            t.created_at.strftime("%Y-%m-%d"),
-            t.token.masked,
-        ]
-        for t in tokens
-    ]
+def token_rows(
+    tokens: Iterable[ApiToken], columns: Sequence[str] = TOKEN_HEADERS
+) -> list[list[str]]:
+    def cells(t: ApiToken) -> dict[str, str]:
+        return {
+            "ID": t.id,
+            "NAME": t.name,
+            "STATUS": str(t.status),
+            "SUB-ACCOUNT": _sub_account(t),
+            "CREATED": t.created_at.strftime("%Y-%m-%d"),
+            "TOKEN": t.token.masked,
+        }
+
+    return [[row[c] for c in columns] for row in map(cells, tokens)]
 
 
-def token_table(tokens: Sequence[ApiToken]) -> DataTable:
-    table = make_table(*TOKEN_HEADERS)
-    for row in token_rows(tokens):
+def token_table(
+    tokens: Sequence[ApiToken],
+    columns: Sequence[str] = TOKEN_HEADERS,
+    *,
+    widths: Sequence[int] = (),
+    fixed: bool = False,
+    show_header: bool = True,
+) -> DataTable:
+    table = make_table(*columns, widths=widths, fixed=fixed, show_header=show_header)
+    for row in token_rows(tokens, columns):
         table.add_row(*row)
     return table
+
+
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    """Each column's width as its header and these rows (shown) need it, the names'
+    columns narrowed (not below their least width) until the table fits ``width``."""
+    widths = [
+        max([cell_len(header), *(cell_len(shown(row[at])) for row in rows)])
+        for at, header in enumerate(headers)
+    ]
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    for at in sorted(range(len(headers)), key=lambda i: -widths[i]):
+        if excess <= 0:
+            break
+        if headers[at] in _WHOLE:
+            continue
+        cut = min(excess, widths[at] - _LEAST_WIDTH.get(headers[at], 10))
+        if cut > 0:
+            widths[at] -= cut
+            excess -= cut
+    return widths
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``noun`` for 1, ``nouns`` (default ``noun + "s"``) otherwise: "1 retry", "2 retries"."""
+    return noun if count == 1 else (nouns or noun + "s")
 
 
 def _json_escape(char: str) -> str:
@@ -197,12 +295,21 @@ def _json_escape(char: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
+_ONE_LINE: Final = json.JSONEncoder(ensure_ascii=False)
+
+
 def json_text(value: Any, *, indent: int | None = None) -> str:
     """``value`` as JSON, readable UTF-8, with every character :func:`shown` escapes
     written as a ``\\u`` escape (U+2028, U+202E, U+0085 and the other C1 controls, DEL,
     lone surrogates...): still valid JSON that decodes to the same value, and safe on a
     terminal or in a JavaScript string."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    # One encoder for the one-line case: json.dumps makes a new one per call when given
+    # options, a cost a 100,000-record audit pays per record.
+    text = (
+        _ONE_LINE.encode(value)
+        if indent is None
+        else json.dumps(value, ensure_ascii=False, indent=indent)
+    )
     if text.isprintable():
         return text
     # A raw newline is only ever the indentation's: json.dumps escapes those in strings.

@@ -9,6 +9,7 @@ decorator: a server option is passed to ``serve()`` under its own name, a fault 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TextIO
@@ -17,8 +18,8 @@ import click
 
 from ..sandbox._faults import FAULT_KINDS, Faults
 from ..sandbox._state import HEADER_STYLES, LIMITER_KINDS, RETRY_AFTER_STYLES
-from ._context import EXIT_OK, Settings
-from ._errors import execute, invoke
+from ._context import EXIT_API, EXIT_OK, Settings
+from ._errors import execute, invoke, report_error
 from ._options import global_options
 from ._output import dump_json
 
@@ -226,6 +227,10 @@ def _announce(settings: Settings) -> Callable[[Any], None]:
             out.write(f"Sandbox listening on {sb.url}\n")
             out.write(f"  api key (sandbox only): {sb.api_key}\n")
             out.write(f"  sub-accounts: {', '.join(sb.sub_account_ids)}\n")
+            out.write(
+                f"  demo data dated up to {sb.reference_time:%Y-%m-%d}: audit it with"
+                f" --as-of {sb.reference_time:%Y-%m-%dT%H:%M:%SZ}, or every token looks stale\n"
+            )
             out.write("Press Ctrl-C to stop.\n")
         out.flush()
 
@@ -253,7 +258,17 @@ def sandbox_command(settings: Settings, /, **params: Any) -> int:
     server_args["rate_limit_headers"] = server_args["rate_limit_headers"] or False
 
     def work() -> int:
-        serve(faults=Faults(**fault_args), ready=_announce(settings), **server_args)
+        try:
+            serve(faults=Faults(**fault_args), ready=_announce(settings), **server_args)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            port = server_args["port"]
+            message = (
+                f"port {port} is already in use: pick another --port, or --port 0 for a free one"
+            )
+            report_error(settings, exc, message)
+            return EXIT_API
         return EXIT_OK
 
     return execute(settings, work)

@@ -298,7 +298,7 @@ class TestErrorLines:
         assert "  File " in result.err  # the frames keep their own lines
 
     def test_json(self, api: HostileApi) -> None:
-        result = run_cli(*api.args("--json", "delete", "some-id"))
+        result = run_cli(*api.args("--json", "delete", "--yes", "some-id"))
         assert (result.code, result.out) == (1, "")
         assert_inert(result.err)
         assert result.err.count("\n") == 1

@@ -242,19 +242,19 @@ class TestDelete:
 
     def test_text(self, live: LiveSandbox) -> None:
         token_id = live.items()[0]["_id"]
-        result = live.cli("delete", token_id)
+        result = live.cli("delete", "--yes", token_id)
         assert (result.code, result.out, result.err) == (0, f"Deleted token {token_id}\n", "")
         assert live.token(token_id)[0] == 404
         assert live.call(live.sb.token_count) == 299
 
     def test_json(self, live: LiveSandbox) -> None:
         token_id = live.items()[0]["_id"]
-        result = live.cli("--json", "delete", token_id)
+        result = live.cli("--json", "delete", "--yes", token_id)
         assert (result.code, result.err) == (0, "")
         assert json_lines(result.out) == [{"id": token_id, "deleted": True}]
 
     def test_missing_token(self, live: LiveSandbox) -> None:
-        result = live.cli("delete", "0" * 24)
+        result = live.cli("delete", "--yes", "0" * 24)
         assert (result.code, result.out) == (1, "")
         assert result.err == (
             f"error: DELETE /api/v1/apiClient/token/{'0' * 24} -> 404 Not found: "

@@ -62,7 +62,10 @@ class TestApiErrors:
     def test_unknown_key(self, live: LiveSandbox) -> None:
         result = live.cli("audit", key="cc_not_a_real_key")
         assert (result.code, result.out) == (1, "")
-        assert result.err == "error: GET /api/v1/apiClient/token -> 401 Token expired\n"
+        assert result.err == (
+            "error: GET /api/v1/apiClient/token -> 401 Token expired"
+            " (check the API key: --api-key or $CELLCAST_API_KEY)\n"
+        )
 
     def test_server_error_after_retries(self, live: LiveSandbox, fake_sleep: Any) -> None:
         live.script({1: "503", 2: "502", 3: "503"})

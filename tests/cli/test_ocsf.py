@@ -173,7 +173,7 @@ class TestFindings:
         to_stdout = live.cli("audit", "--format", "ocsf", "--as-of", AS_OF, "-q")
         assert (to_file.code, to_stdout.code) == (0, 0)
         assert target.read_text(encoding="utf-8") == to_stdout.out
-        assert "Audit of 300 token(s)" in to_file.out  # the report where it always goes
+        assert to_file.out == ""  # --quiet: the findings are the output, no report beside
 
     def test_checkpoint_is_a_usage_error_before_anything_is_sent(
         self, live: LiveSandbox, tmp_path: Path

@@ -78,7 +78,7 @@ class TestSubprocess:
             (["get", "{id}", "--json"], '"id": "{id}"'),
             (["create", "--name", "Sub Process", "--sub-account", "demo", "--json"], '"token": "'),
             (["update", "{id}", "--status", "inactive"], "inactive"),
-            (["delete", "{id}"], "Deleted token {id}"),
+            (["delete", "--yes", "{id}"], "Deleted token {id}"),
             (["audit", "--json"], '"total": 300'),
             (["list", "--max-items", "2", "--json"], '"id": "{id}"'),
         ],
@@ -239,7 +239,7 @@ class TestCliRunner:
         assert err.startswith("warning: this is the only time")
         code, out, _ = self.invoke("update", ids[0], "--status", "inactive", "--json")
         assert (code, json.loads(out)["status"]) == (0, "inactive")
-        code, out, _ = self.invoke("delete", ids[0])
+        code, out, _ = self.invoke("delete", "--yes", ids[0])
         assert (code, out) == (0, f"Deleted token {ids[0]}\n")
         code, out, _ = self.invoke("audit", "--json")
         assert (code, json.loads(out)["total"]) == (0, 300)

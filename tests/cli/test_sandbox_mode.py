@@ -151,6 +151,10 @@ class TestSandboxCommand:
         key = key_line.removeprefix("  api key (sandbox only): ").rstrip("\n")
         assert key_line == f"  api key (sandbox only): {key}\n"
         assert re.fullmatch(rf"  sub-accounts: {SUB_ID}, {SUB_ID}, {SUB_ID}\n", lines.next())
+        assert lines.next() == (
+            "  demo data dated up to 2025-07-16: audit it with --as-of 2025-07-16T00:00:00Z,"
+            " or every token looks stale\n"
+        )
         assert lines.next() == "Press Ctrl-C to stop.\n"
 
         request = urllib.request.Request(

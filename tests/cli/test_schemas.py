@@ -159,7 +159,7 @@ class TestEveryOutputIsValid:
         new_id = json.loads(created.out)["id"]
         got = live.cli("--json", "get", new_id)
         updated = live.cli("--json", "update", new_id, "--status", "inactive")
-        deleted = live.cli("--json", "delete", new_id)
+        deleted = live.cli("--json", "delete", "--yes", new_id)
         missing = live.cli("--json", "get", new_id)
         usage = live.cli("--json", "update", new_id)
         runs = [listed, lines, created, got, updated, deleted]

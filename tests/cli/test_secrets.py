@@ -60,9 +60,9 @@ class TestNoLeaks:
                 *("--debug", "--api-key", live.api_key, "--max-retries", "0"),
                 *("--base-url", f"http://127.0.0.1:{closed_port}", "get", first),
             ),  # connection refused
-            live.cli("delete", third),
-            live.cli("--json", "--debug", "delete", first),
-            live.cli("--debug", "delete", first),  # 404
+            live.cli("delete", "--yes", third),
+            live.cli("--json", "--debug", "delete", "--yes", first),
+            live.cli("--debug", "delete", "--yes", first),  # 404
         ]
         assert [r.code for r in created.values()] == [0, 0]
         assert [r.code for r in runs] == [0] * 7 + [2] + [0] * 6 + [1] * 5 + [2, 2, 1] + [0, 0, 1]
