@@ -18,7 +18,7 @@ instead of halving and creeping back (AIMD) or obeying a pessimistic reading of 
   is its rate, and the pace goes to just under it (``BETA``); a lone 429 among admitted
   ones is two requests that met a little too close (jitter) at about the server's rate,
   and costs a 2% step back from the rate asked (``BETA_JITTER``), or nothing at all while
-  429s are at most 2% of the answers of the last 2 s (BBR's loss tolerance: a stray 429
+  429s are at most 1% of the answers of the last 2 s (BBR's loss tolerance: a stray 429
   costs one retry, a slower pace costs every request).
 - ``cruise``: after a cut the pace is back at the rate measured at the cut within 1 s
   (fast at first, levelling off: CUBIC's shape), then grows above it, slowly at first and
@@ -68,7 +68,7 @@ NEAR_RETRY_AFTER: Final = 1.0  # a longer Retry-After is held in full (capped at
 _KEEP: Final = 2.0  # seconds of admitted answers kept
 CLOSED_AFTER: Final = 3  # this many 429s in a row with nothing admitted: closed
 WINDOW_SPAN: Final = 0.25  # a cut measures the requests sent over at most this long
-TOLERATED: Final = 0.02  # stray 429s up to this share of the answers cut nothing
+TOLERATED: Final = 0.01  # stray 429s up to this share of the answers cut nothing
 MIN_ANSWERS: Final = 8  # a cut's window needs this many answers (a count of a few is noise)
 ASKED_LEAST: Final = 0.75  # a lone 429 reads the rate asked as at least this share of the pace
 JITTER_REFUSALS: Final = 1  # this many 429s in a cut's window (or fewer): jitter

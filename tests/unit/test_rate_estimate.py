@@ -152,8 +152,8 @@ class TestMeasuredCut:
         assert estimate is not None
         assert est.pace(now) == pytest.approx(BETA * estimate, rel=0.05)
 
-    def test_stray_429s_under_two_percent_cut_nothing(self) -> None:
-        """One 429 in a hundred answers is jitter: the pace is left alone."""
+    def test_stray_429s_under_one_percent_cut_nothing(self) -> None:
+        """One 429 in two hundred answers is jitter: the pace is left alone."""
         est = ServerRate()
         self._after_first_cut(est)
         for i in range(100):
@@ -164,7 +164,7 @@ class TestMeasuredCut:
         assert est.cuts == cuts
         assert est.pace(2.05) == pace
 
-    def test_lone_429s_over_two_percent_step_back_a_little(self) -> None:
+    def test_lone_429s_over_one_percent_step_back_a_little(self) -> None:
         """Stray 429s above the tolerated share: each costs a 2% step from the rate asked,
         never the halving of AIMD."""
         est = ServerRate()
