@@ -72,7 +72,7 @@ logger = logging.getLogger("cellcast_async")
 
 MIN_BURST: Final = 5.0  # README "Rate limits": burst = max(rate_limit / 4, 5)
 _EPSILON: Final = 1e-9  # seconds: a slot this close to now is now
-_CATCH_UP: Final = 0.5  # of an interval: how early a release may follow a late one
+_CATCH_UP: Final = 0.25  # of an interval: how early a release may follow a late one
 
 
 class Width(Protocol):

@@ -9,13 +9,20 @@ more is its bottleneck rate, so measure the admitted answers and pace just under
 instead of halving and creeping back (AIMD) or obeying a pessimistic reading of headers.
 
 - ``free``: nothing learnt, nothing paced (a server with no limit never leaves it).
-- A 429 while the server still admits other requests says "a little too fast": the pace
-  is cut to just under the rate it admitted lately (``BETA``), at most once per round
-  (a 429 for a request sent before the last cut says nothing new). No pause. The first
-  cut only bounds the rate from below (a burst the server had saved up must not read as
-  its rate), so the pace probes upward from it until the next 429 measures the rate.
-- ``cruise``: after a cut the pace grows again, slowly near the cut and faster the longer
-  no 429 comes (``1 + 0.02 t + 0.03 t^2``), to follow a limit that rises.
+- A 429 while the server still admits other requests says "a little too fast", at most
+  once per round (a 429 for a request sent before the last cut says nothing new). No
+  pause. The first cut only bounds the rate from below (a burst the server had saved up
+  must not read as its rate), so the pace probes upward from it. Every later cut is
+  *measured* on the requests sent since the previous cut (at most the last 0.25 s,
+  answered ones only): when the server refused more than one of them, what it admitted
+  is its rate, and the pace goes to just under it (``BETA``); a lone 429 among admitted
+  ones is two requests that met a little too close (jitter) at about the server's rate,
+  and costs a 2% step back from the rate asked (``BETA_JITTER``), or nothing at all while
+  429s are at most 1% of the answers of the last 2 s (BBR's loss tolerance: a stray 429
+  costs one retry, a slower pace costs every request).
+- ``cruise``: after a cut the pace is back at the rate measured at the cut within 1 s
+  (fast at first, levelling off: CUBIC's shape), then grows above it, slowly at first and
+  faster the longer no 429 comes (``1 + 0.04 t + 0.04 t^2``), to follow a limit that rises.
 - ``closed``: a 429 for a request sent after the previous 429 arrived, with nothing
   admitted in between, says the server refuses everything for now (a window that is
   full, a storm). The session holds, then sends one request to probe: after 0.1 s, then
@@ -45,8 +52,9 @@ BETA_JITTER: Final = 0.98  # ... or of the pace, when the server admitted about 
 ADMITTED_ALL: Final = 0.95  # "about all": this share of the pace
 PROBE_PERIOD: Final = 0.1  # seconds per growth step while probing
 PROBE_GAIN: Final = 1.5  # growth per probe step
-CRUISE_LINEAR: Final = 0.02  # cruise: + 2% of the cut's pace per second ...
-CRUISE_SQUARE: Final = 0.03  # ... + 3% per second squared
+RECOVER: Final = 1.0  # cruise: seconds to regain the rate measured at the cut ...
+CRUISE_LINEAR: Final = 0.04  # ... then + 4% per second ...
+CRUISE_SQUARE: Final = 0.04  # ... + 4% per second squared
 START_RATE: Final = 20.0  # probing from nothing known starts here (requests/s)
 MIN_RATE: Final = 1.0  # no learnt pace is slower than this
 MAX_RATE: Final = 1e6  # nor faster (a float that never overflows)
@@ -59,6 +67,11 @@ HOLD_CAP: Final = 5.0  # ... at most this, and never beyond Retry-After
 NEAR_RETRY_AFTER: Final = 1.0  # a longer Retry-After is held in full (capped at 60 s)
 _KEEP: Final = 2.0  # seconds of admitted answers kept
 CLOSED_AFTER: Final = 3  # this many 429s in a row with nothing admitted: closed
+WINDOW_SPAN: Final = 0.25  # a cut measures the requests sent over at most this long
+TOLERATED: Final = 0.01  # stray 429s up to this share of the answers cut nothing
+MIN_ANSWERS: Final = 8  # a cut's window needs this many answers (a count of a few is noise)
+ASKED_LEAST: Final = 0.75  # a lone 429 reads the rate asked as at least this share of the pace
+JITTER_REFUSALS: Final = 1  # this many 429s in a cut's window (or fewer): jitter
 _GRACE: Final = 0.0005  # a request sent this soon after a cut was released before it
 CHALLENGE_SPAN: Final = 2.0  # seconds of first attempts and retries kept to tell a challenge
 CHALLENGE_RETRIES: Final = 1  # a retry admitted (and none refused) makes a challenge
@@ -72,10 +85,13 @@ class ServerRate:
         self._rng = rng if rng is not None else random.Random()
         # (answered, sent) of admitted requests over the last _KEEP seconds
         self._admits: collections.deque[tuple[float, float]] = collections.deque()
+        # send times of refused requests over the last _KEEP seconds
+        self._refusals: collections.deque[float] = collections.deque()
         self._first_admit: float | None = None
         self.phase: Phase = "free"
         self.estimate: float | None = None  # the server's sustainable rate, last measured
         self._base = 0.0  # the pace the current phase started from
+        self._ceiling = 0.0  # cruise: the rate measured at the cut, regained first
         self._since = 0.0  # when the current phase started
         self._target: float | None = None  # probing: back in cruise at this pace
         self._last_cut = -math.inf  # requests sent before this said nothing new
@@ -115,6 +131,10 @@ class ServerRate:
         """A 429 arrived for a request sent at ``sent_at`` (``retry``: a retry of a refused
         attempt): the seconds to hold every request for (0: none, only a slower pace)."""
         self._note(now, _RETRY_REFUSED if retry else _FIRST_REFUSED)
+        refusals = self._refusals
+        refusals.append(min(now, sent_at))
+        while refusals and refusals[0] <= now - _KEEP:
+            refusals.popleft()
         if not retry and self.challenged:
             # Every retry passes and no first attempt does: a challenge, not a rate. The
             # retry of this request will pass; neither a hold nor a cut would help.
@@ -136,7 +156,7 @@ class ServerRate:
             return self._close(now, retry_after)
         if now - self._last_cut < MIN_SPAN + self._rtt:
             return 0.0  # the last cut has not had time to show what it brought
-        self._cut(now)
+        self._cut(now, sent_at=sent_at)
         return 0.0
 
     def spent(self, now: float) -> None:
@@ -173,11 +193,11 @@ class ServerRate:
             if target is not None and rate >= target:
                 # Back at the known rate: cruise on from there.
                 self.phase, self._base, self._since = "cruise", target, now
+                self._ceiling = target
                 return target
             return min(rate, MAX_RATE)
         if phase == "cruise":
-            growth = 1.0 + CRUISE_LINEAR * elapsed + CRUISE_SQUARE * elapsed * elapsed
-            return min(self._base * growth, MAX_RATE)
+            return self._cruise(elapsed)
         return START_RATE  # closed: one probe at a time
 
     # -- inside ------------------------------------------------------------------------
@@ -229,17 +249,22 @@ class ServerRate:
         elapsed = max(0.0, when - self._since)
         return self._base * float(PROBE_GAIN ** min(elapsed / PROBE_PERIOD, 100.0))
 
-    def _cut(self, now: float, ceiling: float | None = None) -> None:
+    def _cut(self, now: float, sent_at: float | None = None) -> None:
+        if sent_at is not None and self.phase != "free":
+            window = self._window(min(sent_at, now - self._rtt))
+            if window is None:
+                return  # too few answers since the last cut to tell: the next 429 will
+            self._cut_to(now, *window)
+            return
         measured = self._measure(now)
-        current = self.pace(now) if ceiling is None else ceiling
-        if ceiling is None and current is not None and measured > current and self.phase == "probe":
+        current = self.pace(now)
+        if current is not None and measured > current and self.phase == "probe":
             # The server admitted more than we asked since the last cut: this 429 is not
             # about our pace (a request the probe had not yet slowed). Keep probing.
             return
         basis = measured if current is None else min(measured, current)
         if self.phase == "free":
             basis = max(basis, START_RATE)  # a young session has seen too little to go slower
-        self.estimate = max(MIN_RATE, basis)
         beta = BETA
         if current is not None and measured >= ADMITTED_ALL * current:
             # The server admitted about all we sent: a lone 429 from two requests that met
@@ -247,12 +272,84 @@ class ServerRate:
             beta = BETA_JITTER
         # The first cut only bounds the rate from below (a young session has seen little):
         # probe upward from there until the next 429 measures it. Later cuts cruise.
-        self.phase = "probe" if self.phase == "free" else "cruise"
+        self._settle(now, basis, beta, "probe" if self.phase == "free" else "cruise")
+
+    def _window(self, sent_at: float) -> tuple[float, float, int] | None:
+        """(pace when ``sent_at`` was sent, admitted per second, refused) over the requests
+        sent since the last cut, at most WINDOW_SPAN before ``sent_at`` (the caller passes
+        a time whose admitted requests have had their answers); ``None`` when too few
+        seconds have gone by to tell."""
+        start = max(self._last_cut + _GRACE, sent_at - WINDOW_SPAN)
+        span = sent_at - start
+        if span < MIN_SPAN:
+            return None
+        admitted = sum(1 for _, sent in self._admits if start <= sent < sent_at)
+        refused = sum(1 for sent in self._refusals if start <= sent <= sent_at)
+        if admitted + refused < MIN_ANSWERS:
+            return None
+        pace = self.pace_at(sent_at)
+        sending = (admitted + refused) / span
+        if pace is None:
+            pace = sending
+        elif sending < pace:
+            # Fewer were sent than the pace allowed (a probe's ramp, a busy client): the
+            # rate asked, but never under a share of the pace (a count of a few is noise).
+            pace = max(sending, ASKED_LEAST * pace)
+        return pace, admitted / span, refused
+
+    def _cut_to(self, now: float, pace: float, admitted: float, refused: int) -> None:
+        """A cut measured on the requests sent since the last one: while the server refuses
+        some of them it admits its rate, so the admitted rate is the estimate; a lone 429
+        among admitted ones is two requests that met a little too close (jitter) at about
+        the server's rate: a small step back from the rate asked."""
+        if refused <= JITTER_REFUSALS:
+            if self._refused_share() <= TOLERATED:
+                return  # BBR's loss tolerance: a few stray 429s cost less than a slower pace
+            self._settle(now, pace, BETA_JITTER, "cruise")
+        else:
+            self._settle(now, admitted, BETA, "cruise")
+
+    def _refused_share(self) -> float:
+        """The share of the answers of the last _KEEP seconds that were 429s."""
+        refused = len(self._refusals)
+        return refused / max(1, refused + len(self._admits))
+
+    def _settle(self, now: float, basis: float, beta: float, phase: Phase) -> None:
+        self.estimate = max(MIN_RATE, basis)
+        self._ceiling = min(MAX_RATE, self.estimate)
+        self.phase = phase
         self._target = None
         self._base = min(MAX_RATE, max(MIN_RATE, beta * basis))
         self._since = now
         self._last_cut = now
         self.cuts += 1
+
+    def _cruise(self, elapsed: float) -> float:
+        """The pace ``elapsed`` seconds into a cruise: back at the rate measured at the cut
+        within RECOVER seconds (fast at first, levelling off), then a slow probe above it
+        that speeds up the longer no 429 comes, to follow a limit that rises (CUBIC's
+        shape, on a rate)."""
+        base, ceiling = self._base, max(self._base, self._ceiling)
+        if elapsed < RECOVER:
+            left = 1.0 - elapsed / RECOVER
+            return base + (ceiling - base) * (1.0 - left * left * left)
+        beyond = elapsed - RECOVER
+        growth = 1.0 + CRUISE_LINEAR * beyond + CRUISE_SQUARE * beyond * beyond
+        return min(ceiling * growth, MAX_RATE)
+
+    def pace_at(self, when: float) -> float | None:
+        """The pace in force at ``when`` (not before the current phase began), without
+        the change of phase :meth:`pace` makes when a probe is back at its target."""
+        phase = self.phase
+        if phase == "free":
+            return None
+        elapsed = max(0.0, when - self._since)
+        if phase == "probe":
+            rate = self._base * float(PROBE_GAIN ** min(elapsed / PROBE_PERIOD, 100.0))
+            return min(rate, self._target or MAX_RATE, MAX_RATE)
+        if phase == "cruise":
+            return self._cruise(elapsed)
+        return START_RATE
 
     def _close(self, now: float, retry_after: float | None) -> float:
         if self.phase != "closed":

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from cellcast_async._rate_estimate import BETA, START_RATE, ServerRate
+from cellcast_async._rate_estimate import BETA, RECOVER, START_RATE, ServerRate
 
 
 class Bucket:
@@ -112,6 +112,94 @@ class TestTooFast:
             assert est.refused(1.0 + k * 0.001, 0.99, None) == 0.0
         assert est.pace(1.0) == pace
         assert est.cuts == 1
+
+
+class TestMeasuredCut:
+    """Cuts after the first are measured on the requests sent since the previous cut."""
+
+    @staticmethod
+    def _after_first_cut(est: ServerRate) -> None:
+        """A second at 100/s, then a 429 at t = 1: the first cut, probing from ~95/s."""
+        for i in range(100):
+            est.admitted(i / 100, i / 100 - 0.02)
+        est.refused(1.0, 0.99, None)
+        assert est.phase == "probe"
+
+    @staticmethod
+    def _overloaded(est: ServerRate, start: float, seconds: float) -> float:
+        """Asked 100/s for ``seconds``, the server admits every other request (50/s); the
+        answers reach ``est`` in the order they arrive. Returns the last answer's time."""
+        events = []
+        for k in range(round(seconds * 100)):
+            sent = start + k * 0.01
+            events.append((sent + 0.02, sent, True) if k % 2 == 0 else (sent + 0.001, sent, False))
+        events.sort()
+        for at, sent, ok in events:
+            if ok:
+                est.admitted(at, sent)
+            else:
+                est.refused(at, sent, None)
+        return events[-1][0]
+
+    def test_refusals_measure_the_admitted_rate(self) -> None:
+        """Asked 100/s, the server admitted 50/s and refused the rest: pace just under 50."""
+        est = ServerRate()
+        self._after_first_cut(est)
+        now = self._overloaded(est, 1.0, 0.3)
+        assert est.phase == "cruise"
+        estimate = est.estimate
+        assert estimate == pytest.approx(50.0, rel=0.15)
+        assert estimate is not None
+        assert est.pace(now) == pytest.approx(BETA * estimate, rel=0.05)
+
+    def test_stray_429s_under_one_percent_cut_nothing(self) -> None:
+        """One 429 in two hundred answers is jitter: the pace is left alone."""
+        est = ServerRate()
+        self._after_first_cut(est)
+        for i in range(100):
+            sent = 1.0 + i / 100
+            est.admitted(sent + 0.02, sent)
+        cuts, pace = est.cuts, est.pace(2.05)
+        assert est.refused(2.05, 2.04, None) == 0.0
+        assert est.cuts == cuts
+        assert est.pace(2.05) == pace
+
+    def test_lone_429s_over_one_percent_step_back_a_little(self) -> None:
+        """Stray 429s above the tolerated share: each costs a 2% step from the rate asked,
+        never the halving of AIMD."""
+        est = ServerRate()
+        self._after_first_cut(est)
+        now = 1.0
+        for i in range(100):
+            sent = 1.0 + i / 100
+            if i % 20 == 10:
+                est.refused(sent + 0.001, sent, None)
+            else:
+                est.admitted(sent + 0.02, sent)
+            now = sent + 0.02
+        assert est.cuts >= 2
+        pace = est.pace(now)
+        assert pace is not None
+        assert pace >= 0.75 * 95.0  # never a halving
+        assert est.estimate is not None
+        assert est.estimate >= 60.0
+
+    def test_cruise_regains_the_measured_rate_within_a_second(self) -> None:
+        """After a measured cut the pace is back at the measured rate after RECOVER
+        seconds, leveling off there, then probes above it slowly."""
+        est = ServerRate()
+        self._after_first_cut(est)
+        self._overloaded(est, 1.0, 0.3)
+        cut_at, measured = est._last_cut, est.estimate
+        assert measured is not None
+        paces = [est.pace(cut_at + dt) for dt in (0.0, 0.25, 0.5, RECOVER, RECOVER + 1.0)]
+        assert all(p is not None for p in paces)
+        values = [p for p in paces if p is not None]
+        assert values == sorted(values)
+        assert values[0] == pytest.approx(BETA * measured, rel=0.05)
+        assert values[2] >= BETA * measured + 0.8 * (1 - BETA) * measured  # fast at first
+        assert values[3] == pytest.approx(measured, rel=0.01)
+        assert values[4] == pytest.approx(measured * 1.08, rel=0.01)  # 1 + 0.04 + 0.04
 
 
 class TestStormAndRecovery:
