@@ -24,6 +24,7 @@ from ._governor import GovernorState
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
 from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_page_format
 from ._pipeline import RequestEvent, ResponseEvent
+from ._rotate import RotationError, RotationResult, RotationStep
 from ._session import CellcastSession
 from ._tokens import TokensResource
 from ._transport import Response as TransportResponse
@@ -49,6 +50,9 @@ __all__ = [
     "RawPage",
     "RequestEvent",
     "ResponseEvent",
+    "RotationError",
+    "RotationResult",
+    "RotationStep",
     "Secret",
     "ServerError",
     "SubAccount",
