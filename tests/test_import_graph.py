@@ -141,7 +141,13 @@ class TestImportGraph:
 
 CLI = "cellcast_async._cli"
 # The command modules: only the group (_main) imports them (README "Design").
-COMMANDS = {f"{CLI}._audit", f"{CLI}._commands", f"{CLI}._diff", f"{CLI}._sandbox"}
+COMMANDS = {
+    f"{CLI}._audit",
+    f"{CLI}._commands",
+    f"{CLI}._diff",
+    f"{CLI}._rotate",
+    f"{CLI}._sandbox",
+}
 BOTTOM = {f"{CLI}._context", f"{CLI}._options", f"{CLI}._errors"}
 
 
@@ -165,6 +171,7 @@ class TestCommandLineLayers:
             "diff",
             "get",
             "list",
+            "rotate",
             "sandbox",
             "update",
         ]

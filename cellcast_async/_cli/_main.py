@@ -20,6 +20,7 @@ from ._context import Settings
 from ._diff import diff_command
 from ._errors import invoke
 from ._options import global_options
+from ._rotate import rotate_command
 from ._sandbox import sandbox_command
 
 __all__ = ["CONTEXT_SETTINGS", "cli", "run"]
@@ -53,6 +54,7 @@ for _command in (
     create_command,
     update_command,
     delete_command,
+    rotate_command,
     audit_command,
     diff_command,
     sandbox_command,
