@@ -446,6 +446,9 @@ async def _drive(ctx: _Context, state: _State, step: RotationStep | None) -> Rot
             step = await _STEPS[step](ctx, state)
     except (CellcastError, ValueError) as exc:
         reason = _reason(exc)
+        if state.failure is not None:  # failed while undoing an earlier failure: both said
+            first_step, first_reason = state.failure
+            current, reason = first_step, f"{first_reason}; then {current} failed: {reason}"
         if not delivered:
             await _undo_quietly(ctx, state)
         raise _error(state, current, reason) from exc

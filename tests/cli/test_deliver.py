@@ -236,8 +236,9 @@ class TestRotateCommand:
     """``rotate TOKEN_ID`` with a sink: exit codes, output, and where the secret goes."""
 
     def test_to_a_folder(self, live: LiveSandbox, folder: Path) -> None:
+        """The secret in one 0600 file; --json and --debug show ids and names only."""
         old = active_token(live)
-        run = live.cli("rotate", old["_id"], "--deliver-dir", str(folder), "--json")
+        run = live.cli("rotate", old["_id"], "--deliver-dir", str(folder), "--json", "--debug")
 
         assert run.code == 0, run.err
         view = json.loads(run.out)
@@ -260,7 +261,7 @@ class TestRotateCommand:
         """The command fails: exit 1, the old token back under its name, no secret shown."""
         old = active_token(live)
         command = python_cmd("import sys; print(sys.stdin.read()); sys.exit(4)")
-        run = live.cli("rotate", old["_id"], "--deliver-cmd", command)
+        run = live.cli("rotate", old["_id"], "--deliver-cmd", command, "--debug")
 
         assert run.code == 1
         assert "failed at deliver: DeliveryError:" in run.err

@@ -348,3 +348,39 @@ def test_retiring_names_stay_short() -> None:
     assert all(len(n) <= MAX_NAME_LENGTH for n in names)
     assert names[0] == "y" * 70 + RETIRED
     assert names[1] == "y" * 70 + " (retired 2026-12-04 #2)"
+
+
+class Intruder(MemoryJournal):
+    """Right after the rename lands, someone else takes the original name."""
+
+    def __init__(self, cc: CellcastSession, old: ApiToken) -> None:
+        super().__init__()
+        self.cc, self.old = cc, old
+
+    async def record(self, record: StepRecord) -> None:
+        await super().record(record)
+        if record == StepRecord(RotationStep.RENAME, "outcome", {"result": "ok"}):
+            assert self.old.sub_account_id is not None
+            await self.cc.tokens.create(name=self.old.name, sub_account_id=self.old.sub_account_id)
+
+
+async def test_create_refused(cellcast_session: CellcastSession) -> None:
+    """A 400 on the create (the name taken meanwhile) stops the rotation; the old token's
+    name cannot come back either (the intruder holds it): both said, the old one active."""
+    cc = cellcast_session
+    (old,) = await some_tokens(cc, 1)
+    assert old.sub_account_id is not None
+    target = RotationTarget(old.id, old.name, old.sub_account_id, AS_OF.date())
+    sink = Sink()
+
+    with pytest.raises(RotationError) as caught:
+        await resume_rotation(cc.tokens, target, [], journal=Intruder(cc, old), deliver=sink)
+
+    error = caught.value
+    assert error.step is RotationStep.CREATE
+    assert error.reason.startswith("BadRequestError: POST /api/v1/apiClient/token -> 400")
+    assert "; then restore failed: BadRequestError: PUT" in error.reason
+    assert error.restored is False
+    assert sink.calls == 0
+    again = await cc.tokens.get(old.id)
+    assert (again.name, again.status) == (old.name + RETIRED, TokenStatus.ACTIVE)
