@@ -41,7 +41,7 @@ from ._exceptions import (
 from ._models import ApiToken, CreatedToken, Secret, TokenStatus
 
 if TYPE_CHECKING:
-    from ._tokens import TokensResource
+    from ._pager import Pager
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -56,12 +56,32 @@ __all__ = [
     "RotationTarget",
     "StepJournal",
     "StepRecord",
+    "TokensLike",
     "observe",
     "plan_recovery",
     "resume_rotation",
     "retiring_names",
     "rotate_token",
 ]
+
+
+class TokensLike(Protocol):
+    """What a rotation calls: ``cc.tokens``, or the apply engine's budgeted writer."""
+
+    async def get(self, token_id: str) -> ApiToken: ...
+
+    def list_for_sub_account(
+        self, sub_account_id: str, *, limit: int = ..., search: str | None = ...
+    ) -> Pager[ApiToken]: ...
+
+    async def create(self, name: str, sub_account_id: str) -> CreatedToken: ...
+
+    async def update(
+        self, token_id: str, name: str | None = None, status: TokenStatus | str | None = None
+    ) -> ApiToken: ...
+
+    async def delete(self, token_id: str) -> None: ...
+
 
 Deliver = Callable[[CreatedToken], Awaitable[object]]
 """The sink: an async callable that receives the new token, its full value included."""
@@ -254,7 +274,7 @@ class _State:
 
 @attrs.frozen
 class _Context:
-    tokens: TokensResource
+    tokens: TokensLike
     journal: StepJournal
     deliver: Deliver
 
@@ -268,14 +288,14 @@ class _Context:
 StepFunction = Callable[[_Context, _State], Awaitable["RotationStep | None"]]
 
 
-async def _read(tokens: TokensResource, token_id: str) -> ApiToken | None:
+async def _read(tokens: TokensLike, token_id: str) -> ApiToken | None:
     try:
         return await tokens.get(token_id)
     except NotFoundError:
         return None
 
 
-async def _holder(tokens: TokensResource, target: RotationTarget) -> ApiToken | None:
+async def _holder(tokens: TokensLike, target: RotationTarget) -> ApiToken | None:
     """The token other than the old one under the original name in its sub-account."""
     pager = tokens.list_for_sub_account(target.sub_account_id, limit=100, search=target.name)
     async for token in pager:
@@ -454,6 +474,8 @@ async def _drive(ctx: _Context, state: _State, step: RotationStep | None) -> Rot
         raise _error(state, current, reason) from exc
     if state.failure is not None:
         raise _error(state, *state.failure)
+    if state.verified is None:
+        raise _error(state, current, "the rotation ended without a verified token")
     assert state.verified is not None
     assert state.new_id is not None
     assert state.retiring_name is not None
@@ -491,14 +513,14 @@ def _as_of_day(as_of: datetime | None) -> date:
 
 
 async def rotate_token(
-    tokens: TokensResource,
+    tokens: TokensLike,
     token_id: str,
     *,
     deliver: Deliver,
     as_of: datetime | None = None,
     journal: StepJournal | None = None,
 ) -> RotationResult:
-    """``cc.tokens.rotate``: see :meth:`TokensResource.rotate`."""
+    """``cc.tokens.rotate``: see :meth:`TokensLike.rotate`."""
     if not callable(deliver):
         raise ValueError("deliver must be an async callable taking the new CreatedToken")
     day = _as_of_day(as_of)
@@ -608,6 +630,8 @@ def _fold_deliver(facts: _Facts, record: StepRecord) -> None:
 def _fold_verify(facts: _Facts, record: StepRecord) -> None:
     if record.phase == "outcome":
         facts.finished = True
+        if record.result == "failed":
+            facts.failure = (RotationStep.VERIFY, record.data.get("reason", ""))
 
 
 def _fold_restore(facts: _Facts, record: StepRecord) -> None:
@@ -690,7 +714,9 @@ def plan_recovery(
     """
     facts = facts_of(records)
     if facts.finished:
-        return Recovery(None, retiring_name=facts.retiring_name, new_id=facts.new_id)
+        return Recovery(
+            None, retiring_name=facts.retiring_name, new_id=facts.new_id, failure=facts.failure
+        )
     if facts.retiring_name is None:
         return Recovery(RotationStep.RENAME)
     if facts.failure is not None:
@@ -714,7 +740,7 @@ def plan_recovery(
 
 
 async def observe(
-    tokens: TokensResource,
+    tokens: TokensLike,
     target: RotationTarget,
     records: Sequence[StepRecord],
     delivered: Delivered | None = None,
@@ -732,18 +758,18 @@ async def observe(
 
 
 async def resume_rotation(
-    tokens: TokensResource,
+    tokens: TokensLike,
     target: RotationTarget,
     records: Sequence[StepRecord],
     *,
     journal: StepJournal,
     deliver: Deliver,
     delivered: Delivered | None = None,
-) -> RotationResult | None:
+) -> RotationResult:
     """Run a rotation from wherever its journal ``records`` left it (the start, for none).
 
-    Returns the result, or None when the journal already holds its final outcome; raises
-    :class:`RotationError` when it cannot complete. New steps go to ``journal``.
+    Returns the result (for a rotation the journal shows finished, read back again);
+    raises :class:`RotationError` when it cannot complete. New steps go to ``journal``.
     """
     recovery = plan_recovery(target, records, await observe(tokens, target, records, delivered))
     ctx = _Context(tokens, journal, deliver)
@@ -759,9 +785,13 @@ async def resume_rotation(
         renamed=recovery.renamed,
     )
     if recovery.step is None:
-        if recovery.failure is not None:
-            raise _error(state, *recovery.failure)
-        return None
+        if recovery.failure is not None or recovery.new_id is None:
+            raise _error(state, *(recovery.failure or (RotationStep.VERIFY, "nothing to verify")))
+        # Finished before a restart: read back again for the result.
+        state.verified = await _read(tokens, recovery.new_id)
+        if state.verified is None:
+            raise _error(state, RotationStep.VERIFY, "the new token is gone")
+        state.restored = False
     return await _drive(ctx, state, recovery.step)
 
 

@@ -161,7 +161,7 @@ CASES = [
     pytest.param(
         [*RENAMED, intent(S.CREATE), outcome(S.CREATE, "failed"), outcome(S.RESTORE)],
         Observed(old=None),
-        Recovery(None, retiring_name=RETIRING),
+        Recovery(None, retiring_name=RETIRING, failure=(S.CREATE, "")),
         id="restored: nothing to do",
     ),
 ]
