@@ -48,8 +48,9 @@ __all__ = [
     "read_capped",
 ]
 
-Action = Literal["deactivate", "delete", "reactivate"]
-"""What a plan does to one token. ``reactivate`` is what ``undo`` plans."""
+Action = Literal["deactivate", "delete", "reactivate", "rotate"]
+"""What a plan does to one token. ``reactivate`` is what ``undo`` plans; ``rotate`` is
+README "Rotating tokens" (``._rotate_plan``)."""
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
 
 PLAN_FORMAT: Final = "cellcast-plan"

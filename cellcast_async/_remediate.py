@@ -29,7 +29,9 @@ import attrs
 from ._exceptions import CellcastError, NotFoundError, RateLimitError, ServerError, TransportError
 from ._journal import Journal, Result
 from ._models import ApiToken, TokenStatus
-from ._plan import Action, Plan, PlanItem, check_account, check_items
+from ._plan import Action, Plan, PlanError, PlanItem, check_account, check_items
+from ._rotate import Deliver
+from ._rotate_plan import rotate_item
 from ._session import CellcastSession
 
 __all__ = [
@@ -177,7 +179,12 @@ class _Run:
     """One apply: the session, the journal (``None`` in a dry run without one), the budget."""
 
     def __init__(
-        self, cc: CellcastSession, journal: Journal | None, budget: WriteRate, dry_run: bool
+        self,
+        cc: CellcastSession,
+        journal: Journal | None,
+        budget: WriteRate,
+        dry_run: bool,
+        deliver: Deliver | None = None,
     ) -> None:
         self.cc = cc
         # The SDK's retries would send writes the budget never saw: this run retries.
@@ -185,6 +192,7 @@ class _Run:
         self.journal = journal
         self.budget = budget
         self.dry_run = dry_run
+        self.deliver = deliver
 
     def finish(self, item: PlanItem, result: Result, reason: str | None = None) -> Outcome:
         if self.journal is not None and not self.dry_run:
@@ -197,6 +205,8 @@ class _Run:
         if final is not None:
             result: OutcomeResult = final.result or "failed"
             return Outcome(item.id, item.name, item.action, result, final.reason, resumed=True)
+        if item.action == "rotate":
+            return await self.rotate(item)
         pending = journal is not None and journal.last(item.id) is not None
         try:
             token = await _read(self.cc, item.id)
@@ -212,6 +222,22 @@ class _Run:
         if journal is not None and not pending:
             journal.record(item.id, "intent")
         return await self.write(item)
+
+    async def rotate(self, item: PlanItem) -> Outcome:
+        """A rotation's steps, each journaled (``._rotate_plan``, README "Rotating tokens")."""
+        assert self.deliver is not None  # apply_plan refuses a rotate plan without one
+        result, reason = await rotate_item(
+            item,
+            cc=self.cc,
+            writer=self.writer,
+            journal=self.journal,
+            budget=self.budget,
+            deliver=self.deliver,
+            dry_run=self.dry_run,
+        )
+        if result == "planned":
+            return Outcome(item.id, item.name, item.action, "planned", reason)
+        return self.finish(item, result, reason)
 
     async def write(self, item: PlanItem) -> Outcome:
         send = WRITES[item.action]
@@ -266,8 +292,13 @@ async def apply_plan(
     write_rate: float = DEFAULT_WRITE_RATE,
     write_burst: int = DEFAULT_WRITE_BURST,
     dry_run: bool = False,
+    deliver: Deliver | None = None,
 ) -> AsyncGenerator[Outcome, None]:
     """Apply ``plan`` with ``cc``, token by token in plan order; yields each outcome.
+
+    A ``rotate`` plan needs ``deliver``, the async callable that receives each new
+    token's secret (README "Rotating tokens"); without it, a :class:`~._plan.PlanError`
+    before anything is sent.
 
     The journal at ``journal_path`` is created, or gone on with after a kill (it must be
     this plan's). ``write_rate`` writes a second at most, ``write_burst`` at once. A
@@ -278,10 +309,12 @@ async def apply_plan(
     """
     check_account(plan, cc)
     check_items(plan)
+    if deliver is None and any(item.action == "rotate" for item in plan.items):
+        raise PlanError("a rotate plan needs a sink for the new secrets (deliver)")
     budget = WriteRate(write_rate, write_burst)
     journal = _journal_for(cc, plan, journal_path, dry_run)
     try:
-        run = _Run(cc, journal, budget, dry_run)
+        run = _Run(cc, journal, budget, dry_run, deliver)
         for item in plan.items:
             yield await run.one(item)
     finally:

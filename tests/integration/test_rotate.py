@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -35,54 +34,9 @@ from cellcast_async._rotate import (
 )
 from cellcast_async.sandbox import Faults, Sandbox
 
+from .._rotation import FULL_SECRET, RETIRED, Sink, assert_rotated, by_name
+
 AS_OF = datetime(2026, 12, 4, 9, 30, tzinfo=timezone.utc)
-RETIRED = " (retired 2026-12-04)"
-FULL_SECRET = re.compile(r"ccst_[A-Za-z0-9_-]{40}")
-
-
-class Sink:
-    """A sink that keeps what it receives, by token id; can be told to fail."""
-
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.received: dict[str, str] = {}
-        self.calls = 0
-        self.fail = fail
-
-    async def __call__(self, token: CreatedToken) -> None:
-        self.calls += 1
-        if self.fail is not None:
-            raise self.fail
-        assert token.id not in self.received
-        self.received[token.id] = token.token.reveal()
-
-    def delivered(self, token_id: str, name: str) -> bool:
-        return token_id in self.received
-
-
-async def by_name(cc: CellcastSession, sub_account_id: str, name: str) -> list[ApiToken]:
-    pager = cc.tokens.list_for_sub_account(sub_account_id, limit=100, search=name)
-    return [t async for t in pager if t.name == name]
-
-
-async def assert_rotated(
-    cc: CellcastSession, old: ApiToken, sink: Sink, retiring: str | None = None
-) -> ApiToken:
-    """Exactly one active token under the old name, the old renamed and active, and the
-    sink holding that one token's secret (its masked form ends as the secret does)."""
-    assert old.sub_account_id is not None
-    now = await by_name(cc, old.sub_account_id, old.name)
-    assert len(now) == 1
-    new = now[0]
-    assert new.id != old.id
-    assert new.status == TokenStatus.ACTIVE
-    again = await cc.tokens.get(old.id)
-    assert again.status == TokenStatus.ACTIVE
-    assert again.name == (retiring or old.name + RETIRED)
-    assert new.id in sink.received
-    secret = sink.received[new.id]
-    assert FULL_SECRET.fullmatch(secret)
-    assert new.token.reveal().endswith(secret[-4:])
-    return new
 
 
 async def some_tokens(cc: CellcastSession, n: int) -> list[ApiToken]:
@@ -102,7 +56,7 @@ class TestRotate:
         result = await cc.tokens.rotate(old.id, deliver=sink, as_of=AS_OF)
 
         assert isinstance(result, RotationResult)
-        new = await assert_rotated(cc, old, sink)
+        new = await assert_rotated(cc, old, sink, old.name + RETIRED)
         assert sink.calls == 1
         assert result.new_token_id == new.id
         assert result.old_token_id == old.id
@@ -167,7 +121,7 @@ class TestLostCreate:
 
         assert len(result.discarded) == 1
         assert result.discarded[0] != result.new_token_id
-        await assert_rotated(cc, old, sink)
+        await assert_rotated(cc, old, sink, old.name + RETIRED)
         assert sink.calls == 1
         posts = [r for r in cellcast_sandbox.requests if r.method == "POST"]
         deletes = [r for r in cellcast_sandbox.requests if r.method == "DELETE"]
@@ -187,7 +141,7 @@ class TestLostCreate:
         result = await cc.tokens.rotate(old.id, deliver=sink, as_of=AS_OF)
 
         assert result.discarded == ()
-        await assert_rotated(cc, old, sink)
+        await assert_rotated(cc, old, sink, old.name + RETIRED)
         assert not [r for r in cellcast_sandbox.requests if r.method == "DELETE"]
 
 
@@ -258,7 +212,7 @@ async def test_under_faults(cellcast_session: CellcastSession) -> None:
         await cc.tokens.rotate(old.id, deliver=sink, as_of=AS_OF)
 
     for old in olds:
-        await assert_rotated(cc, old, sink)
+        await assert_rotated(cc, old, sink, old.name + RETIRED)
     assert len(sink.received) == len(set(sink.received.values())) == 10
 
 
@@ -313,7 +267,7 @@ async def test_killed_at_every_step(cellcast_session: CellcastSession) -> None:
     olds = await some_tokens(cc, 12)
     for at, old in enumerate(olds, start=1):
         sink, records = await kill_and_resume(cc, old, at, sink_can_tell=True)
-        new = await assert_rotated(cc, old, sink)
+        new = await assert_rotated(cc, old, sink, old.name + RETIRED)
         assert list(sink.received) == [new.id]
         assert records[-1] == StepRecord(
             RotationStep.VERIFY, "outcome", {"result": "ok", "new_id": new.id}
@@ -331,7 +285,7 @@ async def test_killed_during_delivery_sink_cannot_tell(
     (old,) = await some_tokens(cc, 1)
     # Records: rename intent, outcome, create intent, outcome, deliver intent, outcome (6).
     sink, _ = await kill_and_resume(cc, old, 6, sink_can_tell=False)
-    new = await assert_rotated(cc, old, sink)
+    new = await assert_rotated(cc, old, sink, old.name + RETIRED)
     assert len(sink.received) == 2
     (first,) = set(sink.received) - {new.id}
     with pytest.raises(Exception, match="404"):
