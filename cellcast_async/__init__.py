@@ -28,6 +28,7 @@ from ._pipeline import RequestEvent, ResponseEvent
 from ._plan import Plan, PlanError, PlanItem, build_plan
 from ._remediate import DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE, Outcome, apply_plan, undo_plan
 from ._rotate import RotationError, RotationResult, RotationStep
+from ._rotate_plan import build_retire_plan, build_rotate_plan, finished_rotations
 from ._session import CellcastSession
 from ._tokens import TokensResource
 from ._transport import Response as TransportResponse
@@ -78,7 +79,10 @@ __all__ = [
     "__version__",
     "apply_plan",
     "build_plan",
+    "build_retire_plan",
+    "build_rotate_plan",
     "cellcast_page_format",
+    "finished_rotations",
     "make_converter",
     "meta_pagination_page_format",
     "undo_plan",

@@ -7,7 +7,7 @@ replaced (README "Rotating tokens").
   :mod:`._rotate`, each journaled as a step of the token in the apply journal (intent
   before, outcome after, fsynced, non-secret data only), every write within the apply's
   write budget, and a restart going on from the journal and the server.
-- :func:`rotated` reads, from an apply journal, when each old token's rotation finished;
+- :func:`finished_rotations` reads, from an apply journal, when each old token's rotation finished;
   :func:`build_retire_plan` chooses those that finished at least ``grace_days`` before
   ``as_of`` for a ``deactivate`` plan.
 """
@@ -44,7 +44,7 @@ __all__ = [
     "build_retire_plan",
     "build_rotate_plan",
     "rotate_item",
-    "rotated",
+    "finished_rotations",
     "step_records",
 ]
 
@@ -344,7 +344,7 @@ def _check_ids(wanted: frozenset[str], seen: Mapping[str, ApiToken]) -> None:
         raise PlanError(f"only active tokens are rotated; inactive: {_shown_ids(inactive)}")
 
 
-def rotated(journal: Journal) -> dict[str, datetime]:
+def finished_rotations(journal: Journal) -> dict[str, datetime]:
     """Old token id -> when ``journal`` finished rotating it (a ``done`` ``rotate``)."""
     actions = {item.id: item.action for item in journal.plan.items}
     return {
@@ -375,7 +375,7 @@ def build_retire_plan(
     source: str | None = None,
 ) -> Plan:
     """A ``deactivate`` plan for the old tokens of finished rotations: those in
-    ``rotated_by`` (from :func:`rotated`) still active, whose rotation finished at least
+    ``rotated_by`` (from :func:`finished_rotations`) still active, whose rotation finished at least
     ``grace_days`` before ``as_of``; no request is sent."""
     if as_of.tzinfo is None:
         raise PlanError("as_of must be timezone-aware")

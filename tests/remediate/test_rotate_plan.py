@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cellcast_async import CellcastSession, Journal, PlanError, apply_plan
-from cellcast_async._rotate_plan import build_retire_plan, build_rotate_plan, rotated
+from cellcast_async._rotate_plan import build_retire_plan, build_rotate_plan, finished_rotations
 from cellcast_async.sandbox import Faults, Sandbox
 
 from .._rotation import FULL_SECRET, Sink, assert_rotated
@@ -138,7 +138,7 @@ async def test_retire_after_grace(sb: Sandbox, cc: CellcastSession, tmp_path: Pa
     plan = build_rotate_plan(tokens, as_of=sb.reference_time, account=cc, stale_days=365)
     journal = tmp_path / "rotate.journal"
     await run_all(cc, plan, journal, deliver=Sink())
-    finished = rotated(Journal.read(journal, cc))
+    finished = finished_rotations(Journal.read(journal, cc))
     assert sorted(finished) == sorted(i.id for i in plan.items)
     now = max(finished.values())
 
