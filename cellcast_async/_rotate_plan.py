@@ -15,7 +15,7 @@ replaced (README "Rotating tokens").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
@@ -283,17 +283,18 @@ def build_rotate_plan(
     as_of: datetime,
     account: CellcastSession,
     stale_days: int | None = None,
-    ids: Collection[str] | None = None,
-    exempt: Collection[str] = (),
-    sub_accounts: Collection[str] = (),
+    ids: Iterable[str] | None = None,
+    exempt: Iterable[str] = (),
+    sub_accounts: Iterable[str] = (),
     source: str | None = None,
 ) -> Plan:
     """A ``rotate`` plan: active tokens older than ``stale_days`` at ``as_of`` (the
     audit's rule), or exactly the tokens ``ids`` names; no request is sent.
 
-    ``exempt`` (ids or exact names) and ``sub_accounts`` filter as for
-    :func:`~._plan.build_plan`. An id in ``ids`` that the tokens do not hold, or that is
-    inactive, is a :class:`PlanError`: a rotation is asked for by name.
+    ``exempt`` (ids or exact names) and ``sub_accounts`` filter as for ``build_plan``. An
+    id in ``ids`` that the tokens do not hold, or that is inactive, is a ``PlanError``: a
+    rotation is asked for by name. ``account`` is the session the plan is for (its key id
+    and base URL bind the plan); ``source`` names where the tokens came from.
     """
     if as_of.tzinfo is None:
         raise PlanError("as_of must be timezone-aware")
@@ -370,8 +371,8 @@ def build_retire_plan(
     account: CellcastSession,
     rotated_by: Mapping[str, datetime],
     grace_days: int,
-    exempt: Collection[str] = (),
-    sub_accounts: Collection[str] = (),
+    exempt: Iterable[str] = (),
+    sub_accounts: Iterable[str] = (),
     source: str | None = None,
 ) -> Plan:
     """A ``deactivate`` plan for the old tokens of finished rotations: those in
