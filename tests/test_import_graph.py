@@ -145,6 +145,7 @@ COMMANDS = {
     f"{CLI}._audit",
     f"{CLI}._commands",
     f"{CLI}._diff",
+    f"{CLI}._remediate",
     f"{CLI}._rotate",
     f"{CLI}._sandbox",
 }
@@ -165,14 +166,18 @@ class TestCommandLineLayers:
         from cellcast_async._cli import cli
 
         assert sorted(cli.commands) == [
+            "apply",
             "audit",
             "create",
             "delete",
             "diff",
             "get",
             "list",
+            "plan",
             "rotate",
             "sandbox",
+            "show",
+            "undo",
             "update",
         ]
 
