@@ -1,4 +1,4 @@
-"""``plan deactivate|delete``, ``show``, ``apply`` and ``undo``: acting on an audit.
+"""``plan deactivate|delete|rotate``, ``show``, ``apply`` and ``undo``: acting on an audit.
 
 ``plan`` walks the listing (or reads an audit's records, ``--from``) and writes a sealed
 plan; it sends no write. ``show`` prints a plan or a journal for review. ``apply`` checks
@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import click
 
+from .._exceptions import NotFoundError
 from .._journal import Journal
 from .._models import ApiToken, Secret
 from .._plan import Plan, PlanError, build_plan, format_time, read_capped
@@ -31,8 +32,10 @@ from .._remediate import (
     reverse_plan,
     undo_plan,
 )
+from .._rotate_plan import build_retire_plan, build_rotate_plan, finished_rotations
 from ._checkpoint import check_writable
 from ._context import EXIT_API, EXIT_OK, CliUsageError, Connection, Settings
+from ._deliver import CommandSink, DirectorySink, deliver_options, make_sink
 from ._errors import run_async, usage_error
 from ._options import Concurrency, Timestamp, global_options
 from ._output import console_for, dump_json, make_table, shown
@@ -154,23 +157,47 @@ def _plan_options(function: Any) -> Any:
 
 @click.group("plan")
 def plan_group() -> None:
-    """Choose tokens to deactivate or delete, and write the plan (nothing is changed)."""
+    """Choose tokens to deactivate, delete or rotate, and write the plan (nothing is changed)."""
 
 
 @plan_group.command("deactivate")
 @click.option(
     "--stale-days",
     type=click.IntRange(min=0),
-    required=True,
     metavar="N",
     help="Choose active tokens older than this (the audit's rule).",
+)
+@click.option(
+    "--rotated-by",
+    metavar="JOURNAL",
+    help="Choose the old tokens this apply journal rotated (with --grace-days).",
+)
+@click.option(
+    "--grace-days",
+    type=click.IntRange(min=0),
+    metavar="D",
+    help="With --rotated-by: rotation finished at least D days before --as-of.",
 )
 @_plan_options
 @global_options()
 @click.pass_obj
 def plan_deactivate_command(settings: Settings, /, **params: Any) -> int:
-    """Plan to deactivate active tokens older than --stale-days (reversible: undo)."""
+    """Plan to deactivate active tokens older than --stale-days, or the old tokens of
+    rotations a journal finished at least --grace-days ago (reversible: undo)."""
+    if not _one_rule(params, "rotated_by"):
+        return usage_error(
+            settings,
+            "plan deactivate needs --stale-days N, or --rotated-by JOURNAL and --grace-days D",
+        )
     return _plan(settings, "deactivate", params)
+
+
+def _one_rule(params: dict[str, Any], journal: str) -> bool:
+    """--stale-days, or a journal option with --grace-days: exactly one of the two."""
+    by_age = params["stale_days"] is not None
+    by_journal = params[journal] is not None or params["grace_days"] is not None
+    both = params[journal] is not None and params["grace_days"] is not None
+    return by_age != by_journal and (by_age or both)
 
 
 @plan_group.command("delete")
@@ -197,16 +224,37 @@ def plan_deactivate_command(settings: Settings, /, **params: Any) -> int:
 def plan_delete_command(settings: Settings, /, **params: Any) -> int:
     """Plan to delete inactive tokens: older than --stale-days, or deactivated by a journal
     at least --grace-days ago. An active token is never chosen."""
-    by_age = params["stale_days"] is not None
-    by_journal = params["deactivated_by"] is not None or params["grace_days"] is not None
-    if by_age == by_journal or (
-        by_journal and (params["deactivated_by"] is None or params["grace_days"] is None)
-    ):
+    if not _one_rule(params, "deactivated_by"):
         return usage_error(
             settings,
             "plan delete needs --stale-days N, or --deactivated-by JOURNAL and --grace-days D",
         )
     return _plan(settings, "delete", params)
+
+
+@plan_group.command("rotate")
+@click.option(
+    "--stale-days",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Choose active tokens older than this (the audit's rule).",
+)
+@click.option(
+    "--id",
+    "ids",
+    metavar="ID",
+    multiple=True,
+    help="Choose this token (repeat for several).",
+)
+@_plan_options
+@global_options()
+@click.pass_obj
+def plan_rotate_command(settings: Settings, /, **params: Any) -> int:
+    """Plan to rotate active tokens: older than --stale-days, or those --id names. Apply
+    it with --deliver-dir or --deliver-cmd (README "Rotating tokens")."""
+    if (params["stale_days"] is None) == (not params["ids"]):
+        return usage_error(settings, "plan rotate needs --stale-days N or --id ID, one of them")
+    return _plan(settings, "rotate", params)
 
 
 def _plan(settings: Settings, action: str, params: dict[str, Any]) -> int:
@@ -234,25 +282,42 @@ async def _plan_work(
     deactivated_by = None
     if params.get("deactivated_by") is not None:
         deactivated_by = Journal.read(params["deactivated_by"], conn.cc).deactivated()
-    status = "active" if action == "deactivate" else "inactive"
+    rotated_by = None
+    if params.get("rotated_by") is not None:
+        rotated_by = finished_rotations(Journal.read(params["rotated_by"], conn.cc))
+    status = "inactive" if action == "delete" else "active"
     tokens: Iterable[ApiToken]
     if params["records"] is not None:
         tokens = list(_records(params["records"]))
+    elif params.get("ids"):
+        tokens = await _by_id(conn, params["ids"])
     else:
         tokens = await _walk(conn, settings, params, status)
     as_of: datetime = params["as_of"] or conn.default_as_of()
-    plan = build_plan(
-        tokens,
-        action="deactivate" if action == "deactivate" else "delete",
-        as_of=as_of,
-        account=conn.cc,
-        stale_days=params["stale_days"],
-        exempt=exempt,
-        sub_accounts=params["sub_account"],
-        deactivated_by=deactivated_by,
-        grace_days=params.get("grace_days"),
-        source="records" if params["records"] is not None else "listing",
-    )
+    common: dict[str, Any] = {
+        "as_of": as_of,
+        "account": conn.cc,
+        "exempt": exempt,
+        "sub_accounts": params["sub_account"],
+        "source": "records" if params["records"] is not None else "listing",
+    }
+    if action == "rotate":
+        plan = build_rotate_plan(
+            tokens, stale_days=params["stale_days"], ids=params["ids"] or None, **common
+        )
+    elif rotated_by is not None:
+        plan = build_retire_plan(
+            tokens, rotated_by=rotated_by, grace_days=params["grace_days"], **common
+        )
+    else:
+        plan = build_plan(
+            tokens,
+            action="deactivate" if action == "deactivate" else "delete",
+            stale_days=params["stale_days"],
+            deactivated_by=deactivated_by,
+            grace_days=params.get("grace_days"),
+            **common,
+        )
     plan.save(output, conn.cc)
     if settings.json:
         dump_json(_plan_summary(plan, output), settings.out)
@@ -262,6 +327,17 @@ async def _plan_work(
             f"plan: {len(plan.items):,} token(s) to {action}, written to {shown(output)}\n"
         )
     return EXIT_OK
+
+
+async def _by_id(conn: Connection, ids: Iterable[str]) -> list[ApiToken]:
+    """The tokens ``--id`` names, read one by one (one missing is the plan's to name)."""
+    found = []
+    for token_id in dict.fromkeys(ids):
+        try:
+            found.append(await conn.cc.tokens.get(token_id))
+        except NotFoundError:
+            continue
+    return found
 
 
 def _plan_summary(plan: Plan, path: str) -> dict[str, Any]:
@@ -434,15 +510,25 @@ def _common(function: Any) -> Any:
 @click.command("apply")
 @click.argument("plan_path", metavar="PLAN")
 @_common
+@deliver_options
 @global_options()
 @click.pass_obj
 def apply_command(
-    settings: Settings, plan_path: str, journal: str, yes: bool, dry_run: bool, write_rate: float
+    settings: Settings,
+    plan_path: str,
+    journal: str,
+    yes: bool,
+    dry_run: bool,
+    write_rate: float,
+    deliver_dir: str | None,
+    deliver_cmd: str | None,
+    deliver_timeout: float,
 ) -> int:
     """Apply a plan, token by token, with a journal; started again, it goes on.
 
-    A token gone or changed since the plan is skipped. Exit 0 when every token ended
-    done, already or skipped; 1 when any failed.
+    A token gone or changed since the plan is skipped. A rotate plan needs --deliver-dir
+    or --deliver-cmd, where the new secrets go (and nowhere else). Exit 0 when every token
+    ended done, already or skipped; 1 when any failed.
     """
 
     async def work(conn: Connection) -> int:
@@ -450,14 +536,40 @@ def apply_command(
             plan = Plan.load(plan_path, conn.cc)
         except PlanError as exc:
             raise CliUsageError(str(exc)) from None
-        _print_counts(settings, plan, stream=settings.err)
-        _confirm(settings, len(plan.items), yes=yes, dry_run=dry_run)
-        outcomes = apply_plan(
-            conn.cc, plan, journal_path=journal, write_rate=write_rate, dry_run=dry_run
-        )
-        return await _report(settings, outcomes, len(plan.items), "apply", dry_run)
+        sink = _sink_for(plan, deliver_dir, deliver_cmd, deliver_timeout)
+        try:
+            _print_counts(settings, plan, stream=settings.err)
+            _confirm(settings, len(plan.items), yes=yes, dry_run=dry_run)
+            outcomes = apply_plan(
+                conn.cc,
+                plan,
+                journal_path=journal,
+                write_rate=write_rate,
+                dry_run=dry_run,
+                deliver=sink,
+            )
+            return await _report(settings, outcomes, len(plan.items), "apply", dry_run)
+        finally:
+            if sink is not None:
+                sink.close()
 
     return run_async(settings, work)
+
+
+def _sink_for(
+    plan: Plan, deliver_dir: str | None, deliver_cmd: str | None, timeout: float
+) -> DirectorySink | CommandSink | None:
+    """The sink of a rotate plan (required), none for any other (refused)."""
+    rotates = any(item.action == "rotate" for item in plan.items)
+    if not rotates and (deliver_dir is not None or deliver_cmd is not None):
+        raise CliUsageError("--deliver-dir and --deliver-cmd are for rotate plans only")
+    sink = make_sink(deliver_dir, deliver_cmd, timeout)
+    if rotates and sink is None:
+        raise CliUsageError(
+            "a rotate plan needs --deliver-dir or --deliver-cmd: the new secrets go there"
+            " only; nothing was sent"
+        )
+    return sink
 
 
 @click.command("undo")
