@@ -46,9 +46,13 @@ def rotation_sandbox(latency: float = 0.0) -> LiveSandbox:
         sub_accounts=2,
         faults=Faults(every=4, mutations_only=True, latency=latency),
     )
-    for sub in live.sb.sub_account_ids:
-        live.call(lambda sub=sub: live.sb.add_tokens(PER_SUB, sub, "active", age_days=400))
-        live.call(lambda sub=sub: live.sb.add_tokens(1, sub, "active", age_days=5))
+
+    def add() -> None:
+        for sub in live.sb.sub_account_ids:
+            live.sb.add_tokens(PER_SUB, sub, "active", age_days=400)
+            live.sb.add_tokens(1, sub, "active", age_days=5)
+
+    live.call(add)
     return live
 
 
