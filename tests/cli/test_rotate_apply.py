@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import signal
 import stat
 import subprocess
@@ -289,3 +290,53 @@ def test_killed_apply_soak(tmp_path: Path, seed: int) -> None:
     with rotation_sandbox(latency=0.01) as live:
         trial = Trial(live, tmp_path, seed=seed)
         trial.run(kills=5)
+
+
+def store_cmd(folder: Path, *, exit_code: int = 0) -> str:
+    """A --deliver-cmd that stores stdin under the token id it is given, then exits (a
+    shell: it starts faster than Python)."""
+    script = f'cat > "$0/$CELLCAST_TOKEN_ID"; exit {exit_code}'
+    return shlex.join(["/bin/sh", "-c", script, str(folder)])
+
+
+class TestApplyWithACommand:
+    """``apply --deliver-cmd``: the command gets each secret; its failure rolls back."""
+
+    def test_delivers(self, live: LiveSandbox, tmp_path: Path) -> None:
+        plan, journal, got = tmp_path / "p.json", tmp_path / "j", tmp_path / "got"
+        got.mkdir()
+        olds = make_plan(live, plan)
+        run = live.cli(
+            "apply", str(plan), "--journal", str(journal),
+            "--deliver-cmd", store_cmd(got), "--yes", *FAST,
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        assert len(secrets_in(got)) == len(olds)
+        for name, secret in secrets_in(got).items():
+            _, body = live.token(name)
+            assert body["data"]["token"].endswith(secret[-4:])
+        no_secret = [run.out, run.err, journal.read_text()]
+        assert not any(FULL_SECRET.search(text) for text in no_secret)
+
+    def test_command_fails(self, live: LiveSandbox, tmp_path: Path) -> None:
+        """Exit 3: every token failed with the reason, each old one back under its name
+        and active, no new token left."""
+        plan, journal, got = tmp_path / "p.json", tmp_path / "j", tmp_path / "got"
+        got.mkdir()
+        olds = make_plan(live, plan)
+        before = len(live.items())
+        run = live.cli(
+            "apply", str(plan), "--journal", str(journal),
+            "--deliver-cmd", store_cmd(got, exit_code=3), "--yes", "--json", *FAST,
+        )  # fmt: skip
+        assert run.code == 1
+        report = json.loads(run.out)
+        assert report["counts"]["failed"] == len(olds)
+        assert {o["reason"] for o in report["failed"]} == {
+            "DeliveryError: '/bin/sh' exited with status 3"
+        }
+        for old in olds:
+            _, body = live.token(old["_id"])
+            assert (body["data"]["name"], body["data"]["status"]) == (old["name"], "active")
+        assert len(live.items()) == before
+        assert not any(FULL_SECRET.search(t) for t in (run.out, run.err, journal.read_text()))
