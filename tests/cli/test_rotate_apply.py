@@ -290,6 +290,7 @@ def test_killed_apply_soak(tmp_path: Path, seed: int) -> None:
     with rotation_sandbox(latency=0.01) as live:
         trial = Trial(live, tmp_path, seed=seed)
         trial.run(kills=5)
+        assert trial.killed >= 1
 
 
 def store_cmd(folder: Path, *, exit_code: int = 0) -> str:
