@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Final
 
@@ -160,76 +160,77 @@ def plan_group() -> None:
     """Choose tokens to deactivate, delete or rotate, and write the plan (nothing is changed)."""
 
 
+def _rule_options(
+    status: str, journal: str, did: str, when: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--stale-days N, or --JOURNAL-option and --grace-days D (a plan takes one rule)."""
+
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            [
+                click.option(
+                    "--stale-days",
+                    type=click.IntRange(min=0),
+                    metavar="N",
+                    help=f"Choose {status} tokens older than this.",
+                ),
+                click.option(
+                    f"--{journal}",
+                    metavar="JOURNAL",
+                    help=f"Choose the tokens this apply journal {did} (with --grace-days).",
+                ),
+                click.option(
+                    "--grace-days",
+                    type=click.IntRange(min=0),
+                    metavar="D",
+                    help=f"With --{journal}: {when} at least D days before --as-of.",
+                ),
+            ]
+        ):
+            function = option(function)
+        return function
+
+    return apply
+
+
+def _one_rule(settings: Settings, command: str, params: dict[str, Any], journal: str) -> int:
+    """0 when --stale-days, or the journal option with --grace-days, is given (exactly one
+    of the two); else the usage error's exit code."""
+    by_age = params["stale_days"] is not None
+    by_journal = params[journal] is not None or params["grace_days"] is not None
+    both = params[journal] is not None and params["grace_days"] is not None
+    if by_age != by_journal and (by_age or both):
+        return 0
+    option = journal.replace("_", "-")
+    return usage_error(
+        settings, f"{command} needs --stale-days N, or --{option} JOURNAL and --grace-days D"
+    )
+
+
 @plan_group.command("deactivate")
-@click.option(
-    "--stale-days",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Choose active tokens older than this (the audit's rule).",
-)
-@click.option(
-    "--rotated-by",
-    metavar="JOURNAL",
-    help="Choose the old tokens this apply journal rotated (with --grace-days).",
-)
-@click.option(
-    "--grace-days",
-    type=click.IntRange(min=0),
-    metavar="D",
-    help="With --rotated-by: rotation finished at least D days before --as-of.",
-)
+@_rule_options("active", "rotated-by", "rotated", "rotation finished")
 @_plan_options
 @global_options()
 @click.pass_obj
 def plan_deactivate_command(settings: Settings, /, **params: Any) -> int:
-    """Plan to deactivate active tokens older than --stale-days, or the old tokens of
-    rotations a journal finished at least --grace-days ago (reversible: undo)."""
-    if not _one_rule(params, "rotated_by"):
-        return usage_error(
-            settings,
-            "plan deactivate needs --stale-days N, or --rotated-by JOURNAL and --grace-days D",
-        )
-    return _plan(settings, "deactivate", params)
-
-
-def _one_rule(params: dict[str, Any], journal: str) -> bool:
-    """--stale-days, or a journal option with --grace-days: exactly one of the two."""
-    by_age = params["stale_days"] is not None
-    by_journal = params[journal] is not None or params["grace_days"] is not None
-    both = params[journal] is not None and params["grace_days"] is not None
-    return by_age != by_journal and (by_age or both)
+    """Plan to deactivate active tokens older than --stale-days (the audit's rule), or the
+    old tokens of rotations a journal finished at least --grace-days ago (reversible: undo)."""
+    return _one_rule(settings, "plan deactivate", params, "rotated_by") or _plan(
+        settings, "deactivate", params
+    )
 
 
 @plan_group.command("delete")
-@click.option(
-    "--stale-days",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Choose inactive tokens older than this.",
-)
-@click.option(
-    "--deactivated-by",
-    metavar="JOURNAL",
-    help="Choose inactive tokens this apply journal deactivated (with --grace-days).",
-)
-@click.option(
-    "--grace-days",
-    type=click.IntRange(min=0),
-    metavar="D",
-    help="With --deactivated-by: deactivated at least D days before --as-of.",
-)
+@_rule_options("inactive", "deactivated-by", "deactivated", "deactivated")
 @_plan_options
 @global_options()
 @click.pass_obj
 def plan_delete_command(settings: Settings, /, **params: Any) -> int:
     """Plan to delete inactive tokens: older than --stale-days, or deactivated by a journal
     at least --grace-days ago. An active token is never chosen."""
-    if not _one_rule(params, "deactivated_by"):
-        return usage_error(
-            settings,
-            "plan delete needs --stale-days N, or --deactivated-by JOURNAL and --grace-days D",
-        )
-    return _plan(settings, "delete", params)
+    return _one_rule(settings, "plan delete", params, "deactivated_by") or _plan(
+        settings, "delete", params
+    )
 
 
 @plan_group.command("rotate")

@@ -30,7 +30,7 @@ from cellcast_async._cli._deliver import file_name
 from cellcast_async.sandbox import Faults
 
 from .._rotation import FULL_SECRET
-from ._support import LiveSandbox, cli_env
+from ._support import LiveSandbox, Run, cli_env
 
 FAST = ("--write-rate", "1000")
 """A write budget that never slows a test down."""
@@ -113,24 +113,26 @@ def final_outcomes(live: LiveSandbox, journal: Path) -> list[tuple[str, str]]:
     return [(i["id"], i["result"]) for i in json.loads(run.out)["items"]]
 
 
+def rotate_to_folder(live: LiveSandbox, tmp_path: Path) -> tuple[list[dict[str, Any]], Run]:
+    """``plan rotate`` to ``rotate.json``, then ``apply`` it with journal ``j`` and the
+    folder ``out``: the old tokens and the apply's run (exit 0)."""
+    plan, journal, folder = tmp_path / "rotate.json", tmp_path / "j", tmp_path / "out"
+    folder.mkdir(mode=0o700)
+    olds = make_plan(live, plan)
+    run = live.cli(
+        "apply", str(plan), "--journal", str(journal),
+        "--deliver-dir", str(folder), "--yes", *FAST,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    return olds, run
+
+
 class TestPlanRotate:
     """``plan rotate`` chooses and writes; ``apply`` needs a sink."""
 
     def test_apply_with_a_folder(self, live: LiveSandbox, tmp_path: Path) -> None:
+        olds, run = rotate_to_folder(live, tmp_path)
         plan, journal, folder = tmp_path / "rotate.json", tmp_path / "j", tmp_path / "out"
-        folder.mkdir(mode=0o700)
-        olds = make_plan(live, plan)
-        run = live.cli(
-            "apply",
-            str(plan),
-            "--journal",
-            str(journal),
-            "--deliver-dir",
-            str(folder),
-            "--yes",
-            *FAST,
-        )
-        assert run.code == 0, run.err
         check_rotated(live, olds, folder, [run.out, run.err, plan.read_text(), journal.read_text()])
         assert {r for _, r in final_outcomes(live, journal)} == {"done"}
 
@@ -155,20 +157,8 @@ class TestPlanRotate:
     def test_retire_after_grace(self, live: LiveSandbox, tmp_path: Path) -> None:
         """``plan deactivate --rotated-by J --grace-days 7``: nothing at 6 days after the
         rotation finished, every old token at 7 (the simulated clock is ``--as-of``)."""
-        plan, journal, folder = tmp_path / "rotate.json", tmp_path / "j", tmp_path / "out"
-        folder.mkdir(mode=0o700)
-        olds = make_plan(live, plan)
-        run = live.cli(
-            "apply",
-            str(plan),
-            "--journal",
-            str(journal),
-            "--deliver-dir",
-            str(folder),
-            "--yes",
-            *FAST,
-        )
-        assert run.code == 0, run.err
+        olds, _ = rotate_to_folder(live, tmp_path)
+        journal = tmp_path / "j"
         finished = datetime.now(timezone.utc)
         for days, expected in ((6, 0), (7, len(olds))):
             retire = tmp_path / f"retire{days}.json"
