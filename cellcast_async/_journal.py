@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, get_args
@@ -161,9 +162,14 @@ class Journal:
 
     @classmethod
     def _opened(cls, target: str, fd: int, plan: Plan, session: CellcastSession) -> Journal:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PlanError(f"{target}: not a journal (not a regular file)")
         key = key_of(session)
-        if size == 0:
+        data = read_capped(target, MAX_JOURNAL_BYTES, "journal") if info.st_size else b""
+        if b"\n" not in data:
+            # New, or its header was cut short by a kill before it was whole: start it.
+            os.ftruncate(fd, 0)
             header = {
                 "format": JOURNAL_FORMAT,
                 "version": JOURNAL_VERSION,
@@ -174,7 +180,6 @@ class Journal:
             mac = key.mac(JOURNAL_FORMAT, canonical(header))
             _append(fd, canonical({**header, "mac": mac}))
             return cls(target, plan, [], mac, fd, key)
-        data = read_capped(target, MAX_JOURNAL_BYTES, "journal")
         found, records, mac, good = _parse(target, data, session)
         if found.digest != plan.digest:
             raise PlanError(f"{target}: the journal belongs to another plan")

@@ -246,7 +246,7 @@ class Plan:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], session: CellcastSession) -> Plan:
-        """:meth:`loads` of a file: a regular file of at most :data:`MAX_PLAN_BYTES`."""
+        """:meth:`loads` of a file: a regular file of at most 64 MiB."""
         try:
             return cls.loads(read_capped(path, MAX_PLAN_BYTES, "plan"), session)
         except PlanError as exc:

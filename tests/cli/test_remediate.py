@@ -5,13 +5,16 @@ confirmation are usage errors with nothing sent; no secret anywhere."""
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+
+from cellcast_async import CellcastSession, Plan
 
 from .._schemas import assert_valid
 from ._support import AS_OF, FULL_SECRET, TOKENS_PATH, LiveSandbox, Run, TtyStringIO
@@ -320,4 +323,28 @@ def test_show_prints_a_plan_and_refuses_a_foreign_one(live: LiveSandbox, planned
     other = live.cli("show", str(planned), key=live.sb.other_api_key)
     assert other.code == 2
     assert "made under another API key" in other.err
-    _ = io
+
+
+def test_a_plan_deleting_an_active_token_is_a_usage_error(
+    live: LiveSandbox, planned: Path, tmp_path: Path
+) -> None:
+    """Sealed with the right key (made with the SDK), still refused, and nothing is sent."""
+
+    async def seal() -> None:
+        async with CellcastSession(api_key=live.api_key, base_url=live.url) as cc:
+            good = Plan.load(planned, cc)
+            items = tuple(attrs.evolve(i, action="delete") for i in good.items)
+            bad = attrs.evolve(good, action="delete", items=items)
+            (tmp_path / "bad.json").write_text(bad.dumps(cc))
+
+    asyncio.run(seal())
+    live.script({})
+    run = live.cli("apply", str(tmp_path / "bad.json"), "--journal", str(tmp_path / "j"), "--yes")
+    first = json.loads(planned.read_text())["items"][0]["id"]
+    assert (run.code, run.err) == (
+        2,
+        f"usage error: {tmp_path / 'bad.json'}: token {first!r} is 'active': only an inactive"
+        " token is deleted (deactivate it first)\n",
+    )
+    assert live.cli_requests() == []
+    assert not (tmp_path / "j").exists()

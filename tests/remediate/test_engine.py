@@ -429,3 +429,25 @@ class TestUndo:
             ("delete", "skipped", "deleted: a delete cannot be undone")
         ] * 2
         assert sb.writes() == []
+
+
+class TestJournalFiles:
+    async def test_a_header_cut_short_by_a_kill_is_started_again(
+        self, sb: Sandbox, cc: CellcastSession, tmp_path: Path
+    ) -> None:
+        plan = await deactivate_plan(cc, sb)
+        (tmp_path / "j").write_bytes(b'{"format":"cellcast-jour')
+        outcomes = await run_all(cc, plan, tmp_path / "j")
+        assert {o.result for o in outcomes} == {"done"}
+        assert len(Journal.read(tmp_path / "j", cc).records) == 2 * len(plan.items)
+
+    async def test_a_fifo_is_refused_as_a_journal(
+        self, sb: Sandbox, cc: CellcastSession, tmp_path: Path
+    ) -> None:
+        plan = await deactivate_plan(cc, sb)
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(PlanError, match=r"fifo: not a journal \(not a regular file\)$"):
+            await run_all(cc, plan, tmp_path / "fifo")
+        with pytest.raises(PlanError, match=r"fifo: not a journal \(not a regular file\)$"):
+            Journal.read(tmp_path / "fifo", cc)
+        assert sb.writes() == []
