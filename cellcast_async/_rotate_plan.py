@@ -236,6 +236,8 @@ async def rotate_item(
         )
     except RotationError as exc:
         return ("failed", exc.reason)
+    except CellcastError as exc:  # reading what a restart needs failed: this token only
+        return ("failed", _reason(exc))
     return ("done", None)
 
 

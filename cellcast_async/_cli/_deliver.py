@@ -110,9 +110,9 @@ class DirectorySink:
                 f"--deliver-dir {directory!r} is not a usable folder "
                 f"(a symlink, missing or not a folder): {exc.strerror}"
             ) from None
+        self._swept = False
         try:
             self._check()
-            self._sweep()
         except BaseException:
             os.close(self._fd)
             raise
@@ -131,23 +131,34 @@ class DirectorySink:
 
     def _sweep(self) -> None:
         """Partial files a killed run left behind: their tokens were never delivered (and
-        are deleted by the restart), so they go."""
+        are deleted by the restart), so they go, before the first delivery (a dry run,
+        which delivers nothing, leaves the folder as it is)."""
+        self._swept = True
         for entry in os.listdir(self._fd):
             if entry.startswith(_PARTIAL_PREFIX):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry, dir_fd=self._fd)
 
     def delivered(self, token_id: str, name: str) -> bool:
-        try:
-            info = os.stat(file_name(token_id, name), dir_fd=self._fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        return stat.S_ISREG(info.st_mode)
+        """Whether a file for ``token_id`` is there (by id: the name the server gave the
+        new token may differ from the one asked for); only a whole file has its name."""
+        ending = f".{safe_part(token_id, _ID_BYTES)}{_SUFFIX}"
+        for entry in os.listdir(self._fd):
+            if entry.endswith(ending) and not entry.startswith(_PARTIAL_PREFIX):
+                try:
+                    info = os.stat(entry, dir_fd=self._fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    return True
+        return False
 
     async def __call__(self, token: CreatedToken) -> None:
         self._write(token)
 
     def _write(self, token: CreatedToken) -> None:
+        if not self._swept:
+            self._sweep()
         final, partial = file_name(token.id, token.name), _partial_name(token.id)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         with contextlib.suppress(FileNotFoundError):

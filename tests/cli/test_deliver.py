@@ -135,11 +135,23 @@ class TestDirectorySink:
         assert path.name.endswith(f".{token.id}.token")
 
     def test_sweeps_partials(self, folder: Path) -> None:
-        """A partial file left by a killed run is removed when the sink opens."""
+        """A partial file left by a killed run is removed before the first delivery, and
+        only then (a dry run opens the sink and delivers nothing)."""
         leftover = folder / ".cellcast-partial-abc"
         leftover.write_text(SECRET)
-        DirectorySink(str(folder)).close()
+        sink = DirectorySink(str(folder))
+        assert leftover.exists()
+        assert sink.delivered("abc", "Production API") is False
+        deliver(sink, created())
         assert not leftover.exists()
+        sink.close()
+
+    def test_delivered_by_id(self, folder: Path) -> None:
+        """A restart asks by id: a file under the server's name for the token counts."""
+        sink = DirectorySink(str(folder))
+        deliver(sink, created(name="Renamed by the server"))
+        assert sink.delivered("6877b1234567890abcdef123", "Production API") is True
+        assert sink.delivered("6877b1234567890abcdef12", "Production API") is False
 
     def test_folder_checks(self, folder: Path, tmp_path: Path) -> None:
         """Missing, a symlink, a file, or writable by others: each a usage error."""
