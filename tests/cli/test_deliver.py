@@ -27,6 +27,7 @@ from cellcast_async._cli._deliver import (
 )
 from cellcast_async.sandbox import Faults
 
+from .._schemas import assert_valid
 from ._support import FULL_SECRET, LiveSandbox
 
 SECRET = "ccst_" + "A1b2" * 10
@@ -254,6 +255,7 @@ class TestRotateCommand:
 
         assert run.code == 0, run.err
         view = json.loads(run.out)
+        assert assert_valid("rotated.schema.json", [view]) == 1
         assert view["old_id"] == old["_id"]
         assert view["retiring_name"].startswith(old["name"] + " (retired ")
         (path,) = folder.iterdir()

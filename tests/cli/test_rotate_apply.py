@@ -30,6 +30,7 @@ from cellcast_async._cli._deliver import file_name
 from cellcast_async.sandbox import Faults
 
 from .._rotation import FULL_SECRET
+from .._schemas import assert_valid
 from ._support import LiveSandbox, Run, cli_env
 
 FAST = ("--write-rate", "1000")
@@ -131,10 +132,20 @@ class TestPlanRotate:
     """``plan rotate`` chooses and writes; ``apply`` needs a sink."""
 
     def test_apply_with_a_folder(self, live: LiveSandbox, tmp_path: Path) -> None:
+        """Every output valid against its schema: the plan, the journal's lines, --json."""
         olds, run = rotate_to_folder(live, tmp_path)
         plan, journal, folder = tmp_path / "rotate.json", tmp_path / "j", tmp_path / "out"
         check_rotated(live, olds, folder, [run.out, run.err, plan.read_text(), journal.read_text()])
         assert {r for _, r in final_outcomes(live, journal)} == {"done"}
+        assert_valid("plan.schema.json", [json.loads(plan.read_text())])
+        lines = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert assert_valid("journal.schema.json", lines) == len(lines)
+        steps = {line.get("step") for line in lines[1:]}
+        assert steps == {None, "rename", "create", "deliver", "verify"} | (steps & {"discard"})
+        again = live.cli("--json", "apply", str(plan), "--journal", str(journal), "--yes",
+                         "--deliver-dir", str(folder))  # fmt: skip
+        assert again.code == 0, again.err
+        assert_valid("apply.schema.json", [json.loads(again.out)])
 
     def test_by_id(self, live: LiveSandbox, tmp_path: Path) -> None:
         young = next(i for i in live.items() if "(retired" not in i["name"])
