@@ -315,13 +315,14 @@ def _parse(
         raise PlanError(f"{path}: line 1 is not authentic: the journal was changed")
     plan = _plan_of(path, plan_body, header.get("plan_digest"), key, session)
     prev = str(mac)
+    digest = plan.digest
     records: list[JournalRecord] = []
     for number, line in enumerate(lines[1:], start=2):
         if len(line) > MAX_RECORD_BYTES:
             raise PlanError(f"{path}: line {number} is longer than {MAX_RECORD_BYTES:,} bytes")
         body = _json_line(path, number, line)
         mac = body.pop("mac", None)
-        if body.get("prev") != prev or body.get("plan") != plan.digest:
+        if body.get("prev") != prev or body.get("plan") != digest:
             raise PlanError(
                 f"{path}: line {number} is out of place: lines were removed, added or moved"
             )

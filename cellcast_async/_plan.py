@@ -185,6 +185,7 @@ class Plan:
     action: Action
     selection: Mapping[str, Any]
     items: tuple[PlanItem, ...]
+    _digest: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def body(self) -> dict[str, Any]:
         """The plan as JSON, without its seal."""
@@ -202,7 +203,10 @@ class Plan:
     @property
     def digest(self) -> str:
         """SHA-256 of the plan's canonical form, in hex: what a journal is bound to."""
-        return hashlib.sha256(canonical(self.body())).hexdigest()
+        if self._digest is None:  # computed once: a journal names it on every line
+            object.__setattr__(self, "_digest", hashlib.sha256(canonical(self.body())).hexdigest())
+        assert self._digest is not None
+        return self._digest
 
     def counts(self) -> dict[tuple[str, str], int]:
         """How many tokens per (action, sub-account id)."""

@@ -10,8 +10,9 @@ intent has no outcome is read first to learn whether the write took effect.
 Writes have their own budget (:class:`WriteRate`, on top of the session's governor): no
 sliding second sees more than ``write_rate + write_burst`` write attempts. The SDK's own
 retries are off for writes, so every attempt on the wire is counted: a write whose
-answer was lost (a dropped connection, a 5xx, a 429) is settled by reading the token
-again, and sent again only if it did not take effect (README "Acting on an audit").
+answer was lost (a dropped connection, a 5xx, a 429, an answer that is not JSON) is
+settled by reading the token again, and sent again only if it did not take effect
+(README "Acting on an audit").
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from typing import Final, Literal
 
 import attrs
 
-from ._exceptions import CellcastError, NotFoundError, RateLimitError, ServerError, TransportError
+from ._exceptions import (
+    CellcastError,
+    DecodeError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
 from ._journal import Journal, Result
 from ._models import ApiToken, TokenStatus
 from ._plan import Action, Plan, PlanError, PlanItem, check_account, check_items
@@ -247,7 +255,8 @@ class _Run:
                 await send(self.writer, item)
             except NotFoundError:
                 return self.finish(item, *_gone(item))
-            except (TransportError, ServerError, RateLimitError) as exc:
+            except (TransportError, ServerError, RateLimitError, DecodeError) as exc:
+                # The answer is lost or unreadable: the write may have happened.
                 if attempt + 1 == WRITE_ATTEMPTS:
                     return self.finish(item, "failed", safe_reason(exc))
                 await asyncio.sleep(_pause(exc, attempt))

@@ -375,7 +375,8 @@ def _is_journal(path: str) -> bool:
             head = handle.read(64)
     except OSError:
         return False  # Plan.load says why
-    return b'"format":"cellcast-journal"' in head or b"cellcast-journal" in head[:64]
+    # A journal's first line starts with its sorted keys: {"format":"cellcast-journal",...
+    return head.startswith(b'{"format":"cellcast-journal"')
 
 
 @click.command("show")

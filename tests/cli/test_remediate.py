@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 from cellcast_async import CellcastSession, Plan
+from cellcast_async.sandbox import Faults
 
 from .._schemas import assert_valid
 from ._support import AS_OF, FULL_SECRET, TOKENS_PATH, LiveSandbox, Run, TtyStringIO
@@ -348,3 +349,24 @@ def test_a_plan_deleting_an_active_token_is_a_usage_error(
     )
     assert live.cli_requests() == []
     assert not (tmp_path / "j").exists()
+
+
+def test_a_failed_token_is_named_and_the_exit_code_is_1(
+    live: LiveSandbox, planned: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cellcast_async._remediate._pause", lambda exc, attempt: 0.0)
+    first = json.loads(planned.read_text())["items"][0]["id"]
+    live.call(
+        lambda: setattr(live.sb, "faults", Faults(mutations_only=True, first_n=8, kinds=("500",)))
+    )
+    run = live.cli("apply", str(planned), "--journal", str(tmp_path / "j"), "--yes", *FAST)
+    assert run.code == 1, run.err
+    assert f"failed: {first} " in run.out
+    again = live.cli(
+        "--json", "apply", str(planned), "--journal", str(tmp_path / "j"), "--yes", *FAST
+    )
+    assert again.code == 1
+    summary = json.loads(again.out)
+    assert_valid("apply.schema.json", [summary])
+    assert [f["id"] for f in summary["failed"]] == [first]
+    assert summary["counts"]["failed"] == 1

@@ -294,14 +294,15 @@ class TestApply:
         self, tmp_path: Path
     ) -> None:
         async with Sandbox(tokens=0, sub_accounts=1) as sb, session(sb) as cc:
-            sb.add_tokens(40, status="active", age_days=400)
+            sb.add_tokens(36, status="active", age_days=400)
             plan = await deactivate_plan(cc, sb)
             sb.reset_requests()
-            await run_all(cc, plan, tmp_path / "j", write_rate=30.0, write_burst=2)
+            await run_all(cc, plan, tmp_path / "j", write_rate=40.0, write_burst=2)
             times = sorted(r.received_at for r in sb.writes())
-            assert len(times) == 40
+            assert len(times) == 36
             most = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
-            assert most <= 30 + 2
+            assert most <= 40 + 2
+            assert times[-1] - times[0] >= 0.8  # paced: (36 - burst 2) / 40 = 0.85 s
 
 
 class TestJournal:
