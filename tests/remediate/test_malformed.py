@@ -41,7 +41,7 @@ def sealed(cc: CellcastSession, body: dict[str, Any], purpose: str = "cellcast-p
         ({"items": {}}, "plan field 'items' is not a list of at most 200,000"),
         ({"selection": []}, "plan field 'selection' is not an object"),
         ({"items": [1]}, "a plan item is not an object"),
-        ({"action": "rotate"}, "unknown action 'rotate'"),
+        ({"action": "purge"}, "unknown action 'purge'"),
         ({"as_of": "yesterday"}, "plan field 'as_of' is not a time"),
         ({"as_of": "2025-01-01T00:00:00"}, "plan field 'as_of' has no timezone"),
         ({"base_url": 5}, "plan field 'base_url' is not a string of at most 1024 characters"),
