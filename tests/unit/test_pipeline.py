@@ -23,6 +23,7 @@ from cellcast_async import (
     DecodeError,
     NotFoundError,
     PermissionDeniedError,
+    PlanError,
     RateLimitError,
     RequestEvent,
     ResponseEvent,
@@ -387,6 +388,7 @@ def every_error() -> list[CellcastError]:
         TransportError("the connection failed", method="GET", path=TOKEN_PATH, kind="reset"),
         TimeoutError("no answer within 2 s", method="GET", path=TOKEN_PATH),
         DecodeError("the body is not valid JSON", status_code=200, method="GET", path="/x"),
+        PlanError("the plan is not authentic: it was changed after it was made"),
     ]
 
 
