@@ -257,12 +257,12 @@ class _Run:
                 return self.finish(item, *_gone(item))
             except (TransportError, ServerError, RateLimitError, DecodeError) as exc:
                 # The answer is lost or unreadable: the write may have happened.
-                if attempt + 1 == WRITE_ATTEMPTS:
-                    return self.finish(item, "failed", safe_reason(exc))
                 await asyncio.sleep(_pause(exc, attempt))
                 settled = await self.settle(item)
                 if settled is not None:
                     return settled
+                if attempt + 1 == WRITE_ATTEMPTS:
+                    return self.finish(item, "failed", safe_reason(exc))
             except CellcastError as exc:
                 return self.finish(item, "failed", safe_reason(exc))
             else:
