@@ -74,7 +74,12 @@ def _records(path: str) -> Iterator[ApiToken]:
     with handle:
         try:
             for where, raw in iter_raw_records(handle, path, FIELDS):
-                record, created = typed_record(raw, from_csv=not isinstance(raw["stale"], bool))
+                try:
+                    record, created = typed_record(
+                        raw, from_csv=not isinstance(raw.get("stale"), bool)
+                    )
+                except RecordError as exc:
+                    raise RecordError(f"{where}: {exc}") from None
                 if not record["id"]:
                     raise RecordError(f"{where}: a record without an id")
                 yield ApiToken(

@@ -370,3 +370,26 @@ def test_a_failed_token_is_named_and_the_exit_code_is_1(
     assert_valid("apply.schema.json", [summary])
     assert [f["id"] for f in summary["failed"]] == [first]
     assert summary["counts"]["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "message"),
+    [
+        ("--exempt", b"\xff\xfe", "--exempt: {path} is not UTF-8 text"),
+        ("--exempt", None, "--exempt: cannot read list of exemptions {path}: No such file"),
+        ("--from", None, "cannot read {path}: No such file or directory"),
+        ("--from", b'{"id": "x"}\n', "--from: {path} line 1: not an audit record (no name,"),
+    ],
+)
+def test_bad_exempt_and_from_files_are_usage_errors(
+    live: LiveSandbox, tmp_path: Path, option: str, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "input"
+    if content is not None:
+        path.write_bytes(content)
+    live.script({})
+    run = plan(live, tmp_path / "p.json", option, str(path))
+    assert run.code == 2
+    assert run.err.startswith(f"usage error: {message.format(path=path)}"), run.err
+    assert writes(live) == []
+    assert not (tmp_path / "p.json").exists()
