@@ -21,9 +21,14 @@ from ._exceptions import (
     TransportErrorKind,
 )
 from ._governor import GovernorState
+from ._journal import Journal, JournalRecord
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
 from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_page_format
 from ._pipeline import RequestEvent, ResponseEvent
+from ._plan import Plan, PlanError, PlanItem, build_plan
+from ._remediate import DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE, Outcome, apply_plan, undo_plan
+from ._rotate import RotationError, RotationResult, RotationStep
+from ._rotate_plan import build_retire_plan, build_rotate_plan, finished_rotations
 from ._session import CellcastSession
 from ._tokens import TokensResource
 from ._transport import Response as TransportResponse
@@ -39,16 +44,27 @@ __all__ = [
     "CellcastError",
     "CellcastSession",
     "CreatedToken",
+    "DEFAULT_WRITE_BURST",
+    "DEFAULT_WRITE_RATE",
     "DecodeError",
     "GovernorState",
+    "Journal",
+    "JournalRecord",
     "NotFoundError",
+    "Outcome",
     "Page",
     "Pager",
     "PermissionDeniedError",
+    "Plan",
+    "PlanError",
+    "PlanItem",
     "RateLimitError",
     "RawPage",
     "RequestEvent",
     "ResponseEvent",
+    "RotationError",
+    "RotationResult",
+    "RotationStep",
     "Secret",
     "ServerError",
     "SubAccount",
@@ -61,7 +77,13 @@ __all__ = [
     "TransportResponse",
     "WalkStats",
     "__version__",
+    "apply_plan",
+    "build_plan",
+    "build_retire_plan",
+    "build_rotate_plan",
     "cellcast_page_format",
+    "finished_rotations",
     "make_converter",
     "meta_pagination_page_format",
+    "undo_plan",
 ]

@@ -6,6 +6,7 @@ import asyncio
 import operator
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import unquote
 
@@ -18,6 +19,7 @@ from ._options import check_concurrency, check_max_items, check_max_pages
 from ._pager import Page, Pager, Resume, build_page, cellcast_page_format
 from ._pipeline import Pipeline
 from ._protocol import TOKENS_PATH
+from ._rotate import Deliver, RotationResult, rotate_token
 from ._seal import CheckpointKey
 from ._transport import Response
 from ._walk import Listing, decode_checkpoint
@@ -311,6 +313,25 @@ class TokensResource:
         """
         path = proto.token_path(token_id)
         await self._pipeline.call("tokens.delete", "DELETE", path, _ignore, done=_deleted)
+
+    async def rotate(
+        self, token_id: str, *, deliver: Deliver, as_of: datetime | None = None
+    ) -> RotationResult:
+        """Replace a token by a new one under the same name (README "Rotating tokens").
+
+        The old token is renamed ``"<name> (retired YYYY-MM-DD)"`` (the day of ``as_of``,
+        default now) and stays active; a new token is created under the original name in
+        the same sub-account; ``deliver`` (an async callable) receives the new
+        :class:`CreatedToken`, whose full value exists only there; the new token is read
+        back active under the original name. Retire the old one after a grace period.
+
+        A create whose answer is lost is found by name and deleted (its secret is
+        unknowable), then made again: never two new tokens. When ``deliver`` raises, the
+        new token is deleted and the old one gets its name back. Either way the old token
+        stays active, and a rotation that cannot complete raises :class:`RotationError`
+        (``.step``, ``.reason``, ``.restored``), which never holds the secret.
+        """
+        return await rotate_token(self, token_id, deliver=deliver, as_of=as_of)
 
 
 # De-duplication key of a token walk: always an ApiToken, so no Mapping check per item.

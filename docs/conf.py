@@ -63,6 +63,9 @@ nitpick_ignore = [
     ("py:class", "cellcast_async._pager.T"),
     ("py:obj", "cellcast_async._pager.T"),
     ("py:class", "cellcast_async.sandbox._server._T"),
+    # Missing from the vendored Python inventory.
+    ("py:class", "os.PathLike"),
+    ("py:class", "collections.abc.Collection"),
 ]
 
 html_theme = "furo"

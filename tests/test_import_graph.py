@@ -141,7 +141,14 @@ class TestImportGraph:
 
 CLI = "cellcast_async._cli"
 # The command modules: only the group (_main) imports them (README "Design").
-COMMANDS = {f"{CLI}._audit", f"{CLI}._commands", f"{CLI}._diff", f"{CLI}._sandbox"}
+COMMANDS = {
+    f"{CLI}._audit",
+    f"{CLI}._commands",
+    f"{CLI}._diff",
+    f"{CLI}._remediate",
+    f"{CLI}._rotate",
+    f"{CLI}._sandbox",
+}
 BOTTOM = {f"{CLI}._context", f"{CLI}._options", f"{CLI}._errors"}
 
 
@@ -159,13 +166,18 @@ class TestCommandLineLayers:
         from cellcast_async._cli import cli
 
         assert sorted(cli.commands) == [
+            "apply",
             "audit",
             "create",
             "delete",
             "diff",
             "get",
             "list",
+            "plan",
+            "rotate",
             "sandbox",
+            "show",
+            "undo",
             "update",
         ]
 

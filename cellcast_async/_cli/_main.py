@@ -20,6 +20,8 @@ from ._context import Settings
 from ._diff import diff_command
 from ._errors import invoke
 from ._options import global_options
+from ._remediate import apply_command, plan_group, show_command, undo_command
+from ._rotate import rotate_command
 from ._sandbox import sandbox_command
 
 __all__ = ["CONTEXT_SETTINGS", "cli", "run"]
@@ -53,8 +55,13 @@ for _command in (
     create_command,
     update_command,
     delete_command,
+    rotate_command,
     audit_command,
     diff_command,
+    plan_group,
+    show_command,
+    apply_command,
+    undo_command,
     sandbox_command,
 ):
     cli.add_command(_command)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
+import math
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -291,10 +292,35 @@ class Sandbox:
         self._plan.clear_script()
 
     def add_tokens(
-        self, n: int, sub_account_id: str | None = None, status: str | None = None
+        self,
+        n: int,
+        sub_account_id: str | None = None,
+        status: str | None = None,
+        *,
+        age_days: float | None = None,
     ) -> list[str]:
-        """Bulk-load n tokens (ages spread over the demo span); returns their ids."""
-        return self._store.add_tokens(n, sub_account_id, status)
+        """Bulk-load n tokens; returns their ids. Their ages are spread over the demo span,
+        or all ``age_days`` days before :attr:`reference_time` when given."""
+        if age_days is not None and not (math.isfinite(age_days) and age_days >= 0):
+            raise ValueError("age_days must be a finite number >= 0")
+        created = (
+            None
+            if age_days is None
+            else int((REFERENCE_TIME.timestamp() - age_days * 86400) * 1000)
+        )
+        return self._store.add_tokens(n, sub_account_id, status, created)
+
+    def writes(self, token_id: str | None = None) -> list[RecordedRequest]:
+        """The writes received (PUT and DELETE of one token; POST), in order: of
+        ``token_id`` only when given. Counts every attempt, answered or not."""
+        found = []
+        for request in self._requests:
+            if request.method not in ("PUT", "DELETE", "POST"):
+                continue
+            if token_id is not None and request.path.rsplit("/", 1)[-1] != token_id:
+                continue
+            found.append(request)
+        return found
 
     def token_count(self, sub_account_id: str | None = None) -> int:
         """Tokens of one sub-account, or (None) of all the primary key's sub-accounts."""

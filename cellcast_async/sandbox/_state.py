@@ -268,6 +268,7 @@ class Store:
         status: str | None,
         shared_names: bool,
         name_prefix: str | None = None,
+        created_ms: int | None = None,
     ) -> list[str]:
         """Append n tokens with ages spread over the demo span, then re-sort once (O(n log n))."""
         if n <= 0:
@@ -286,7 +287,11 @@ class Store:
                     name = candidate
             while name is None or (sub_id, name) in self._by_name:
                 name = self._next_generated_name(name_prefix)
-            created = _REFERENCE_MS - 60_000 - _below(rng, _DEMO_SPAN_MS)
+            created = (
+                _REFERENCE_MS - 60_000 - _below(rng, _DEMO_SPAN_MS)
+                if created_ms is None
+                else created_ms
+            )
             token_id = self._ids.new(created)
             while token_id in self.tokens:
                 token_id = self._ids.new(created)
@@ -307,9 +312,14 @@ class Store:
         return [t.id for t in made]
 
     def add_tokens(
-        self, n: int, sub_account_id: str | None = None, status: str | None = None
+        self,
+        n: int,
+        sub_account_id: str | None = None,
+        status: str | None = None,
+        created_ms: int | None = None,
     ) -> list[str]:
-        """Bulk-load n tokens (for big-walk tests); spread across the primary key's sub-accounts."""
+        """Bulk-load n tokens (for big-walk tests); spread across the primary key's
+        sub-accounts; all created at ``created_ms`` when given."""
         if n < 0:
             raise ValueError("n must be >= 0")
         if status is not None and status not in STATUSES:
@@ -323,7 +333,12 @@ class Store:
         if not targets:
             raise ValueError("the sandbox has no sub-accounts to add tokens to")
         return self._bulk_load(
-            n, targets, status=status, shared_names=False, name_prefix="Bulk token"
+            n,
+            targets,
+            status=status,
+            shared_names=False,
+            name_prefix="Bulk token",
+            created_ms=created_ms,
         )
 
     # ----------------------------------------------------------------- queries

@@ -30,7 +30,12 @@ class CliHelp(SphinxDirective):
         for name in sorted(cli.commands):  # type: ignore[attr-defined]
             section = nodes.section(ids=[f"command-{name}"], names=[f"command-{name}"])
             section += nodes.title(text=f"cellcast-tokens {name}")
-            section += nodes.literal_block(text=_help(cli.commands[name], name, root))  # type: ignore[attr-defined]
+            command = cli.commands[name]  # type: ignore[attr-defined]
+            section += nodes.literal_block(text=_help(command, name, root))
+            if isinstance(command, click.Group):  # ``plan deactivate``, ``plan delete``
+                group = click.Context(command, info_name=name, parent=root, terminal_width=88)
+                for sub in sorted(command.commands):
+                    section += nodes.literal_block(text=_help(command.commands[sub], sub, group))
             out.append(section)
         return out
 

@@ -29,6 +29,7 @@ EXPECTED = {
     "ocsf-finding.schema.json",
     "record-csv.schema.json",
     "record.schema.json",
+    "rotated.schema.json",
     "sandbox.schema.json",
     "token.schema.json",
 }

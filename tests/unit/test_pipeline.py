@@ -23,9 +23,12 @@ from cellcast_async import (
     DecodeError,
     NotFoundError,
     PermissionDeniedError,
+    PlanError,
     RateLimitError,
     RequestEvent,
     ResponseEvent,
+    RotationError,
+    RotationStep,
     ServerError,
     TimeoutError,
     TransportError,
@@ -387,6 +390,15 @@ def every_error() -> list[CellcastError]:
         TransportError("the connection failed", method="GET", path=TOKEN_PATH, kind="reset"),
         TimeoutError("no answer within 2 s", method="GET", path=TOKEN_PATH),
         DecodeError("the body is not valid JSON", status_code=200, method="GET", path="/x"),
+        PlanError("the plan is not authentic: it was changed after it was made"),
+        RotationError(
+            "rotation of token 'a1' failed at deliver: OSError: full",
+            token_id="a1",
+            step=RotationStep.DELIVER,
+            reason="OSError: full",
+            restored=True,
+            new_token_id=None,
+        ),
     ]
 
 
@@ -401,7 +413,8 @@ class TestErrorsPickle:
         assert repr(again) == repr(error)
         assert again.args == error.args
         fields = ("message", "method", "path", "status_code", "detail", "body", "request_id")
-        for name in (*fields, "retry_after", "kind"):
+        rotation = ("token_id", "step", "reason", "restored", "new_token_id")
+        for name in (*fields, "retry_after", "kind", *rotation):
             assert getattr(again, name, None) == getattr(error, name, None)
         if isinstance(error, APIError):
             assert isinstance(again, APIError)
