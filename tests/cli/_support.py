@@ -156,6 +156,24 @@ class LiveSandbox(ThreadedSandbox):
         data: dict[str, Any] = answer["data"]
         return data
 
+    def plant_duplicate(self, name: str = "Twin") -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(first, twin)``: a second token named as the first of the listing, in its
+        sub-account. The sandbox refuses a duplicate name as seed 001 says the API does; a
+        direct store edit plants one, as an import or an older API version might have.
+        ``twin`` is created as ``name``, then renamed."""
+        first = self.items()[0]
+        twin = self.create(name, first["subAccount"]["_id"])
+
+        def plant() -> None:
+            store = self.sb._store
+            planted = store.get_owned(self.api_key, twin["_id"])
+            assert planted is not None
+            planted.name = first["name"]
+            store._changed()
+
+        self.call(plant)
+        return first, twin
+
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
