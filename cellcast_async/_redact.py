@@ -50,6 +50,7 @@ __all__ = [
     "Redactor",
     "answer_token_values",
     "hidden",
+    "register",
     "token_values",
 ]
 

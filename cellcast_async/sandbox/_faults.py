@@ -20,7 +20,15 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-__all__ = ["FAULT_KINDS", "FaultAction", "FaultPlan", "Faults", "ScriptEntry", "format_retry_after"]
+__all__ = [
+    "FAULT_KINDS",
+    "MUTATIONS",
+    "FaultAction",
+    "FaultPlan",
+    "Faults",
+    "ScriptEntry",
+    "format_retry_after",
+]
 
 # "drop": close the connection without an answer. "hang": accept and never answer.
 # "malformed": 200 with a truncated JSON body. The rest are HTTP statuses.
