@@ -31,10 +31,10 @@ from cellcast_async.cli import main
 
 from .._env import no_cellcast_env as no_cellcast_env  # re-exported: the conftests register it
 from .._threaded_sandbox import ThreadedSandbox
+from .._wire import TOKENS_PATH as TOKENS_PATH  # re-exported: the CLI tests read it here
 
 T = TypeVar("T")
 
-TOKENS_PATH = "/api/v1/apiClient/token"
 ROOT = Path(__file__).resolve().parents[2]
 """The repository's root: a CLI subprocess runs from there."""
 # The shape of a full sandbox token (what create returns): a leaked one matches this.
