@@ -8,6 +8,7 @@ says so itself). Read with ``ast``, like the import graph: nothing is imported.
 from __future__ import annotations
 
 import ast
+import functools
 
 import pytest
 
@@ -48,16 +49,24 @@ PRIVATE = sorted(
 )
 
 
-def _taken_from(module: str) -> dict[str, set[str]]:
-    """Each public-looking name the package's other modules import from ``module``: who."""
-    taken: dict[str, set[str]] = {}
+@functools.cache
+def _taken() -> dict[str, dict[str, set[str]]]:
+    """For each module, each public-looking name the package's other modules import from
+    it, and who (the whole package read once)."""
+    taken: dict[str, dict[str, set[str]]] = {}
     for name, tree in TREES.items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and _resolve(name, node) == module:
-                for alias in node.names:
-                    if not alias.name.startswith("_") and f"{module}.{alias.name}" not in MODULES:
-                        taken.setdefault(alias.name, set()).add(name)
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            source = _resolve(name, node)
+            for alias in node.names:
+                if not alias.name.startswith("_") and f"{source}.{alias.name}" not in MODULES:
+                    taken.setdefault(source, {}).setdefault(alias.name, set()).add(name)
     return taken
+
+
+def _taken_from(module: str) -> dict[str, set[str]]:
+    return _taken().get(module, {})
 
 
 @pytest.mark.parametrize("module", PRIVATE)
