@@ -50,6 +50,7 @@ __all__ = [
     "Redactor",
     "answer_token_values",
     "hidden",
+    "register",
     "token_values",
 ]
 
@@ -114,7 +115,19 @@ _ESCAPE: Final = re.compile(
     """,
     re.VERBOSE,
 )
+# The three families of escapes, each known by the character every escape of it starts
+# with. A secret may hold what looks like another family's escape (``\\b`` in an
+# HTML-escaped secret, ``%41`` in a JSON string), which decoding every family at once
+# would turn into something else: where a book holds such a secret, a text with more than
+# one family in it is decoded once with all of them and once with each alone.
 _MAY_ESCAPE: Final = re.compile(r"[%\\&]")
+_FAMILIES: Final = (
+    ("%", frozenset({"pct"})),
+    ("\\", frozenset({"hexesc", "lo", "u4", "u8", "esc"})),
+    ("&", frozenset({"dec", "hexent", "name"})),
+)
+# ``None``: every family.
+_Kinds = frozenset[str] | None
 _SHORT_ESCAPES: Final = {
     '"': '"',
     "\\": "\\",
@@ -194,19 +207,24 @@ def _decoded_char(match: re.Match[str]) -> str:
     return match.group() if units is None else "".join(chars for chars, _ in units)
 
 
-def _decoded(text: str) -> str:
+def _decoded(text: str, kinds: _Kinds = None) -> str:
     """What :func:`_decode` returns as text, without the map: a search needs no more."""
-    return _ESCAPE.sub(_decoded_char, text)
+    if kinds is None:
+        return _ESCAPE.sub(_decoded_char, text)
+    return _ESCAPE.sub(lambda m: _decoded_char(m) if m.lastgroup in kinds else m.group(), text)
 
 
-def _decode(text: str) -> tuple[str, list[_Segment]]:
-    """``text`` with one layer of escapes decoded, and where each piece came from."""
+def _decode(text: str, kinds: _Kinds = None) -> tuple[str, list[_Segment]]:
+    """``text`` with one layer of escapes decoded (those of ``kinds``, or every one), and
+    where each piece came from."""
     pieces: list[str] = []
     segments: list[_Segment] = []
     decoded = 0
     at = 0
     for match in _ESCAPE.finditer(text):
-        units = _units(match)
+        # No escape of one family holds the first character of another's, so skipping
+        # a match of another family never hides one of these kinds.
+        units = _units(match) if kinds is None or match.lastgroup in kinds else None
         if units is None:  # not an escape after all (an unknown entity): plain text
             continue
         start = match.start()
@@ -224,6 +242,16 @@ def _decode(text: str) -> tuple[str, list[_Segment]]:
         pieces.append(text[at:])
         segments.append((decoded, at, len(text), False))
     return "".join(pieces), segments
+
+
+def _decodings(text: str, *, each: bool) -> list[_Kinds]:
+    """Which decodings of ``text`` are searched: none without an escape's first
+    character, every family at once, and (``each``) each family alone where two or
+    more stand."""
+    present = [kinds for first, kinds in _FAMILIES if first in text]
+    if len(present) < 2 or not each:
+        return [None] if present else []
+    return [None, *present]
 
 
 def _mapped(spans: list[tuple[int, int]], segments: list[_Segment]) -> list[tuple[int, int]]:
@@ -314,6 +342,7 @@ class _Book:
         "_cores",
         "_counts",
         "_dirty",
+        "_escapish",
         "_index",
         "_limit",
         "_lock",
@@ -328,6 +357,7 @@ class _Book:
         self._counts: dict[str, int] = {}  # each spelling: how many secrets have it
         self._cores: dict[str, frozenset[str]] = {}  # base64 cores: their alphabet
         self._dirty = False
+        self._escapish = 0  # how many secrets hold an escape's first character
         self._regex: re.Pattern[str] | None = None
         self._short: re.Pattern[str] | None = None
         self._index: dict[str, list[str]] | None = {} if limit is not None else None
@@ -340,6 +370,11 @@ class _Book:
 
     def __contains__(self, secret: object) -> bool:
         return secret in self._secrets
+
+    @property
+    def escapish(self) -> bool:
+        """Whether a secret of this book holds ``%``, ``\\`` or ``&`` (see :data:`_FAMILIES`)."""
+        return self._escapish > 0
 
     def add(self, secret: str) -> None:
         secret = str(secret)  # a Hidden is stored as the plain value
@@ -358,8 +393,10 @@ class _Book:
                 if not count:
                     self._indexed(spelling, add=True)
             self._cores.update(cores)
+            self._escapish += _MAY_ESCAPE.search(secret) is not None
             if self._limit is not None and len(self._secrets) > self._limit:
-                _, gone = self._secrets.popitem(last=False)
+                forgotten, gone = self._secrets.popitem(last=False)
+                self._escapish -= _MAY_ESCAPE.search(forgotten) is not None
                 for spelling in gone:
                     self._counts[spelling] -= 1
                     if not self._counts[spelling]:
@@ -554,16 +591,24 @@ class Redactor:
             book.find(text, spans)
         # Decoded too, and searched again: the original text holds a secret that looks
         # like an escape itself ("%00", "&amp;") as it is, and its escaped forms decoded.
-        decoded = _decoded(text) if _MAY_ESCAPE.search(text) is not None else text
-        if decoded != text:
+        if _MAY_ESCAPE.search(text) is not None:
+            self._find_decoded(text, spans)
+        if spans:
+            text = _mask(text, spans)
+        return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+    def _find_decoded(self, text: str, spans: list[tuple[int, int]]) -> None:
+        """Add to ``spans`` where a secret stands in ``text`` once its escapes are decoded."""
+        each = any(book.escapish for book in self._books)
+        for kinds in _decodings(text, each=each):
+            decoded = _decoded(text, kinds)
+            if decoded == text:
+                continue
             found: list[tuple[int, int]] = []
             for book in self._books:
                 book.find(decoded, found)
             if found:  # only now map the decoded text back to the original (the rare case)
-                spans += _mapped(found, _decode(text)[1])
-        if spans:
-            text = _mask(text, spans)
-        return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+                spans += _mapped(found, _decode(text, kinds)[1])
 
     def value(self, value: Any, *, depth: int = 0) -> Any:
         """A copy of decoded JSON with every string redacted (keys included).

@@ -124,14 +124,7 @@ class TokensResource:
             sub_account_id=sub_account_id, status=status, search=search, page=page, limit=limit
         )
         return self._pager(
-            "tokens.list",
-            TOKENS_PATH,
-            params,
-            page,
-            limit,
-            concurrency,
-            max_items,
-            max_pages=max_pages,
+            _listing(None), params, page, limit, concurrency, max_items, max_pages=max_pages
         )
 
     def list_for_sub_account(
@@ -147,17 +140,10 @@ class TokensResource:
         max_pages: int | None = None,
     ) -> Pager[ApiToken]:
         """One sub-account's tokens (``GET .../token/sub-account/:subAccountId``, seed 000)."""
-        path = proto.sub_account_tokens_path(sub_account_id)
+        listing = _listing(sub_account_id)  # the id checked first
         params = proto.list_params(status=status, search=search, page=page, limit=limit)
         return self._pager(
-            "tokens.list_for_sub_account",
-            path,
-            params,
-            page,
-            limit,
-            concurrency,
-            max_items,
-            max_pages=max_pages,
+            listing, params, page, limit, concurrency, max_items, max_pages=max_pages
         )
 
     def resume(
@@ -202,14 +188,8 @@ class TokensResource:
         except ValueError as exc:
             raise ValueError(f"checkpoint's listing is not one cc.tokens makes: {exc}") from None
         width = state.concurrency if concurrency is None else concurrency
-        if sub_account is None:
-            operation, path = "tokens.list", TOKENS_PATH
-        else:
-            operation = "tokens.list_for_sub_account"
-            path = proto.sub_account_tokens_path(sub_account)
         return self._pager(
-            operation,
-            path,
+            _listing(sub_account),
             rebuilt,
             state.page,
             state.limit,
@@ -221,8 +201,7 @@ class TokensResource:
 
     def _pager(
         self,
-        operation: str,
-        path: str,
+        listing: tuple[str, str],
         params: dict[str, str],
         page: int,
         limit: int,
@@ -235,6 +214,7 @@ class TokensResource:
         check_concurrency(concurrency)
         check_max_items(max_items)
         check_max_pages(max_pages)
+        operation, path = listing
         filters = {k: v for k, v in params.items() if k != "page"}
         if resume is not None and resume[0].concurrency != concurrency:
             resume = (attrs.evolve(resume[0], concurrency=concurrency), *resume[1:])
@@ -358,6 +338,14 @@ def _shown(text: str) -> str:
 def _check_checkpoint_text(value: str, what: str) -> None:
     if _CONTROL.search(value):
         raise ValueError(f"checkpoint's {what} holds a control character: {_shown(value)}")
+
+
+def _listing(sub_account_id: str | None) -> tuple[str, str]:
+    """``(operation, path)`` of a token listing (seed 000): the whole list (None), or one
+    sub-account's (its id checked and encoded as one segment)."""
+    if sub_account_id is None:
+        return "tokens.list", TOKENS_PATH
+    return "tokens.list_for_sub_account", proto.sub_account_tokens_path(sub_account_id)
 
 
 def _listing_sub_account(path: str) -> str | None:

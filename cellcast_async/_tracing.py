@@ -41,7 +41,7 @@ import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ._version import __version__
@@ -147,15 +147,16 @@ def _method(method: str) -> str:
     return method if method in _KNOWN_METHODS else "_OTHER"
 
 
-class CallSpan:
-    """The span of one whole call, all its attempts (a sync context manager).
+_S = TypeVar("_S", bound="_Span")
 
-    This base class is the disabled one: every method does nothing.
-    """
+
+class _Span:
+    """A span as a sync context manager: leaving the block ends it, failed with the
+    block's error if there is one. This base class records nothing."""
 
     __slots__ = ()
 
-    def __enter__(self) -> CallSpan:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(
@@ -164,7 +165,19 @@ class CallSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self.end(error=exc)
+
+    def end(self, *, error: BaseException | None = None) -> None:
+        """End the span (once; later calls do nothing), failed if ``error`` is given."""
+
+
+class CallSpan(_Span):
+    """The span of one whole call, all its attempts (a sync context manager).
+
+    This base class is the disabled one: every method does nothing.
+    """
+
+    __slots__ = ()
 
     def attempt(
         self, *, status: int | None, retry: bool, error: BaseException | None = None
@@ -178,7 +191,7 @@ class CallSpan:
         """Record the error the call raises (its class name, and its status if any)."""
 
 
-class WalkSpan:
+class WalkSpan(_Span):
     """The span of one whole walk, with an event per page.
 
     Use it as ``with tracing.walk(...) as walk:`` (it is never made current, so the block
@@ -187,22 +200,8 @@ class WalkSpan:
 
     __slots__ = ()
 
-    def __enter__(self) -> WalkSpan:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.end(error=exc)
-
     def page(self, *, number: int, items: int, total: int | None) -> None:
         """Record a page handed over: its number, its items, the server's total if told."""
-
-    def end(self, *, error: BaseException | None = None) -> None:
-        """End the walk (once; later calls do nothing), failed if ``error`` is given."""
 
     @contextmanager
     def activate(self) -> Iterator[None]:
@@ -218,32 +217,46 @@ def _error_type(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class _OtelCallSpan(CallSpan):
-    __slots__ = ("_attempts", "_errored", "_otel", "_recording", "_span", "_token")
+class _OtelSpan:
+    """What an OpenTelemetry span of ours holds, and how it records a failure."""
+
+    __slots__ = ("_otel", "_recording", "_span")
 
     def __init__(self, otel: _Otel, span: Any) -> None:
         self._otel = otel
         self._span = span
         # A span nobody samples (or a no-op provider): skip building attributes for it.
         self._recording: bool = span.is_recording()
+
+    def _failed(self, error: BaseException) -> None:
+        """Name ``error``'s class on the recording span; the status is an error unless
+        the error is a planned stop (:data:`_NOT_FAILURES`)."""
+        name = _error_type(error)
+        self._span.set_attribute(ERROR_TYPE, name)
+        if not isinstance(error, _NOT_FAILURES):
+            # The description is the class name only: an exception's message may quote
+            # the server's words, and span data leaves the process.
+            self._span.set_status(self._otel.Status(self._otel.ERROR, name))
+
+
+class _OtelCallSpan(_OtelSpan, CallSpan):
+    __slots__ = ("_attempts", "_errored", "_token")
+
+    def __init__(self, otel: _Otel, span: Any) -> None:
+        super().__init__(otel, span)
         self._attempts = 0
         self._errored = False
         self._token: Any = None
 
-    def __enter__(self) -> CallSpan:
+    def __enter__(self) -> _OtelCallSpan:
         otel = self._otel
         self._token = otel.attach(otel.set_span_in_context(self._span))
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def end(self, *, error: BaseException | None = None) -> None:
         try:
-            if exc is not None and not self._errored:
-                self.set_error(exc)
+            if error is not None and not self._errored:
+                self.set_error(error)
         finally:
             if self._token is not None:
                 self._otel.detach(self._token)
@@ -274,26 +287,18 @@ class _OtelCallSpan(CallSpan):
         self._errored = True
         if not self._recording:
             return
-        span = self._span
-        name = _error_type(exc)
-        span.set_attribute(ERROR_TYPE, name)
         status = getattr(exc, "status_code", None)
         # DecodeError's 0 means "no status": only a real HTTP status is an attribute.
         if isinstance(status, int) and not isinstance(status, bool) and status >= 100:
-            span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
-        if not isinstance(exc, _NOT_FAILURES):
-            # The description is the class name only: an exception's message may quote
-            # the server's words, and span data leaves the process.
-            span.set_status(self._otel.Status(self._otel.ERROR, name))
+            self._span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+        self._failed(exc)
 
 
-class _OtelWalkSpan(WalkSpan):
-    __slots__ = ("_ended", "_items", "_otel", "_pages", "_recording", "_span")
+class _OtelWalkSpan(_OtelSpan, WalkSpan):
+    __slots__ = ("_ended", "_items", "_pages")
 
     def __init__(self, otel: _Otel, span: Any) -> None:
-        self._otel = otel
-        self._span = span
-        self._recording: bool = span.is_recording()
+        super().__init__(otel, span)
         self._pages = 0
         self._items = 0
         self._ended = False
@@ -318,10 +323,7 @@ class _OtelWalkSpan(WalkSpan):
             span.set_attribute(WALK_ITEMS, self._items)
             # Closing a walk early (break, aclose) is GeneratorExit: not an error at all.
             if error is not None and not isinstance(error, GeneratorExit):
-                name = _error_type(error)
-                span.set_attribute(ERROR_TYPE, name)
-                if not isinstance(error, _NOT_FAILURES):
-                    span.set_status(self._otel.Status(self._otel.ERROR, name))
+                self._failed(error)
         span.end()
 
     @contextmanager

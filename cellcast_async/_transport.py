@@ -104,12 +104,18 @@ class Transport(Protocol):
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         max_response_bytes: int | None = None,
-    ) -> Response: ...
+    ) -> Response:
+        """Send one attempt; the answer whatever its status, or a :class:`TransportError`."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release what the transport holds; safe to call twice."""
+        ...
 
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has run: ``send`` then raises ``RuntimeError``."""
+        ...
 
 
 def _chain_of(exc: BaseException) -> Iterator[BaseException]:

@@ -573,30 +573,40 @@ def encode_checkpoint(
     outer["mac"] = key.mac(_FORMAT, _canonical(outer))
     text = json.dumps(outer, separators=(",", ":"), ensure_ascii=True)
     # Never written if decode_checkpoint would refuse to read it (ids full of commas too).
-    over = _over_limits(text)
-    if over == "characters":
-        raise ValueError(
-            f"this walk cannot be checkpointed: {len(text):,} characters, more than the"
-            f" {MAX_CHECKPOINT_CHARS:,} a checkpoint holds; use a smaller limit"
-        )
-    if over == "ids":
-        raise ValueError(
-            "this walk cannot be checkpointed: its ids hold too many commas to tell from"
-            f" more than {MAX_CHECKPOINT_IDS:,} ids; use a smaller limit"
-        )
+    _check_limits(text, _CANNOT_WRITE)
     return text
 
 
-def _over_limits(text: str) -> Literal["characters", "ids"] | None:
-    """The limit a checkpoint's ``text`` passes, if any (README "Long audits"); one rule
-    for the writer and the reader, checked before the text is parsed."""
+_Limit = Literal["characters", "ids"]
+
+# What the writer and the reader say of a text past a limit; {size} is its length.
+_CANNOT_WRITE: Final[Mapping[_Limit, str]] = {
+    "characters": "this walk cannot be checkpointed: {size:,} characters, more than the"
+    f" {MAX_CHECKPOINT_CHARS:,} a checkpoint holds; use a smaller limit",
+    "ids": "this walk cannot be checkpointed: its ids hold too many commas to tell from"
+    f" more than {MAX_CHECKPOINT_IDS:,} ids; use a smaller limit",
+}
+_CANNOT_READ: Final[Mapping[_Limit, str]] = {
+    "characters": "checkpoint is too large: {size:,} characters, more than the"
+    f' {MAX_CHECKPOINT_CHARS:,} a checkpoint holds (README "Long audits")',
+    "ids": f"checkpoint is too large: it may hold more than {MAX_CHECKPOINT_IDS:,} ids, the"
+    ' most a checkpoint holds (README "Long audits")',
+}
+
+
+def _check_limits(text: str, refusals: Mapping[_Limit, str]) -> None:
+    """A ``ValueError`` (its message from ``refusals``) if a checkpoint's ``text`` passes a
+    limit (README "Long audits"); one rule for the writer and the reader, checked before
+    the text is parsed."""
+    over: _Limit | None = None
     if len(text) > MAX_CHECKPOINT_CHARS:
-        return "characters"
+        over = "characters"
     # Every id but the last of a list is followed by a comma: an upper bound on the ids,
     # counted in C before the parser builds millions of strings.
-    if text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
-        return "ids"
-    return None
+    elif text.count(",") > MAX_CHECKPOINT_IDS + _OTHER_COMMAS:
+        over = "ids"
+    if over is not None:
+        raise ValueError(refusals[over].format(size=len(text)))
 
 
 def _field(body: Mapping[str, Any], name: str, kind: str) -> Any:
@@ -682,17 +692,7 @@ def decode_checkpoint(
     """
     if not isinstance(text, str):
         raise ValueError(f"checkpoint must be a str, not {type(text).__name__}")
-    over = _over_limits(text)
-    if over == "characters":
-        raise ValueError(
-            f"checkpoint is too large: {len(text):,} characters, more than the"
-            f' {MAX_CHECKPOINT_CHARS:,} a checkpoint holds (README "Long audits")'
-        )
-    if over == "ids":
-        raise ValueError(
-            f"checkpoint is too large: it may hold more than {MAX_CHECKPOINT_IDS:,} ids, the"
-            ' most a checkpoint holds (README "Long audits")'
-        )
+    _check_limits(text, _CANNOT_READ)
     try:
         outer = json.loads(text)
     except (ValueError, RecursionError):

@@ -29,10 +29,15 @@ if TYPE_CHECKING:
 __all__ = [
     "EXTRA_HINT",
     "MAX_LABEL",
+    "SMALL_MULTIPLES",
     "AuditFigures",
     "age_bins",
+    "age_histogram",
+    "created_chart",
     "label",
+    "largest_sub_accounts",
     "require_charts",
+    "status_chart",
 ]
 
 EXTRA_HINT: Final = 'pip install "cellcast-async[report]"'

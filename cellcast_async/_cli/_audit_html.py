@@ -19,7 +19,7 @@ import base64
 import hashlib
 import html
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -225,16 +225,27 @@ def _table(
     )
 
 
-def _flagged_rows(tokens: Iterable[Flagged]) -> Iterator[str]:
-    """Id, name, sub-account, day of creation (sorted by the instant), age in days."""
-    for token in tokens:
-        created = token.created_at.astimezone(timezone.utc)
-        yield (
-            f"<tr>{_td(token.id, 'id')}{_td(token.name)}"
-            f"{_td(token.sub_account_name or token.sub_account_id)}"
-            f'<td class="num" data-v="{created.timestamp():.0f}">{created:%Y-%m-%d}</td>'
-            f"{_num(token.age_days)}</tr>"
-        )
+def _flagged_table(table_id: str, caption: str, tokens: Sequence[Flagged], empty: str) -> str:
+    """A table of flagged tokens: id, name, sub-account, day of creation (sorted by the
+    instant), age in days."""
+    return _table(
+        table_id,
+        caption,
+        ["ID", "Name", "Sub-account", "Created", "Age (days)"],
+        map(_flagged_row, tokens),
+        count=len(tokens),
+        empty=empty,
+    )
+
+
+def _flagged_row(token: Flagged) -> str:
+    created = token.created_at.astimezone(timezone.utc)
+    return (
+        f"<tr>{_td(token.id, 'id')}{_td(token.name)}"
+        f"{_td(token.sub_account_name or token.sub_account_id)}"
+        f'<td class="num" data-v="{created.timestamp():.0f}">{created:%Y-%m-%d}</td>'
+        f"{_num(token.age_days)}</tr>"
+    )
 
 
 def _oldest_first(token: Flagged) -> tuple[datetime, str]:
@@ -265,22 +276,13 @@ class Findings:
 def _tables(report: AuditReport, found: Findings) -> str:
     urgent, inactive, duplicates = found.urgent, found.inactive, found.duplicates
     parts = [
-        _table(
+        _flagged_table(
             "stale-active",
             f"Stale (older than {report.stale_days:,} days) and still active",
-            ["ID", "Name", "Sub-account", "Created", "Age (days)"],
-            _flagged_rows(urgent),
-            count=len(urgent),
+            urgent,
             empty="None: no active token is older than the threshold.",
         ),
-        _table(
-            "inactive",
-            "Inactive",
-            ["ID", "Name", "Sub-account", "Created", "Age (days)"],
-            _flagged_rows(inactive),
-            count=len(inactive),
-            empty="None.",
-        ),
+        _flagged_table("inactive", "Inactive", inactive, empty="None."),
         _table(
             "duplicates",
             "Names used by more than one token within one sub-account",

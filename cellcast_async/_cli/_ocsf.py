@@ -22,6 +22,7 @@ import hashlib
 import shlex
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from enum import IntEnum
 from typing import IO, Any, Final, Literal
 
 import attrs
@@ -59,42 +60,49 @@ _RESOURCE_TYPE: Final = "Cellcast API token"
 _ACCOUNT_TYPE: Final = "Cellcast sub-account"
 
 
+class _Severity(IntEnum):
+    """OCSF's ``severity_id``; its caption (``severity``) is the name, title-cased."""
+
+    INFORMATIONAL = 1
+    LOW = 2
+    MEDIUM = 3
+
+
+class _ComplianceStatus(IntEnum):
+    """OCSF's compliance ``status_id``; its caption (``status``) is the name, title-cased."""
+
+    WARNING = 2
+    FAIL = 3
+
+
 @attrs.frozen
 class _RuleInfo:
-    """What a rule's findings say: OCSF's severity (``severity_id``: 1 Informational,
-    2 Low, 3 Medium) and compliance status (``status_id``: 2 Warning, 3 Fail)."""
+    """What a rule's findings say: a title, OCSF's severity and compliance status, and the
+    requirement the rule checks."""
 
     title: str
-    severity_id: int
-    severity: str
-    compliance_status_id: int
-    compliance_status: str
+    severity: _Severity
+    compliance_status: _ComplianceStatus
     requirement: str
 
 
 _RULE_INFO: Final[dict[Rule, _RuleInfo]] = {
     "stale_active": _RuleInfo(
         title="Stale API token still active",
-        severity_id=3,
-        severity="Medium",
-        compliance_status_id=3,
-        compliance_status="Fail",
+        severity=_Severity.MEDIUM,
+        compliance_status=_ComplianceStatus.FAIL,
         requirement="An API token older than the stale threshold is deactivated",
     ),
     "inactive": _RuleInfo(
         title="Inactive API token kept",
-        severity_id=1,
-        severity="Informational",
-        compliance_status_id=2,
-        compliance_status="Warning",
+        severity=_Severity.INFORMATIONAL,
+        compliance_status=_ComplianceStatus.WARNING,
         requirement="An inactive API token that no one needs back is deleted",
     ),
     "duplicate_name": _RuleInfo(
         title="API token name used twice in one sub-account",
-        severity_id=2,
-        severity="Low",
-        compliance_status_id=2,
-        compliance_status="Warning",
+        severity=_Severity.LOW,
+        compliance_status=_ComplianceStatus.WARNING,
         requirement="Each API token of a sub-account has a name of its own",
     ),
 }
@@ -193,8 +201,8 @@ class FindingContext:
             "class_name": "Compliance Finding",
             "type_uid": 200301,
             "type_name": "Compliance Finding: Create",
-            "severity_id": info.severity_id,
-            "severity": info.severity,
+            "severity_id": int(info.severity),
+            "severity": info.severity.name.title(),
             "time": self.time,
             "message": _capped(message),
             "metadata": {
@@ -215,8 +223,8 @@ class FindingContext:
                 "standards": ["cellcast-tokens audit"],
                 "control": rule,
                 "requirements": [info.requirement],
-                "status_id": info.compliance_status_id,
-                "status": info.compliance_status,
+                "status_id": int(info.compliance_status),
+                "status": info.compliance_status.name.title(),
             },
             "remediation": {"desc": _capped(self.remediation(rule, token_id, sub_account_id))},
             "resources": [resource],

@@ -33,6 +33,7 @@ __all__ = ["fault_option", "run_sandbox", "sandbox_command"]
 
 _FAULT_PREFIX: Final = "fault__"
 _FAULT_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Faults))
+_NO_FAULTS: Final = Faults()
 
 
 class _Kinds(_ParamType):
@@ -51,9 +52,10 @@ class _Kinds(_ParamType):
 
 
 def fault_option(*decls: str, field: str, **kwargs: Any) -> Callable[[Any], Any]:
-    """A command-line option that sets ``Faults.<field>``."""
+    """A command-line option that sets ``Faults.<field>``; its default is the field's."""
     if field not in _FAULT_FIELDS:
         raise ValueError(f"Faults has no field {field!r}")  # pragma: no cover - a typo here
+    kwargs.setdefault("default", getattr(_NO_FAULTS, field))
     return click.option(*decls, _FAULT_PREFIX + field, **kwargs)
 
 
@@ -80,28 +82,24 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         "--latency",
         field="latency",
         type=click.FloatRange(min=0),
-        default=0.0,
         help="Seconds added to every answer.",
     ),
     fault_option(
         "--latency-jitter",
         field="latency_jitter",
         type=click.FloatRange(min=0),
-        default=0.0,
         help="Up to this many more seconds, at random.",
     ),
     fault_option(
         "--error-rate",
         field="error_rate",
         type=click.FloatRange(0, 1),
-        default=0.0,
         help="Fraction of requests that fail at random (0.0-1.0).",
     ),
     fault_option(
         "--fail-first",
         field="first_n",
         type=click.IntRange(min=0),
-        default=0,
         metavar="N",
         help="The first N requests fail, guaranteed.",
     ),
@@ -109,7 +107,6 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         "--fail-every",
         field="every",
         type=click.IntRange(min=0),
-        default=0,
         metavar="N",
         help="Every N-th request fails, guaranteed (0: none).",
     ),
@@ -117,21 +114,19 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         "--error-kinds",
         field="kinds",
         type=_Kinds(),
-        default=",".join(Faults().kinds),
+        default=",".join(_NO_FAULTS.kinds),
         help="How a request fails, one of these at random.",
     ),
     fault_option(
         "--retry-after",
         field="retry_after",
         type=click.FloatRange(min=0),
-        default=0.0,
         help="Seconds in Retry-After on an injected 429.",
     ),
     fault_option(
         "--storm",
         field="storm",
         type=click.FloatRange(min=0),
-        default=0.0,
         metavar="SECONDS",
         help="Answer every request 429 (Retry-After: --retry-after) for this long from the "
         "first request, then recover.",
@@ -143,9 +138,7 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
         help="Answer the first attempt of every request 429 (Retry-After: --retry-after); "
         "the same request sent again passes.",
     ),
-    fault_option(
-        "--fault-seed", field="seed", type=int, default=0, help="Seeds the random faults."
-    ),
+    fault_option("--fault-seed", field="seed", type=int, help="Seeds the random faults."),
     fault_option(
         "--mutations-only",
         field="mutations_only",

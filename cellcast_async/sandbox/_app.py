@@ -21,6 +21,7 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "BASE_PATH",
+    "failure",
     "handle",
     "json_bytes",
     "loads_body",

@@ -18,13 +18,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final, Literal, TypeAlias, cast, get_args
 
-__all__ = ["FAULT_KINDS", "FaultAction", "FaultPlan", "Faults", "ScriptEntry", "format_retry_after"]
+__all__ = [
+    "FAULT_KINDS",
+    "MUTATIONS",
+    "FaultKind",
+    "FaultAction",
+    "FaultPlan",
+    "Faults",
+    "ScriptEntry",
+    "format_retry_after",
+]
 
 # "drop": close the connection without an answer. "hang": accept and never answer.
 # "malformed": 200 with a truncated JSON body. The rest are HTTP statuses.
-FAULT_KINDS: Final = frozenset({"500", "502", "503", "504", "429", "drop", "hang", "malformed"})
+FaultKind: TypeAlias = Literal["500", "502", "503", "504", "429", "drop", "hang", "malformed"]
+FAULT_KINDS: Final = frozenset(get_args(FaultKind))
 MUTATIONS: Final = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _MAX_CHALLENGED: Final = 100_000  # requests remembered as challenged; the oldest go first
 
@@ -97,7 +107,7 @@ class Faults:
 
 @dataclass(frozen=True, slots=True)
 class FaultAction:
-    kind: str
+    kind: FaultKind
     retry_after: float = 0.0
 
 
@@ -126,7 +136,7 @@ def _parse_entry(number: int, entry: ScriptEntry, default_retry_after: float) ->
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
     if retry_after < 0:
         raise ValueError("retry_after must be >= 0")
-    return FaultAction(kind, retry_after)
+    return FaultAction(cast(FaultKind, kind), retry_after)
 
 
 class FaultPlan:
@@ -209,7 +219,7 @@ class FaultPlan:
         if not guaranteed and self._rng.random() >= faults.error_rate:
             return None
         kind = faults.kinds[self._rng.randrange(len(faults.kinds))]
-        return FaultAction(kind, faults.retry_after)
+        return FaultAction(cast(FaultKind, kind), faults.retry_after)  # checked in Faults
 
     def delay(self) -> float:
         faults = self._faults

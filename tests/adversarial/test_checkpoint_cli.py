@@ -24,6 +24,7 @@ import pytest
 from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
+from .._wire import TOKENS_PATH
 from ..cli._support import AS_OF, LiveSandbox, cli_env
 from ..cli.test_checkpoint import PAGE, audit_argv, checkpoint_body, ids, interrupted
 
@@ -128,7 +129,7 @@ class TestTheWalkIsTheCommands:
         body = checkpoint_body(ck)
         body["options"]["status"] = None
         ck.write_text(reseal_audit(body, live.api_key), encoding="utf-8")
-        path = "/api/v1/apiClient/token"
+        path = TOKENS_PATH
         refused(
             live,
             audit_argv(out, ck, "jsonl"),

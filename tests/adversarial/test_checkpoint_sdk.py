@@ -33,10 +33,10 @@ from cellcast_async._walk import (
 )
 
 from .._checkpoint_seal import reseal
+from .._wire import TOKENS_PATH
 
 KEY_A = "ck_live_account_A_7c2e9f4b1d8a6e3c0f5b9d2a7e4c1f8b"
 KEY_B = "ck_live_account_B_0a3d6f9c2e5b8d1f4a7c0e3b6d9f2a5c"
-TOKENS = "/api/v1/apiClient/token"
 SUB = "6877a383d68781beb3b14110"
 NOT_AUTHENTIC = "checkpoint is not authentic: it was changed after it was written"
 OTHER_KEY = (
@@ -129,7 +129,7 @@ class TestAuthenticity:
         async with session(server) as cc:
             rest = [t.id for t in await cc.tokens.resume(text).collect()]
         assert rest == [f"tok{n:03d}" for n in range(4, 10)]
-        assert server.lines == [f"{TOKENS}?page=2&limit=3", f"{TOKENS}?page=3&limit=3"]
+        assert server.lines == [f"{TOKENS_PATH}?page=2&limit=3", f"{TOKENS_PATH}?page=3&limit=3"]
 
     @pytest.mark.parametrize(
         "edit",
@@ -139,7 +139,7 @@ class TestAuthenticity:
             lambda s: s["partial"].extend(["tok004", "tok005"]),
             lambda s: s.update(page=3, forward=2),
             lambda s: s["stats"].update(complete=True),
-            lambda s: s.update(listing={"path": f"{TOKENS}/sub-account/{SUB}", "params": {}}),
+            lambda s: s.update(listing={"path": f"{TOKENS_PATH}/sub-account/{SUB}", "params": {}}),
             lambda s: s["listing"]["params"].update(status="active"),
         ],
         ids=["hide-ids", "skip-partial", "skip-a-page", "stats", "other-listing", "filter"],
@@ -256,60 +256,60 @@ class TestListingPath:
         ],
     )
     async def test_encoded_as_one_segment(self, server: Recorder, segment: str, sent: str) -> None:
-        lines = await self.resume_path(server, f"{TOKENS}/sub-account/{segment}")
-        expected = f"{TOKENS}/sub-account/{sent}"
+        lines = await self.resume_path(server, f"{TOKENS_PATH}/sub-account/{segment}")
+        expected = f"{TOKENS_PATH}/sub-account/{sent}"
         assert lines == [f"{expected}?page=2&limit=3", f"{expected}?page=3&limit=3"]
 
     @pytest.mark.parametrize(
         ("path", "message"),
         [
             (
-                f"{TOKENS}/sub-account/%2e%2e",
+                f"{TOKENS_PATH}/sub-account/%2e%2e",
                 "checkpoint's sub-account id is a dot segment: '..'",
             ),
-            (f"{TOKENS}/sub-account/..", "checkpoint's sub-account id is a dot segment: '..'"),
-            (f"{TOKENS}/sub-account/.", "checkpoint's sub-account id is a dot segment: '.'"),
+            (f"{TOKENS_PATH}/sub-account/..", "checkpoint's sub-account id is a dot segment: '..'"),
+            (f"{TOKENS_PATH}/sub-account/.", "checkpoint's sub-account id is a dot segment: '.'"),
             (
-                f"{TOKENS}/sub-account/a\x00b",
+                f"{TOKENS_PATH}/sub-account/a\x00b",
                 "checkpoint's sub-account id holds a control character: 'a\\x00b'",
             ),
             (
-                f"{TOKENS}/sub-account/a%00b",
+                f"{TOKENS_PATH}/sub-account/a%00b",
                 "checkpoint's sub-account id holds a control character: 'a\\x00b'",
             ),
             (
-                f"{TOKENS}/sub-account/a\x7fb",
+                f"{TOKENS_PATH}/sub-account/a\x7fb",
                 "checkpoint's sub-account id holds a control character: 'a\\x7fb'",
             ),
             (
-                f"{TOKENS}/sub-account/a%7Fb",
+                f"{TOKENS_PATH}/sub-account/a%7Fb",
                 "checkpoint's sub-account id holds a control character: 'a\\x7fb'",
             ),
             (
-                f"{TOKENS}/sub-account/a%0D%0AHost:%20evil",
+                f"{TOKENS_PATH}/sub-account/a%0D%0AHost:%20evil",
                 "checkpoint's sub-account id holds a control character: 'a\\r\\nHost: evil'",
             ),
             (
-                f"{TOKENS}/sub-account/%C2%9B",
+                f"{TOKENS_PATH}/sub-account/%C2%9B",
                 "checkpoint's sub-account id holds a control character: '\\x9b'",
             ),
             (
-                f"{TOKENS}/sub-account/%ff",
+                f"{TOKENS_PATH}/sub-account/%ff",
                 "checkpoint's sub-account id is not percent-encoded UTF-8: '%ff'",
             ),
-            (f"{TOKENS}/sub-account/%20", "checkpoint's sub-account id is empty"),
+            (f"{TOKENS_PATH}/sub-account/%20", "checkpoint's sub-account id is empty"),
             (
-                f"{TOKENS}/sub-account/../../admin",
+                f"{TOKENS_PATH}/sub-account/../../admin",
                 "checkpoint is for '/api/v1/apiClient/token/sub-account/../../admin',"
                 " not a token listing",
             ),
             (
-                f"{TOKENS}/sub-account/a?b=c",
+                f"{TOKENS_PATH}/sub-account/a?b=c",
                 "checkpoint is for '/api/v1/apiClient/token/sub-account/a?b=c',"
                 " not a token listing",
             ),
             (
-                f"{TOKENS}/../admin",
+                f"{TOKENS_PATH}/../admin",
                 "checkpoint is for '/api/v1/apiClient/token/../admin', not a token listing",
             ),
             (
@@ -323,27 +323,27 @@ class TestListingPath:
 
     async def test_a_control_character_in_a_filter_is_encoded(self, server: Recorder) -> None:
         """A filter is a query value: percent-encoded whatever it holds, as list() sends it."""
-        lines = await self.resume_path(server, TOKENS, search="a\x00b\x7f\r\n")
+        lines = await self.resume_path(server, TOKENS_PATH, search="a\x00b\x7f\r\n")
         assert lines == [
-            f"{TOKENS}?search=a%00b%7F%0D%0A&page=2&limit=3",
-            f"{TOKENS}?search=a%00b%7F%0D%0A&page=3&limit=3",
+            f"{TOKENS_PATH}?search=a%00b%7F%0D%0A&page=2&limit=3",
+            f"{TOKENS_PATH}?search=a%00b%7F%0D%0A&page=3&limit=3",
         ]
 
     async def test_filters_are_rebuilt(self, server: Recorder) -> None:
-        lines = await self.resume_path(server, TOKENS, search="a b&c=d", status="inactive")
+        lines = await self.resume_path(server, TOKENS_PATH, search="a b&c=d", status="inactive")
         assert lines == [
-            f"{TOKENS}?status=inactive&search=a+b%26c%3Dd&page=2&limit=3",
-            f"{TOKENS}?status=inactive&search=a+b%26c%3Dd&page=3&limit=3",
+            f"{TOKENS_PATH}?status=inactive&search=a+b%26c%3Dd&page=2&limit=3",
+            f"{TOKENS_PATH}?status=inactive&search=a+b%26c%3Dd&page=3&limit=3",
         ]
 
     async def test_a_sub_account_filter_on_a_sub_account_path(self, server: Recorder) -> None:
-        path = f"{TOKENS}/sub-account/{SUB}"
+        path = f"{TOKENS_PATH}/sub-account/{SUB}"
         assert await self.resume_path(server, path, subAccountId="x") == (
             "checkpoint has unknown listing parameters: ['subAccountId']"
         )
 
     async def test_a_listing_cc_tokens_never_makes(self, server: Recorder) -> None:
-        assert await self.resume_path(server, TOKENS, status="deleted") == (
+        assert await self.resume_path(server, TOKENS_PATH, status="deleted") == (
             "checkpoint's listing is not one cc.tokens makes: status must be 'active' or"
             " 'inactive' (or a TokenStatus), got 'deleted'"
         )

@@ -31,10 +31,10 @@ from cellcast_async.cli import main
 
 from .._env import no_cellcast_env as no_cellcast_env  # re-exported: the conftests register it
 from .._threaded_sandbox import ThreadedSandbox
+from .._wire import TOKENS_PATH as TOKENS_PATH  # re-exported: the CLI tests read it here
 
 T = TypeVar("T")
 
-TOKENS_PATH = "/api/v1/apiClient/token"
 ROOT = Path(__file__).resolve().parents[2]
 """The repository's root: a CLI subprocess runs from there."""
 # The shape of a full sandbox token (what create returns): a leaked one matches this.
@@ -155,6 +155,24 @@ class LiveSandbox(ThreadedSandbox):
         assert status == 201, answer
         data: dict[str, Any] = answer["data"]
         return data
+
+    def plant_duplicate(self, name: str = "Twin") -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(first, twin)``: a second token named as the first of the listing, in its
+        sub-account. The sandbox refuses a duplicate name as seed 001 says the API does; a
+        direct store edit plants one, as an import or an older API version might have.
+        ``twin`` is created as ``name``, then renamed."""
+        first = self.items()[0]
+        twin = self.create(name, first["subAccount"]["_id"])
+
+        def plant() -> None:
+            store = self.sb._store
+            planted = store.get_owned(self.api_key, twin["_id"])
+            assert planted is not None
+            planted.name = first["name"]
+            store._changed()
+
+        self.call(plant)
+        return first, twin
 
 
 def parse_time(text: str) -> datetime:

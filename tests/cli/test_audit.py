@@ -242,20 +242,8 @@ class TestSummary:
 
     def test_a_name_twice_in_one_sub_account_is_a_warning(self, live: LiveSandbox) -> None:
         """Within one sub-account: warned. Across sub-accounts: only with --verbose."""
-        first = live.items()[0]
+        first, twin = live.plant_duplicate("Zapier Hook")
         sub = first["subAccount"]["_id"]
-        twin = live.create("Zapier Hook", sub)
-
-        def plant_duplicate() -> None:
-            # The sandbox refuses a duplicate name as seed 001 says the API does; a direct
-            # store edit plants one, as an import or an older API version might have.
-            store = live.sb._store
-            planted = store.get_owned(live.api_key, twin["_id"])
-            assert planted is not None
-            planted.name = first["name"]
-            store._changed()
-
-        live.call(plant_duplicate)
         for other in [s for s in live.sb.sub_account_ids if s != sub]:
             live.create("Zapier Hook", other)
         result = live.cli("audit", "--as-of", AS_OF, "--quiet")

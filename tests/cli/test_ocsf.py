@@ -48,28 +48,11 @@ def by_rule(found: list[dict[str, Any]]) -> dict[str, list[str]]:
     return rules
 
 
-def plant_duplicate(live: LiveSandbox) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A second token named as the first of the listing, in its sub-account (a store edit:
-    the sandbox refuses a duplicate name as seed 001 says the API does)."""
-    first = live.items()[0]
-    twin = live.create("Twin", first["subAccount"]["_id"])
-
-    def plant() -> None:
-        store = live.sb._store
-        planted = store.get_owned(live.api_key, twin["_id"])
-        assert planted is not None
-        planted.name = first["name"]
-        store._changed()
-
-    live.call(plant)
-    return first, twin
-
-
 class TestFindings:
     """What the findings say, and that each is a valid OCSF Compliance Finding."""
 
     def test_one_finding_per_token_per_rule_each_valid(self, live: LiveSandbox) -> None:
-        first, twin = plant_duplicate(live)
+        first, twin = live.plant_duplicate()
         result = live.cli("audit", "--format", "ocsf", "--as-of", AS_OF, "--quiet")
         assert result.code == 0, result.err
         found = findings(result.out)
@@ -126,7 +109,7 @@ class TestFindings:
             assert finding["metadata"]["version"] == "1.3.0"
 
     def test_severity_and_remediation_per_rule(self, live: LiveSandbox) -> None:
-        plant_duplicate(live)
+        live.plant_duplicate()
         result = live.cli(
             "audit", "--format", "ocsf", "--as-of", AS_OF, "--stale-days", "200", "--quiet"
         )

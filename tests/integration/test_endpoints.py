@@ -22,7 +22,7 @@ from cellcast_async import (
 )
 from cellcast_async.sandbox import Faults, Sandbox
 
-TOKENS = "/api/v1/apiClient/token"
+from .._wire import TOKENS_PATH
 
 
 class TestList:
@@ -108,7 +108,8 @@ class TestList:
 
         assert info.value.detail == "Sub account does not belong to you or does not exist"
         assert str(info.value) == (
-            f"GET {TOKENS} -> 403 Forbidden: Sub account does not belong to you or does not exist"
+            f"GET {TOKENS_PATH} -> 403 Forbidden:"
+            " Sub account does not belong to you or does not exist"
         )
 
 
@@ -124,7 +125,7 @@ class TestListForSubAccount:
 
         assert len(tokens) == cellcast_sandbox.token_count(sub)
         assert {t.sub_account_id for t in tokens} == {sub}
-        assert {r.path for r in cellcast_sandbox.requests} == {f"{TOKENS}/sub-account/{sub}"}
+        assert {r.path for r in cellcast_sandbox.requests} == {f"{TOKENS_PATH}/sub-account/{sub}"}
 
 
 class TestMutations:
@@ -182,7 +183,8 @@ class TestMutations:
             await cellcast_session.tokens.delete("0" * 24)
 
         assert (
-            str(info.value) == f"DELETE {TOKENS}/{'0' * 24} -> 404 Not found: API token not found"
+            str(info.value)
+            == f"DELETE {TOKENS_PATH}/{'0' * 24} -> 404 Not found: API token not found"
         )
 
     async def test_an_odd_id_stays_one_segment(
@@ -192,7 +194,7 @@ class TestMutations:
         with pytest.raises(NotFoundError):
             await cellcast_session.tokens.get("../admin")
 
-        assert cellcast_sandbox.requests[-1].path == f"{TOKENS}/..%2Fadmin"
+        assert cellcast_sandbox.requests[-1].path == f"{TOKENS_PATH}/..%2Fadmin"
 
 
 class TestAuthentication:

@@ -11,7 +11,9 @@ import yarl
 
 from cellcast_async.sandbox import Sandbox
 
-BASE = "/api/v1/apiClient/token"
+from .._wire import TOKENS_PATH
+
+BASE = TOKENS_PATH  # the routes' base
 ENVELOPE_LITERALS = (
     "app_type",
     "app_version",

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import re
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -261,34 +261,31 @@ class TestStops:
         assert ids(page.items) == expected_ids(2)
         assert pager.next_page == 1
 
-    async def test_empty_page_with_has_next_page_true_stops(self) -> None:
+    @pytest.mark.parametrize(
+        ("count", "total_pages", "has_next", "yielded"),
+        [
+            (3, 5, lambda n: True, 3),  # an empty page 2, though it says there is a next
+            (12, 2, lambda n: True, 6),  # never past total_pages
+            (9, None, lambda n: n < 2, 6),  # hasNextPage false
+        ],
+        ids=["empty-page-with-next-true", "past-total-pages", "has-next-false"],
+    )
+    async def test_stops_after_page_two(
+        self,
+        count: int,
+        total_pages: int | None,
+        has_next: Callable[[int], bool],
+        yielded: int,
+    ) -> None:
         log: list[int] = []
         with aioresponses() as m:
-            add_listing(m, tokens(3), limit=3, total_pages=5, has_next=lambda n: True, log=log)
+            add_listing(
+                m, tokens(count), limit=3, total_pages=total_pages, has_next=has_next, log=log
+            )
             async with session() as cc:
                 seen = await cc.tokens.list(limit=3).collect()
 
-        assert ids(seen) == expected_ids(3)
-        assert log == [1, 2]
-
-    async def test_never_requests_past_total_pages(self) -> None:
-        log: list[int] = []
-        with aioresponses() as m:
-            add_listing(m, tokens(12), limit=3, total_pages=2, has_next=lambda n: True, log=log)
-            async with session() as cc:
-                seen = await cc.tokens.list(limit=3).collect()
-
-        assert ids(seen) == expected_ids(6)
-        assert log == [1, 2]
-
-    async def test_has_next_page_false_stops(self) -> None:
-        log: list[int] = []
-        with aioresponses() as m:
-            add_listing(m, tokens(9), limit=3, has_next=lambda n: n < 2, log=log)
-            async with session() as cc:
-                seen = await cc.tokens.list(limit=3).collect()
-
-        assert ids(seen) == expected_ids(6)
+        assert ids(seen) == expected_ids(yielded)
         assert log == [1, 2]
 
 

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cellcast_async import APIError, DecodeError, TransportError
 from cellcast_async._redact import (
+    _FAMILIES,
     BODY_BUDGET,
     MASK,
     REMEMBERED,
@@ -320,6 +321,10 @@ class TestAnySecret:
         before=st.sampled_from(["", "key ", "x=", "said: '", "<b>"]),
         after=st.sampled_from(["", " rejected", "&y=1", "'", "</b>"]),
     )
+    # A secret holding what looks like another family's escape: "\\b" beside an entity.
+    @example(secret="00000'\\b", encoding="html-escape", before="", after="")
+    @example(secret='ab%41cd"ef', encoding="json-php", before="x=", after="&y=1")
+    @example(secret="ab%41<cd>ef", encoding="html-escape", before="<b>", after="</b>")
     def test_masked(self, secret: str, encoding: str, before: str, after: str) -> None:
         spelled = _ENCODERS[encoding](secret)
         masked = Redactor([secret]).text(f"{before}{spelled}{after}")
@@ -329,10 +334,12 @@ class TestAnySecret:
 
     @settings(max_examples=300, deadline=None)
     @given(text=st.text(st.sampled_from("%\\&#;xuU09afAF\"/'lampquotX "), max_size=40))
-    def test_both_decoders_agree(self, text: str) -> None:
-        """The search's decoder and the masking map's decoder read a text alike."""
-        decoded, segments = _decode(text)
-        assert _decoded(text) == decoded
+    @pytest.mark.parametrize("kinds", [None, *(kinds for _, kinds in _FAMILIES)])
+    def test_both_decoders_agree(self, text: str, kinds: frozenset[str] | None) -> None:
+        """The search's decoder and the masking map's decoder read a text alike, with
+        every family of escapes and with each alone."""
+        decoded, segments = _decode(text, kinds)
+        assert _decoded(text, kinds) == decoded
         assert [s[0] for s in segments] == sorted(s[0] for s in segments)
         if text:
             assert segments[0][1] == 0

@@ -33,10 +33,10 @@ from cellcast_async._tracing import CallSpan, Tracing, WalkSpan
 from cellcast_async.sandbox import Sandbox
 
 from .. import _subprocess
+from .._wire import TOKENS_PATH
 
 T = TypeVar("T")
 
-TOKENS = "/api/v1/apiClient/token"
 BASE_URL = "https://user:hunter2@api.cellcast.com"
 
 
@@ -111,14 +111,14 @@ class TestCallSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """Method, path and the host (without userinfo) follow the HTTP conventions."""
-        with tracing.call("tokens.get", "get", f"{TOKENS}/abc"):
+        with tracing.call("tokens.get", "get", f"{TOKENS_PATH}/abc"):
             pass
         span = only(exporter)
         assert span.name == "cellcast.tokens.get"
         assert span.kind is SpanKind.CLIENT
         assert dict(span.attributes or {}) == {
             "http.request.method": "GET",
-            "url.path": f"{TOKENS}/abc",
+            "url.path": f"{TOKENS_PATH}/abc",
             "server.address": "api.cellcast.com",
             "server.port": 443,
         }
@@ -129,17 +129,17 @@ class TestCallSpan:
 
     def test_query_never_recorded(self, tracing: Tracing, exporter: InMemorySpanExporter) -> None:
         """url.path drops the query and fragment: a search filter is the user's words."""
-        with tracing.call("tokens.list", "GET", f"{TOKENS}?search=payroll&page=2#x"):
+        with tracing.call("tokens.list", "GET", f"{TOKENS_PATH}?search=payroll&page=2#x"):
             pass
         span = only(exporter)
-        assert (span.attributes or {})["url.path"] == TOKENS
+        assert (span.attributes or {})["url.path"] == TOKENS_PATH
         assert "payroll" not in everything_recorded(exporter)
 
     def test_unknown_method_is_other(
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """A method the convention does not know is recorded as _OTHER."""
-        with tracing.call("tokens.brew", "BREW", TOKENS):
+        with tracing.call("tokens.brew", "BREW", TOKENS_PATH):
             pass
         assert (only(exporter).attributes or {})["http.request.method"] == "_OTHER"
 
@@ -162,14 +162,14 @@ class TestCallSpan:
         server: dict[str, Any],
     ) -> None:
         """server.address/port come from the base URL; an unreadable one adds neither."""
-        with Tracing(provider, base_url=base_url).call("tokens.get", "GET", TOKENS):
+        with Tracing(provider, base_url=base_url).call("tokens.get", "GET", TOKENS_PATH):
             pass
         attributes = dict(only(exporter).attributes or {})
         assert {k: v for k, v in attributes.items() if k.startswith("server.")} == server
 
     def test_attempts_count_resends(self, tracing: Tracing, exporter: InMemorySpanExporter) -> None:
         """Each attempt is an event; http.request.resend_count counts the retries."""
-        with tracing.call("tokens.get", "GET", TOKENS) as span:
+        with tracing.call("tokens.get", "GET", TOKENS_PATH) as span:
             span.attempt(status=None, retry=True, error=TransportError("reset"))
             span.attempt(status=503, retry=True)
             span.attempt(status=200, retry=False)
@@ -210,7 +210,7 @@ class TestCallSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """A call answered at the first attempt was not resent: no resend_count."""
-        with tracing.call("tokens.get", "GET", TOKENS) as span:
+        with tracing.call("tokens.get", "GET", TOKENS_PATH) as span:
             span.attempt(status=200, retry=False)
             span.set_result(200)
         assert "http.request.resend_count" not in (only(exporter).attributes or {})
@@ -219,14 +219,14 @@ class TestCallSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """error.type is the class name, the status its status, the span status ERROR."""
-        error = NotFoundError("Token not found", status_code=404, method="GET", path=TOKENS)
+        error = NotFoundError("Token not found", status_code=404, method="GET", path=TOKENS_PATH)
 
         def before(span: CallSpan) -> None:
             span.attempt(status=404, retry=False)
             span.set_error(error)
 
         with pytest.raises(NotFoundError):
-            fail_inside(tracing.call("tokens.get", "GET", TOKENS), error, before)
+            fail_inside(tracing.call("tokens.get", "GET", TOKENS_PATH), error, before)
         recorded = only(exporter)
         attributes = dict(recorded.attributes or {})
         assert attributes["error.type"] == "NotFoundError"
@@ -241,7 +241,7 @@ class TestCallSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """An exception leaving the block is recorded even without set_error."""
-        with pytest.raises(ServerError), tracing.call("tokens.get", "GET", TOKENS):
+        with pytest.raises(ServerError), tracing.call("tokens.get", "GET", TOKENS_PATH):
             raise ServerError("Internal error", status_code=502)
         recorded = only(exporter)
         assert (recorded.attributes or {})["error.type"] == "ServerError"
@@ -253,7 +253,7 @@ class TestCallSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """A DecodeError's status 0 ("no status") is not a status code attribute."""
-        with pytest.raises(DecodeError), tracing.call("tokens.get", "GET", TOKENS):
+        with pytest.raises(DecodeError), tracing.call("tokens.get", "GET", TOKENS_PATH):
             raise DecodeError("not JSON", status_code=0)
         attributes = dict(only(exporter).attributes or {})
         assert attributes["error.type"] == "DecodeError"
@@ -263,7 +263,7 @@ class TestCallSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """A cancelled call says so in error.type but its status stays unset."""
-        with pytest.raises(asyncio.CancelledError), tracing.call("tokens.get", "GET", TOKENS):
+        with pytest.raises(asyncio.CancelledError), tracing.call("tokens.get", "GET", TOKENS_PATH):
             raise asyncio.CancelledError
         recorded = only(exporter)
         assert (recorded.attributes or {})["error.type"] == "CancelledError"
@@ -275,7 +275,7 @@ class TestCallSpan:
         """The call span is current inside the block, a child of the span current before."""
         outer_tracer = provider.get_tracer("user")
         with outer_tracer.start_as_current_span("user.request") as outer:
-            with tracing.call("tokens.get", "GET", TOKENS):
+            with tracing.call("tokens.get", "GET", TOKENS_PATH):
                 inner = trace.get_current_span()
             assert trace.get_current_span() is outer
         call = by_name(exporter, "cellcast.tokens.get")[0]
@@ -291,10 +291,11 @@ class TestCallSpan:
         with provider.get_tracer("user").start_as_current_span("user.job") as job:
             with pytest.raises(ServerError):
                 fail_inside(
-                    tracing.call("tokens.get", "GET", TOKENS), ServerError("x", status_code=500)
+                    tracing.call("tokens.get", "GET", TOKENS_PATH),
+                    ServerError("x", status_code=500),
                 )
             assert trace.get_current_span() is job
-            walk = tracing.walk("tokens.list", TOKENS)
+            walk = tracing.walk("tokens.list", TOKENS_PATH)
             with pytest.raises(KeyError), walk.activate():
                 raise KeyError("k")
             assert trace.get_current_span() is job
@@ -302,7 +303,7 @@ class TestCallSpan:
 
     def test_internal_kind(self, provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
         """call_kind="internal" makes call spans INTERNAL (for a CLIENT span per attempt)."""
-        with Tracing(provider, call_kind="internal").call("tokens.get", "GET", TOKENS):
+        with Tracing(provider, call_kind="internal").call("tokens.get", "GET", TOKENS_PATH):
             pass
         assert only(exporter).kind is SpanKind.INTERNAL
 
@@ -325,11 +326,11 @@ class TestCallSpan:
 
         with pytest.raises(ServerError):
             fail_inside(
-                tracing.call("tokens.get", "GET", TOKENS),
+                tracing.call("tokens.get", "GET", TOKENS_PATH),
                 ServerError("boom", status_code=500),
                 before,
             )
-        walk = tracing.walk("tokens.list", TOKENS)
+        walk = tracing.walk("tokens.list", TOKENS_PATH)
         walk.page(number=1, items=10, total=10)
         walk.end()
         assert exporter.get_finished_spans() == ()
@@ -341,7 +342,7 @@ class TestWalkSpan:
 
     def test_pages_are_events(self, tracing: Tracing, exporter: InMemorySpanExporter) -> None:
         """Each page is a cellcast.page event; the totals land on the span at its end."""
-        with tracing.walk("tokens.list", f"{TOKENS}?search=secret-words") as walk:
+        with tracing.walk("tokens.list", f"{TOKENS_PATH}?search=secret-words") as walk:
             walk.page(number=1, items=10, total=25)
             walk.page(number=2, items=10, total=25)
             walk.page(number=3, items=5, total=None)
@@ -349,7 +350,7 @@ class TestWalkSpan:
         assert span.name == "cellcast.tokens.list"
         assert span.kind is SpanKind.INTERNAL
         assert dict(span.attributes or {}) == {
-            "url.path": TOKENS,
+            "url.path": TOKENS_PATH,
             "server.address": "api.cellcast.com",
             "server.port": 443,
             "cellcast.walk.pages": 3,
@@ -370,7 +371,7 @@ class TestWalkSpan:
 
     def test_end_once(self, tracing: Tracing, exporter: InMemorySpanExporter) -> None:
         """end() may be called again (and by `with`): the span ends once, the first way."""
-        with tracing.walk("tokens.list", TOKENS) as walk:
+        with tracing.walk("tokens.list", TOKENS_PATH) as walk:
             walk.end(error=ServerError("x", status_code=503))
             walk.end()
         span = only(exporter)
@@ -382,7 +383,7 @@ class TestWalkSpan:
         self, tracing: Tracing, exporter: InMemorySpanExporter
     ) -> None:
         """An exception leaving `with` fails the walk span with its class name."""
-        with pytest.raises(TransportError), tracing.walk("tokens.list", TOKENS):
+        with pytest.raises(TransportError), tracing.walk("tokens.list", TOKENS_PATH):
             raise TransportError("connection reset")
         span = only(exporter)
         assert (span.attributes or {})["error.type"] == "TransportError"
@@ -394,7 +395,7 @@ class TestWalkSpan:
         """Breaking out of a walk (GeneratorExit inside it) ends the span cleanly."""
 
         async def walk_pages() -> AsyncGenerator[int, None]:
-            with tracing.walk("tokens.list", TOKENS) as walk:
+            with tracing.walk("tokens.list", TOKENS_PATH) as walk:
                 for number in range(1, 10):
                     walk.page(number=number, items=1, total=9)
                     yield number
@@ -433,7 +434,7 @@ async def traced_pages(
     activate: bool,
 ) -> AsyncGenerator[Page[int], None]:
     """A walk as a pipeline would trace it: one walk span, one event per page."""
-    with tracing.walk("tokens.list", TOKENS) as walk:
+    with tracing.walk("tokens.list", TOKENS_PATH) as walk:
         pages = pager_for(walk).pages()
         try:
             while True:
@@ -469,7 +470,7 @@ class TestWalkPropagation:
         def pager_for(walk: WalkSpan) -> Pager[int]:
             async def fetch(number: int) -> Page[int]:
                 parent = None if activate else walk
-                with tracing.call("tokens.list", "GET", TOKENS, parent=parent):
+                with tracing.call("tokens.list", "GET", TOKENS_PATH, parent=parent):
                     task = asyncio.current_task()
                     assert task is not None
                     tasks.add(task)
@@ -510,7 +511,7 @@ class TestWalkPropagation:
 
             def pager_for(walk: WalkSpan) -> Pager[int]:
                 async def fetch(number: int) -> Page[int]:
-                    with tracing.call(f"{label}.page", "GET", TOKENS, parent=walk):
+                    with tracing.call(f"{label}.page", "GET", TOKENS_PATH, parent=walk):
                         await asyncio.sleep(0)
                         return page_of(number)
 
@@ -608,7 +609,7 @@ class TestNoSecretInSpans:
             # An exception whose message quotes a secret: only its class is recorded.
             with pytest.raises(RuntimeError):
                 fail_inside(
-                    tracing.call("tokens.get", "GET", TOKENS),
+                    tracing.call("tokens.get", "GET", TOKENS_PATH),
                     RuntimeError(f"leaked {created.token.reveal()}"),
                     lambda span: span.set_error(RuntimeError(f"leaked {api_key}")),
                 )
@@ -641,11 +642,11 @@ class TestDisabled:
         """enabled=False makes no span even with a provider."""
         tracing = Tracing(provider, enabled=False)
         assert tracing.enabled is False
-        with tracing.call("tokens.get", "GET", TOKENS) as span:
+        with tracing.call("tokens.get", "GET", TOKENS_PATH) as span:
             span.attempt(status=200, retry=False)
             span.set_result(200)
             span.set_error(ValueError("x"))
-        with tracing.walk("tokens.list", TOKENS) as walk, walk.activate():
+        with tracing.walk("tokens.list", TOKENS_PATH) as walk, walk.activate():
             walk.page(number=1, items=1, total=None)
         assert exporter.get_finished_spans() == ()
         assert type(tracing.call("a", "GET", "/")) is CallSpan

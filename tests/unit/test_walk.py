@@ -24,13 +24,16 @@ from ._fakes import (
     API_KEY,
     BASE_URL,
     TOKENS_PATH,
+    FakeTransport,
     add_listing,
+    answer,
     envelope,
     list_data,
     sent,
     session,
     token_json,
 )
+from .test_pipeline import UNAVAILABLE, FakeClock, on_clock
 
 NO_PROGRESS = (
     f"GET {TOKENS_PATH}: the server seems to ignore 'page': 3 pages in a row brought no new item"
@@ -457,3 +460,21 @@ class TestCheckpointFormat:
         assert await self.resume_error(self._resign(outer)) == (
             "checkpoint's 'limit' does not match its listing's"
         )
+
+
+class TestInjectedClock:
+    """``CellcastSession(clock=, sleep=)`` reaches ``cc.tokens`` pagers: ``waited`` and
+    ``elapsed`` are read on the same time line (once ``waited 31 s`` in ``0.006 s``)."""
+
+    async def test_waited_is_within_elapsed(self) -> None:
+        clock = FakeClock()
+        page = envelope(list_data([token_json(1)], limit=1, total_pages=1))
+        transport = FakeTransport(answer(UNAVAILABLE, status=503), answer(page))
+        async with on_clock(clock, transport=transport) as cc:
+            pager = cc.tokens.list(limit=1)
+            assert [t.id async for t in pager] == ["tok001"]
+
+        (wait,) = clock.waits  # one backoff before the retry, on the virtual clock
+        assert pager.stats.retries == 1
+        assert pager.stats.waited == pytest.approx(wait)
+        assert pager.stats.elapsed == pytest.approx(wait)

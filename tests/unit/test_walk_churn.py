@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cellcast_async import DecodeError, Page, Pager
+from cellcast_async import DecodeError, Page, Pager, WalkStats
 from cellcast_async._walk import Order
 
 from ._churn import ChurningList
@@ -58,6 +58,18 @@ async def walk(
     return world, yielded, pager
 
 
+async def quiet_walk(
+    rng: random.Random, size: int, limit: int, concurrency: int, order: Order
+) -> WalkStats:
+    """Walk a list nothing changes during the walk, in its own declared order: every item
+    is yielded once, in order; the walk's stats."""
+    world = ChurningList(rng, size=size, order=order)
+    pager = pager_over(world, limit, concurrency, order)
+    yielded = [item["id"] async for item in pager]
+    assert yielded == world.listing()
+    return pager.stats
+
+
 class TestCompleteNeverLies:
     """Every survivor is yielded whenever ``complete`` is True; nothing is yielded twice."""
 
@@ -101,30 +113,21 @@ class TestCompleteNeverLies:
     async def test_a_quiet_list_costs_no_extra_request_at_concurrency_1(self) -> None:
         for seed in range(50):
             rng = random.Random(seed)
-            world = ChurningList(rng, size=rng.randrange(1, 80), order="newest_first")
-            limit = rng.randrange(1, 9)
-            pager = pager_over(world, limit, 1, "newest_first")
-            yielded = [item["id"] async for item in pager]
-            assert yielded == world.listing()
-            assert pager.stats.complete is True
-            assert pager.stats.requests == -(-len(yielded) // limit)
-            assert pager.stats.refetched_pages == 0
+            size, limit = rng.randrange(1, 80), rng.randrange(1, 9)
+            stats = await quiet_walk(rng, size, limit, 1, "newest_first")
+            assert stats.complete is True
+            assert stats.requests == -(-size // limit)
+            assert stats.refetched_pages == 0
 
     async def test_a_quiet_list_costs_one_extra_request_at_concurrency_8(self) -> None:
-        world = ChurningList(random.Random(1), size=50, order="newest_first")
-        pager = pager_over(world, 5, 8, "newest_first")
-        yielded = [item["id"] async for item in pager]
-        assert yielded == world.listing()
-        assert pager.stats.complete is True
-        assert pager.stats.requests == 10 + 1  # page 1 once more, after every other answer
+        stats = await quiet_walk(random.Random(1), 50, 5, 8, "newest_first")
+        assert stats.complete is True
+        assert stats.requests == 10 + 1  # page 1 once more, after every other answer
 
     async def test_a_quiet_oldest_first_list_is_not_claimed_complete(self) -> None:
         """Oldest first, pages that do not overlap prove nothing: ``False``, not a guess."""
-        world = ChurningList(random.Random(1), size=50, order="oldest_first")
-        pager = pager_over(world, 5, 1, "oldest_first")
-        yielded = [item["id"] async for item in pager]
-        assert yielded == world.listing()
-        assert pager.stats.complete is False
+        stats = await quiet_walk(random.Random(1), 50, 5, 1, "oldest_first")
+        assert stats.complete is False
 
 
 class TestRepair:
