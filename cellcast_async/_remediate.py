@@ -50,6 +50,7 @@ __all__ = [
     "Outcome",
     "WriteRate",
     "apply_plan",
+    "deleted",
     "reverse_plan",
     "undo_plan",
 ]
