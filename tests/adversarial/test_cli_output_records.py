@@ -175,7 +175,7 @@ class TestDiffReadsHostileFiles:
             (x, x + "!") for x in names
         )
 
-    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    @pytest.mark.parametrize("fmt", ["jsonl", pytest.param("csv", marks=pytest.mark.soak)])
     def test_blank_lines_are_not_one_long_record(self, tmp_path: Path, fmt: str) -> None:
         """Two MiB of blank lines, before and between records: each line is bounded, not
         their sum."""

@@ -67,7 +67,7 @@ class TestHugeTotalWalk:
     """A walk under a ``total`` of 10**30 ends at the cap, not never."""
 
     @pytest.mark.parametrize(("total", "total_pages"), [(10**30, None), (None, 10**30)])
-    @pytest.mark.parametrize("concurrency", [1, 8])
+    @pytest.mark.parametrize("concurrency", [pytest.param(1, marks=pytest.mark.soak), 8])
     async def test_ends_at_the_cap(
         self,
         monkeypatch: pytest.MonkeyPatch,

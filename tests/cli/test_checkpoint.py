@@ -598,7 +598,13 @@ def _checked_prefix(out: Path, ck: Path, fmt: str, expected: list[str]) -> int:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "seed"), [("jsonl", 1), ("jsonl", 2), ("csv", 3)], ids=["jsonl-1", "jsonl-2", "csv-3"]
+    ("fmt", "seed"),
+    [
+        ("jsonl", 1),
+        pytest.param("jsonl", 2, marks=pytest.mark.soak),
+        pytest.param("csv", 3, marks=pytest.mark.soak),
+    ],
+    ids=["jsonl-1", "jsonl-2", "csv-3"],
 )
 def test_sigkill_at_random_moments_then_the_same_command(
     big: LiveSandbox, tmp_path: Path, fmt: str, seed: int

@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
+
 from cellcast_async import CellcastSession, ResponseEvent
 from cellcast_async._governor import burst_for
 from cellcast_async.sandbox import Sandbox
@@ -84,6 +86,7 @@ class TestSessionPause:
             assert state.paused_until is None
             assert state.server_rate is not None
 
+    @pytest.mark.soak  # about 14 s of refusals in a row
     async def test_refusals_in_a_row_hold_every_task(self) -> None:
         """Requests 6 to 17 get 429s with Retry-After 1.5 (the retries too): once three
         come back in a row for requests sent after the first, nothing else reaches the
@@ -142,4 +145,7 @@ class TestStateShowsBothControls:
             state = cc.governor_state
         assert all(isinstance(w, int) and 1 <= w <= 32 for w in widths)
         assert state.server_rate is not None
-        assert 25.0 <= state.server_rate <= 75.0
+        # Never above what the server admits (plus the estimator's margin). The floor is
+        # loose: on a loaded 2-core machine the client itself may not reach 50/s, and the
+        # estimate follows what was admitted (20/s seen under a load average of 5).
+        assert 10.0 <= state.server_rate <= 75.0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .._subprocess import run_python
 
 BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
 
+@pytest.mark.soak  # two diffs of a generated pair of audits, about 6 s
 def test_diff_memory_runs_and_both_find_the_same_changes() -> None:
     done = run_python(str(BENCHMARKS / "diff_memory.py"), "--records", "500")
     assert done.returncode == 0, done.stderr

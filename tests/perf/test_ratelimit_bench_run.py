@@ -6,6 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from .._subprocess import run_python
 
 SCRIPT = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "ratelimit.py"
@@ -18,6 +20,7 @@ def first_cells(stdout: str) -> list[str]:
     return [row.split("|")[1].strip() for row in rows if not row.startswith(headers)]
 
 
+@pytest.mark.soak  # the benchmark's --quick run takes about 11 s
 def test_quick_run_prints_every_section() -> None:
     """--quick: the grid (two limiters), a variant, the storm, the challenge, the Redis pair
     and the no-limit walk; every walk read every token (the script exits non-zero if not)."""

@@ -396,7 +396,7 @@ async def one_token(request: web.Request) -> web.StreamResponse:
 class TestSharedSessionUnderLoad:
     """2,000 concurrent ``get`` calls on one session all complete, within the pool's bound."""
 
-    @pytest.mark.parametrize("pool", ["own", "injected"])
+    @pytest.mark.parametrize("pool", ["own", pytest.param("injected", marks=pytest.mark.soak)])
     async def test_2000_concurrent_gets(self, pool: str) -> None:
         ids_ = [f"{n:024x}" for n in range(2000)]
         # Each answer takes 8 ms; 2,000 of them through 8 connections take two seconds,
