@@ -3,7 +3,7 @@ lowest versions it declares, builds the docs strictly and checks the release.
 
     nox -s tests-3.12     # one interpreter (this one also measures coverage)
     nox -s lowest         # the suite at every declared floor (pyproject.toml), on 3.10
-    nox -s soak           # the tests marked soak: many kill/fault trials, a real browser
+    nox -s soak           # the tests marked soak: kill/fault trials, a browser, slow repeats
     nox -s docs           # sphinx-build -n -W, the reference site
     nox -s release        # sdist + wheel, twine check, the public API against 0.1.0
 

@@ -85,6 +85,7 @@ class TestIgnoresPage:
         # up to concurrency 9, 1 + concurrency beyond.
         assert 4 <= len(server.requests) <= 10
 
+    @pytest.mark.soak  # walks to the 1,000-page bound, one page at a time (about 5 s)
     async def test_same_ids_under_a_total_that_keeps_moving_end_at_the_bound(self) -> None:
         """Indistinguishable from a list that moves: not "ignores page", but still bounded."""
         asked = 0
@@ -204,7 +205,11 @@ def bound_message(pages: int, how: str, path: str = TOKENS_PATH) -> str:
 class TestMaxPages:
     """A walk that keeps receiving new ids ends at ``max_pages``, with a DecodeError."""
 
-    @pytest.mark.parametrize(("concurrency", "total_pages"), [(1, None), (8, 10**9)])
+    # One page at a time to the bound takes about 5 s: under soak.
+    @pytest.mark.parametrize(
+        ("concurrency", "total_pages"),
+        [pytest.param(1, None, marks=pytest.mark.soak), (8, 10**9)],
+    )
     async def test_the_default_bound_comes_from_the_first_total(
         self, concurrency: int, total_pages: int | None
     ) -> None:

@@ -319,8 +319,21 @@ def _json(status: int, body: Any) -> Any:
 class TestCommandLine:
     """The CLI's output, with and without --debug, holds no spelling of the key."""
 
-    @pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
-    @pytest.mark.parametrize("status", list(STATUSES))
+    # A CLI process each (about 0.8 s): every status plain, and --debug on two of them in
+    # the README command; --debug on every status under soak.
+    @pytest.mark.parametrize(
+        ("status", "debug"),
+        [
+            pytest.param(
+                status,
+                debug,
+                id=f"{status}-{'debug' if debug else 'plain'}",
+                marks=() if not debug or status in (401, 500) else pytest.mark.soak,
+            )
+            for status in STATUSES
+            for debug in (False, True)
+        ],
+    )
     async def test_cli_error_output(self, status: int, debug: bool) -> None:
         async with hostile(status, "message", ENCODINGS["plain"]) as app:
             args = ["--api-key", KEY, "--base-url", app.url, "--max-retries", "0"]
