@@ -78,8 +78,10 @@ def parse_time(text: object, what: str) -> datetime:
     """The instant :func:`format_time` wrote; anything else is a :class:`PlanError`."""
     if not isinstance(text, str) or len(text) > 40:
         raise PlanError(f"{what} is not a time")
+    # format_time ends in "Z", which datetime.fromisoformat reads only from Python 3.11.
+    iso = text[:-1] + "+00:00" if text.endswith("Z") else text
     try:
-        when = datetime.fromisoformat(text)
+        when = datetime.fromisoformat(iso)
     except ValueError:
         raise PlanError(f"{what} is not a time") from None
     if when.tzinfo is None:
