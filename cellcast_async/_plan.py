@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal, get_args
 
 import attrs
 
+from . import _files
 from ._exceptions import CellcastError
 from ._models import ApiToken, TokenStatus
 from ._seal import CheckpointKey
@@ -97,18 +97,7 @@ def canonical(body: Mapping[str, Any]) -> bytes:
 def read_capped(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
     """A regular file's bytes, at most ``limit`` of them; a FIFO, a device, a folder or a
     larger file is a :class:`PlanError` (opened non-blocking: a FIFO never hangs)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise PlanError(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise PlanError(f"{os.fspath(path)}: not a {what} (not a regular file)")
-    with open(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise PlanError(f"{os.fspath(path)}: not a {what} (larger than {limit:,} bytes)")
-    return data
+    return _files.read_capped(path, limit, what, error=PlanError)
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._files import read_capped
 from .._seal import CheckpointKey
 from .._walk import MAX_CHECKPOINT_CHARS
 from ._context import CliUsageError
@@ -121,23 +122,7 @@ class AuditCheckpoint:
 
 def _read_capped(path: str) -> bytes:
     """FILE's bytes, if it is a regular file of at most :data:`MAX_BYTES`."""
-    try:
-        # Non-blocking: a FIFO planted under FILE's name must not hang the audit.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    # Checked before ``open(fd)``, which refuses a folder with an error naming the fd.
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CliUsageError(f"{path}: not an audit checkpoint (not a regular file)")
-    with open(fd, "rb") as handle:
-        try:
-            data = handle.read(MAX_BYTES + 1)
-        except OSError as exc:
-            raise CliUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise CliUsageError(f"{path}: not an audit checkpoint (larger than {MAX_BYTES:,} bytes)")
-    return data
+    return read_capped(path, MAX_BYTES, "audit checkpoint", error=CliUsageError)
 
 
 _JSON_NAMES: Final = {str: "a string", dict: "an object", int: "a whole number"}

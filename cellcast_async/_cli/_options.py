@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 else:
     _ParamType = _TimeType = click.ParamType
 
-__all__ = ["STATUS", "Concurrency", "Timestamp", "global_options", "listing_options"]
+__all__ = [
+    "STATUS",
+    "Concurrency",
+    "Timestamp",
+    "global_options",
+    "listing_options",
+    "paging_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,12 +168,11 @@ class Concurrency(click.IntRange):
         return super().convert(value, param, ctx)
 
 
-def listing_options(function: Any) -> Any:
-    """The filters and paging options ``list`` and ``audit`` share."""
+def paging_options(function: Any) -> Any:
+    """``--page-size`` and ``--concurrency``: how a walk reads the listing (``list``,
+    ``audit`` and the ``plan`` commands)."""
     for option in reversed(
         [
-            click.option("--sub-account", metavar="ID", help="Only this sub-account's tokens."),
-            click.option("--status", type=STATUS, help="Only tokens with this status."),
             click.option(
                 "--page-size",
                 type=click.IntRange(min=1),
@@ -179,12 +185,21 @@ def listing_options(function: Any) -> Any:
                 type=Concurrency(),
                 default="auto",
                 metavar="N|auto",
-                help="Pages in flight, or auto (adaptive); records keep the listing's order.",
+                help="Pages read at once, or auto (adaptive); tokens keep the listing's order.",
             ),
         ]
     ):
         function = option(function)
     return function
+
+
+def listing_options(function: Any) -> Any:
+    """The filters and paging options ``list`` and ``audit`` share."""
+    function = paging_options(function)
+    function = click.option("--status", type=STATUS, help="Only tokens with this status.")(function)
+    return click.option("--sub-account", metavar="ID", help="Only this sub-account's tokens.")(
+        function
+    )
 
 
 class Timestamp(_TimeType):

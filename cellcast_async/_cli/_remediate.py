@@ -37,7 +37,7 @@ from ._checkpoint import check_writable
 from ._context import EXIT_API, EXIT_OK, CliUsageError, Connection, Settings
 from ._deliver import CommandSink, DirectorySink, deliver_options, make_sink
 from ._errors import run_async, usage_error
-from ._options import Concurrency, Timestamp, global_options
+from ._options import Timestamp, global_options, paging_options
 from ._output import console_for, dump_json, make_table, shown
 from ._progress import make_reporter
 from ._records import FIELDS, RecordError, iter_raw_records, typed_record
@@ -115,6 +115,7 @@ async def _walk(
 
 
 def _plan_options(function: Any) -> Any:
+    function = paging_options(function)  # innermost: listed last in --help
     for option in reversed(
         [
             click.option(
@@ -140,20 +141,6 @@ def _plan_options(function: Any) -> Any:
                 help="Choose from an audit's records (CSV or JSON Lines) instead of a walk.",
             ),
             click.option("--output", required=True, metavar="FILE", help="Write the plan here."),
-            click.option(
-                "--page-size",
-                type=click.IntRange(min=1),
-                default=100,
-                metavar="N",
-                help="Tokens per request of the walk.",
-            ),
-            click.option(
-                "--concurrency",
-                type=Concurrency(),
-                default="auto",
-                metavar="N|auto",
-                help="Pages of the walk in flight, or auto.",
-            ),
         ]
     ):
         function = option(function)
