@@ -30,7 +30,7 @@ the pipeline turns into a :class:`DecodeError` naming the request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -208,30 +208,24 @@ class TransportError(CellcastError):
     or ``transport``.
     """
 
+    _default_kind: ClassVar[TransportErrorKind] = "transport"
+
     def __init__(
         self,
         message: str,
         *,
         method: str = "",
         path: str = "",
-        kind: TransportErrorKind = "transport",
+        kind: TransportErrorKind | None = None,
     ) -> None:
         super().__init__(message, method=method, path=path)
-        self.kind: TransportErrorKind = kind
+        self.kind: TransportErrorKind = self._default_kind if kind is None else kind
 
 
 class TimeoutError(TransportError):
     """The request ran past its ``timeout`` (one attempt) or its ``deadline`` (the call)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "",
-        path: str = "",
-        kind: TransportErrorKind = "timeout",
-    ) -> None:
-        super().__init__(message, method=method, path=path, kind=kind)
+    _default_kind: ClassVar[TransportErrorKind] = "timeout"
 
 
 class DecodeError(CellcastError):
