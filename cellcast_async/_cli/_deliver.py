@@ -32,6 +32,7 @@ import click
 
 from .._models import CreatedToken
 from ._context import CliUsageError
+from ._options import option_group
 
 __all__ = [
     "DEFAULT_DELIVER_TIMEOUT",
@@ -266,29 +267,25 @@ def make_sink(
     return None
 
 
-def deliver_options(function: F) -> F:
-    """``--deliver-dir``, ``--deliver-cmd`` and ``--deliver-timeout``."""
-    options = (
-        click.option(
-            "--deliver-dir",
-            metavar="DIR",
-            help="Write each new secret to its own 0600 file in DIR (never overwritten).",
-        ),
-        click.option(
-            "--deliver-cmd",
-            metavar="COMMAND",
-            help="Run COMMAND (no shell) per new token, the secret on its stdin and "
-            "CELLCAST_TOKEN_ID, CELLCAST_TOKEN_NAME, CELLCAST_SUB_ACCOUNT_ID set; "
-            "counts when it exits 0.",
-        ),
-        click.option(
-            "--deliver-timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=DEFAULT_DELIVER_TIMEOUT,
-            metavar="SECONDS",
-            help="How long --deliver-cmd may run per token.",
-        ),
-    )
-    for option in reversed(options):
-        function = option(function)
-    return function
+#: ``--deliver-dir``, ``--deliver-cmd`` and ``--deliver-timeout``.
+deliver_options: Final = option_group(
+    click.option(
+        "--deliver-dir",
+        metavar="DIR",
+        help="Write each new secret to its own 0600 file in DIR (never overwritten).",
+    ),
+    click.option(
+        "--deliver-cmd",
+        metavar="COMMAND",
+        help="Run COMMAND (no shell) per new token, the secret on its stdin and "
+        "CELLCAST_TOKEN_ID, CELLCAST_TOKEN_NAME, CELLCAST_SUB_ACCOUNT_ID set; "
+        "counts when it exits 0.",
+    ),
+    click.option(
+        "--deliver-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_DELIVER_TIMEOUT,
+        metavar="SECONDS",
+        help="How long --deliver-cmd may run per token.",
+    ),
+)

@@ -31,10 +31,23 @@ __all__ = [
     "Timestamp",
     "global_options",
     "listing_options",
+    "option_group",
     "paging_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def option_group(*options: Callable[[Any], Any]) -> Callable[[F], F]:
+    """Several click options (or other decorators) as one, shown in ``--help`` in the
+    order given."""
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
 
 
 class _PositiveFloat(_ParamType):
@@ -168,38 +181,31 @@ class Concurrency(click.IntRange):
         return super().convert(value, param, ctx)
 
 
-def paging_options(function: Any) -> Any:
-    """``--page-size`` and ``--concurrency``: how a walk reads the listing (``list``,
-    ``audit`` and the ``plan`` commands)."""
-    for option in reversed(
-        [
-            click.option(
-                "--page-size",
-                type=click.IntRange(min=1),
-                default=100,
-                metavar="N",
-                help="Tokens per request.",
-            ),
-            click.option(
-                "--concurrency",
-                type=Concurrency(),
-                default="auto",
-                metavar="N|auto",
-                help="Pages read at once, or auto (adaptive); tokens keep the listing's order.",
-            ),
-        ]
-    ):
-        function = option(function)
-    return function
+#: ``--page-size`` and ``--concurrency``: how a walk reads the listing (``list``,
+#: ``audit`` and the ``plan`` commands).
+paging_options: Final = option_group(
+    click.option(
+        "--page-size",
+        type=click.IntRange(min=1),
+        default=100,
+        metavar="N",
+        help="Tokens per request.",
+    ),
+    click.option(
+        "--concurrency",
+        type=Concurrency(),
+        default="auto",
+        metavar="N|auto",
+        help="Pages read at once, or auto (adaptive); tokens keep the listing's order.",
+    ),
+)
 
-
-def listing_options(function: Any) -> Any:
-    """The filters and paging options ``list`` and ``audit`` share."""
-    function = paging_options(function)
-    function = click.option("--status", type=STATUS, help="Only tokens with this status.")(function)
-    return click.option("--sub-account", metavar="ID", help="Only this sub-account's tokens.")(
-        function
-    )
+#: The filters and paging options ``list`` and ``audit`` share.
+listing_options: Final = option_group(
+    click.option("--sub-account", metavar="ID", help="Only this sub-account's tokens."),
+    click.option("--status", type=STATUS, help="Only tokens with this status."),
+    paging_options,
+)
 
 
 class Timestamp(_TimeType):

@@ -37,7 +37,7 @@ from ._checkpoint import check_writable
 from ._context import EXIT_API, EXIT_OK, CliUsageError, Connection, Settings
 from ._deliver import CommandSink, DirectorySink, deliver_options, make_sink
 from ._errors import run_async, usage_error
-from ._options import Timestamp, global_options, paging_options
+from ._options import Timestamp, global_options, option_group, paging_options
 from ._output import console_for, dump_json, make_table, shown
 from ._progress import make_reporter
 from ._records import FIELDS, RecordError, iter_raw_records, typed_record
@@ -114,37 +114,32 @@ async def _walk(
     return found
 
 
-def _plan_options(function: Any) -> Any:
-    function = paging_options(function)  # innermost: listed last in --help
-    for option in reversed(
-        [
-            click.option(
-                "--as-of",
-                type=Timestamp(),
-                help="Judge ages as of this time.  [default: now; the demo's with --sandbox]",
-            ),
-            click.option(
-                "--sub-account",
-                metavar="ID",
-                multiple=True,
-                help="Only this sub-account's tokens (repeat for several).",
-            ),
-            click.option(
-                "--exempt",
-                metavar="FILE",
-                help="Ids or exact names, one a line, never chosen.",
-            ),
-            click.option(
-                "--from",
-                "records",
-                metavar="RECORDS",
-                help="Choose from an audit's records (CSV or JSON Lines) instead of a walk.",
-            ),
-            click.option("--output", required=True, metavar="FILE", help="Write the plan here."),
-        ]
-    ):
-        function = option(function)
-    return function
+_plan_options: Final = option_group(
+    click.option(
+        "--as-of",
+        type=Timestamp(),
+        help="Judge ages as of this time.  [default: now; the demo's with --sandbox]",
+    ),
+    click.option(
+        "--sub-account",
+        metavar="ID",
+        multiple=True,
+        help="Only this sub-account's tokens (repeat for several).",
+    ),
+    click.option(
+        "--exempt",
+        metavar="FILE",
+        help="Ids or exact names, one a line, never chosen.",
+    ),
+    click.option(
+        "--from",
+        "records",
+        metavar="RECORDS",
+        help="Choose from an audit's records (CSV or JSON Lines) instead of a walk.",
+    ),
+    click.option("--output", required=True, metavar="FILE", help="Write the plan here."),
+    paging_options,  # last in --help
+)
 
 
 @click.group("plan")
@@ -156,33 +151,25 @@ def _rule_options(
     status: str, journal: str, did: str, when: str
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--stale-days N, or --JOURNAL-option and --grace-days D (a plan takes one rule)."""
-
-    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(
-            [
-                click.option(
-                    "--stale-days",
-                    type=click.IntRange(min=0),
-                    metavar="N",
-                    help=f"Choose {status} tokens older than this.",
-                ),
-                click.option(
-                    f"--{journal}",
-                    metavar="JOURNAL",
-                    help=f"Choose the tokens this apply journal {did} (with --grace-days).",
-                ),
-                click.option(
-                    "--grace-days",
-                    type=click.IntRange(min=0),
-                    metavar="D",
-                    help=f"With --{journal}: {when} at least D days before --as-of.",
-                ),
-            ]
-        ):
-            function = option(function)
-        return function
-
-    return apply
+    return option_group(
+        click.option(
+            "--stale-days",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help=f"Choose {status} tokens older than this.",
+        ),
+        click.option(
+            f"--{journal}",
+            metavar="JOURNAL",
+            help=f"Choose the tokens this apply journal {did} (with --grace-days).",
+        ),
+        click.option(
+            "--grace-days",
+            type=click.IntRange(min=0),
+            metavar="D",
+            help=f"With --{journal}: {when} at least D days before --as-of.",
+        ),
+    )
 
 
 def _one_rule(settings: Settings, command: str, params: dict[str, Any], journal: str) -> int:
@@ -472,33 +459,24 @@ def _confirm(settings: Settings, changes: int, *, yes: bool, dry_run: bool) -> N
         raise CliUsageError(f"nothing was changed: {shown(answer)!r} is not {changes}")
 
 
-def _write_rate_option(function: Any) -> Any:
-    return click.option(
+_common: Final = option_group(
+    click.option(
+        "--journal",
+        "journal",
+        required=True,
+        metavar="FILE",
+        help="The journal (resumed if there).",
+    ),
+    click.option("--yes", is_flag=True, help="Confirm: make the changes without asking."),
+    click.option("--dry-run", is_flag=True, help="Read and report; send no write."),
+    click.option(
         "--write-rate",
         type=click.FloatRange(min=0, min_open=True),
         default=DEFAULT_WRITE_RATE,
         metavar="PER_SECOND",
         help="Writes (PUT, DELETE) per second at most, on top of --rate-limit.",
-    )(function)
-
-
-def _common(function: Any) -> Any:
-    for option in reversed(
-        [
-            click.option(
-                "--journal",
-                "journal",
-                required=True,
-                metavar="FILE",
-                help="The journal (resumed if there).",
-            ),
-            click.option("--yes", is_flag=True, help="Confirm: make the changes without asking."),
-            click.option("--dry-run", is_flag=True, help="Read and report; send no write."),
-            _write_rate_option,
-        ]
-    ):
-        function = option(function)
-    return function
+    ),
+)
 
 
 @click.command("apply")

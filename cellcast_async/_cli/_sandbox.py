@@ -20,7 +20,7 @@ from ..sandbox._faults import FAULT_KINDS, Faults
 from ..sandbox._state import HEADER_STYLES, LIMITER_KINDS, RETRY_AFTER_STYLES
 from ._context import EXIT_API, EXIT_OK, Settings
 from ._errors import execute, invoke, report_error
-from ._options import global_options
+from ._options import global_options, option_group
 from ._output import dump_json
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
@@ -197,10 +197,7 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
 )
 
 
-def _sandbox_options(function: Any) -> Any:
-    for option in reversed(_OPTIONS):
-        function = option(function)
-    return function
+_sandbox_options: Final = option_group(*_OPTIONS)
 
 
 def _announce(settings: Settings) -> Callable[[Any], None]:
