@@ -15,7 +15,7 @@ import pytest
 
 from cellcast_async.sandbox import Faults, Sandbox, serve
 from cellcast_async.sandbox.__main__ import main
-from tests.sandbox.helpers import BASE
+from tests.sandbox._support import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from cellcast_async.sandbox import Faults, Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests.sandbox._support import BASE, Api
 
 FAST = aiohttp.ClientTimeout(total=0.5)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests.sandbox._support import BASE, Api
 
 
 async def walk(

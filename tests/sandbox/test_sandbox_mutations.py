@@ -7,7 +7,7 @@ import re
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests.sandbox._support import BASE, Api
 
 FULL_SECRET = re.compile(r"ccst_[A-Za-z0-9_-]{40}")
 MASKED = re.compile(r"ccst_\*{36}[A-Za-z0-9_-]{4}")

@@ -13,7 +13,7 @@ from cellcast_async import CellcastSession, RateLimitError
 from cellcast_async.sandbox import Faults, Sandbox
 from cellcast_async.sandbox._app import MAX_JSON_DEPTH, loads_body
 from cellcast_async.sandbox._state import RateDecision, RateLimiter
-from tests.sandbox.helpers import BASE, Api
+from tests.sandbox._support import BASE, Api
 
 TOO_MANY = {
     "status": False,

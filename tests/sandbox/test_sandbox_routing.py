@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests.sandbox._support import BASE, Api
 from tests.seed_samples import UNAUTHORIZED_401
 
 ROUTE_NOT_FOUND = {

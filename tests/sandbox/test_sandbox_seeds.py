@@ -9,7 +9,7 @@ import pytest
 
 from cellcast_async.sandbox import Sandbox
 from tests import seed_samples
-from tests.sandbox.helpers import BASE, Api, assert_matches_seed, assert_same_shape
+from tests.sandbox._support import BASE, Api, assert_matches_seed, assert_same_shape
 from tests.seed_samples import (
     CREATE_201,
     CREATE_400_DUPLICATE,

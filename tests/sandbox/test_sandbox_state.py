@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from cellcast_async.sandbox import RecordedRequest, Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests.sandbox._support import BASE, Api
 from tests.sandbox.test_sandbox_listing import walk
 
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")

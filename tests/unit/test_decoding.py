@@ -25,7 +25,7 @@ from cellcast_async import (
 )
 
 from ..seed_samples import CREATE_201, LIST_200, NOT_FOUND_404
-from ._fakes import ANY_TOKEN_URL, TOKENS_PATH, envelope, list_data, session, token_json
+from ._support import ANY_TOKEN_URL, TOKENS_PATH, envelope, list_data, session, token_json
 
 TOKEN_PATH = f"{TOKENS_PATH}/tok001"
 

@@ -27,7 +27,7 @@ from cellcast_async import (
 from cellcast_async._pager import Pager
 
 from ..seed_samples import NOT_FOUND_404
-from ._fakes import (
+from ._support import (
     API_KEY,
     BASE_URL,
     TOKENS_PATH,

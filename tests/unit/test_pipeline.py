@@ -35,7 +35,7 @@ from cellcast_async import (
 )
 from cellcast_async._transport import CLOSED
 
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
     TOKENS_PATH,

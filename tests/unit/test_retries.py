@@ -27,7 +27,7 @@ from cellcast_async import (
 from cellcast_async._protocol import backoff_delay, is_retryable, parse_retry_after
 
 from ..seed_samples import CREATE_201, CREATE_400_DUPLICATE, DELETE_200, NOT_FOUND_404
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
     TOKENS_PATH,

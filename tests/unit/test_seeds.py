@@ -43,7 +43,7 @@ from ..seed_samples import (
     UPDATE_400_NO_FIELDS,
     VENDOR_004_LIST,
 )
-from ._fakes import ANY_TOKEN_URL, API_KEY, TOKENS_PATH, TOKENS_URL, envelope, sent, session
+from ._support import ANY_TOKEN_URL, API_KEY, TOKENS_PATH, TOKENS_URL, envelope, sent, session
 
 TOKEN_ID = "6877b1234567890abcdef123"
 SUB_ACCOUNT_ID = "6877a383d68781beb3b14110"

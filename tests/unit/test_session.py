@@ -14,7 +14,7 @@ from aioresponses import aioresponses
 from cellcast_async import CellcastSession, NotFoundError, TokenStatus, __version__
 
 from ..seed_samples import LIST_200, NOT_FOUND_404
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
     TOKENS_PATH,

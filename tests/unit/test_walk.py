@@ -20,7 +20,7 @@ from cellcast_async._walk import (
 )
 
 from .._checkpoint_seal import reseal
-from ._fakes import (
+from ._support import (
     API_KEY,
     BASE_URL,
     TOKENS_PATH,
