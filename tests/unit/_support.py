@@ -25,6 +25,7 @@ __all__ = [
     "ANY_TOKEN_URL",
     "API_KEY",
     "BASE_URL",
+    "LISTING_URL",
     "TOKENS_PATH",
     "TOKENS_URL",
     "Answer",
@@ -47,6 +48,8 @@ TOKENS_URL = BASE_URL + TOKENS_PATH
 API_KEY = "ck_live_4f9a1c7e2b8d6f3a0e5c9b7d1a3f8e6c2b4d0a9f"
 # Every token path: `.../token`, `.../token/<id>`, `.../token/sub-account/<id>`, any query.
 ANY_TOKEN_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"(/.*)?(\?.*)?$")
+# The listing (`.../token?...`), any query.
+LISTING_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"\?.*$")
 
 
 def session(**kwargs: Any) -> CellcastSession:

@@ -30,6 +30,7 @@ from ..seed_samples import NOT_FOUND_404
 from ._support import (
     API_KEY,
     BASE_URL,
+    LISTING_URL,
     TOKENS_PATH,
     add_listing,
     envelope,
@@ -191,7 +192,7 @@ class TestStops:
                 return CallbackResult(status=200, payload=envelope(data))
 
             m.get(
-                re.compile(r"^" + re.escape(BASE_URL + TOKENS_PATH) + r"\?.*$"),
+                LISTING_URL,
                 callback=page_one,
                 repeat=True,
             )
@@ -208,29 +209,25 @@ class TestStops:
         assert pager.next_page == 2
         assert len(sent(m)) == 2
 
-    async def test_max_items_stops_mid_page_and_requests_no_further_page(self) -> None:
+    @pytest.mark.parametrize(
+        ("max_items", "next_page"),
+        [
+            # Page 2 was cut: a resume there repeats nothing lost.
+            pytest.param(5, 2, id="stops_mid_page_and_requests_no_further_page"),
+            pytest.param(6, 3, id="on_a_page_boundary"),
+        ],
+    )
+    async def test_max_items(self, max_items: int, next_page: int) -> None:
         log: list[int] = []
         with aioresponses() as m:
             add_listing(m, tokens(9), limit=3, log=log)
             async with session() as cc:
-                pager = cc.tokens.list(limit=3, max_items=5)
+                pager = cc.tokens.list(limit=3, max_items=max_items)
                 seen = await pager.collect()
 
-        assert ids(seen) == expected_ids(5)
+        assert ids(seen) == expected_ids(max_items)
         assert log == [1, 2]
-        assert pager.next_page == 2  # page 2 was cut: a resume there repeats nothing lost
-
-    async def test_max_items_on_a_page_boundary(self) -> None:
-        log: list[int] = []
-        with aioresponses() as m:
-            add_listing(m, tokens(9), limit=3, log=log)
-            async with session() as cc:
-                pager = cc.tokens.list(limit=3, max_items=6)
-                seen = await pager.collect()
-
-        assert ids(seen) == expected_ids(6)
-        assert log == [1, 2]
-        assert pager.next_page == 3
+        assert pager.next_page == next_page
 
     async def test_max_items_cuts_pages_too(self) -> None:
         with aioresponses() as m:
@@ -406,7 +403,7 @@ def add_slow_listing(
         data = list_data(chunk, page=number, limit=limit, total=len(items), total_pages=len(chunks))
         return CallbackResult(payload=envelope(data))
 
-    m.get(re.compile(re.escape(BASE_URL + TOKENS_PATH) + r"\?.*"), callback=handler, repeat=True)
+    m.get(LISTING_URL, callback=handler, repeat=True)
 
 
 class TestConcurrency:
@@ -465,7 +462,7 @@ class TestConcurrency:
 
         with aioresponses() as m:
             m.get(
-                re.compile(re.escape(BASE_URL + TOKENS_PATH) + r"\?.*"),
+                LISTING_URL,
                 callback=no_counts,
                 repeat=True,
             )

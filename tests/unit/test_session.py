@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from ..seed_samples import LIST_200, NOT_FOUND_404
 from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
+    LISTING_URL,
     TOKENS_PATH,
     TOKENS_URL,
     envelope,
@@ -27,7 +27,6 @@ from ._support import (
 )
 
 OK = envelope(token_json(1))
-LISTING_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"\?")
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from cellcast_async._walk import (
 from .._checkpoint_seal import reseal
 from ._support import (
     API_KEY,
-    BASE_URL,
+    LISTING_URL,
     TOKENS_PATH,
     FakeTransport,
     add_listing,
@@ -306,7 +306,7 @@ class TestNoProgress:
                 return CallbackResult(status=200, payload=envelope(data))
 
             m.get(
-                re.compile(r"^" + re.escape(BASE_URL + TOKENS_PATH) + r"\?.*$"),
+                LISTING_URL,
                 callback=same,
                 repeat=True,
             )
