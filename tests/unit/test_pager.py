@@ -191,11 +191,7 @@ class TestStops:
                 del data["totalPages"]  # nothing else would stop the walk
                 return CallbackResult(status=200, payload=envelope(data))
 
-            m.get(
-                LISTING_URL,
-                callback=page_one,
-                repeat=True,
-            )
+            m.get(LISTING_URL, callback=page_one, repeat=True)
             async with session() as cc:
                 pager = cc.tokens.list(limit=3)
                 seen: list[ApiToken] = []
@@ -461,11 +457,7 @@ class TestConcurrency:
             return CallbackResult(payload=envelope(data))
 
         with aioresponses() as m:
-            m.get(
-                LISTING_URL,
-                callback=no_counts,
-                repeat=True,
-            )
+            m.get(LISTING_URL, callback=no_counts, repeat=True)
             async with session() as cc:
                 seen = await cc.tokens.list(limit=1, concurrency=3).collect()
 
@@ -497,14 +489,19 @@ class TestConcurrency:
 
         assert ids(seen) == expected_ids(9)
 
-    async def test_break_with_aclosing_leaves_no_pending_task(self) -> None:
+    @pytest.mark.parametrize(("walk", "taken"), [("items", 2), ("pages", 1)])
+    async def test_break_with_aclosing_leaves_no_pending_task(self, walk: str, taken: int) -> None:
+        """Breaking out of an item walk (mid page) or a page walk closed with aclosing."""
         with aioresponses() as m:
             add_slow_listing(m, tokens(30), limit=3, turns={n: 50 for n in range(2, 11)}, log=[])
             async with session() as cc:
                 pager = cc.tokens.list(limit=3, concurrency=4)
-                async with contextlib.aclosing(pager.__aiter__()) as walk:
-                    async for token in walk:
-                        if token.id == "tok002":
+                walks = {"items": pager.__aiter__, "pages": pager.pages}
+                async with contextlib.aclosing(walks[walk]()) as iterator:
+                    count = 0
+                    async for _ in iterator:
+                        count += 1
+                        if count == taken:
                             break
                 # Closed means closed: no prefetch left running once aclose() returns.
                 assert asyncio.all_tasks() == {asyncio.current_task()}
@@ -517,16 +514,6 @@ class TestConcurrency:
                     if token.id == "tok004":
                         break
                 assert await other_tasks() == set()
-
-    async def test_break_out_of_pages_leaves_no_pending_task(self) -> None:
-        with aioresponses() as m:
-            add_slow_listing(m, tokens(30), limit=3, turns={n: 50 for n in range(2, 11)}, log=[])
-            async with session() as cc:
-                pager = cc.tokens.list(limit=3, concurrency=4)
-                async with contextlib.aclosing(pager.pages()) as pages:
-                    async for _ in pages:
-                        break
-                assert asyncio.all_tasks() == {asyncio.current_task()}
 
     async def test_cancelled_collect_leaves_no_pending_task(self) -> None:
         with aioresponses() as m:

@@ -305,11 +305,7 @@ class TestNoProgress:
                     data["totalPages"] = total_pages
                 return CallbackResult(status=200, payload=envelope(data))
 
-            m.get(
-                LISTING_URL,
-                callback=same,
-                repeat=True,
-            )
+            m.get(LISTING_URL, callback=same, repeat=True)
             async with session() as cc:
                 pager = cc.tokens.list(limit=3, concurrency=concurrency)
                 seen: list[str] = []
