@@ -14,19 +14,7 @@ from cellcast_async._plan import canonical
 from cellcast_async._session import checkpoint_key
 from cellcast_async.sandbox import Faults, Sandbox
 
-from ._support import aged_sandbox, deactivate_plan, run_all, session
-
-
-@pytest.fixture
-async def sb() -> Sandbox:  # type: ignore[misc]
-    async with aged_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def cc(sb: Sandbox) -> CellcastSession:  # type: ignore[misc]
-    async with session(sb) as cc:
-        yield cc
+from ._support import deactivate_plan, run_all, session
 
 
 def sealed(cc: CellcastSession, body: dict[str, Any], purpose: str = "cellcast-plan") -> str:
