@@ -138,19 +138,12 @@ async def test_retire_after_grace(sb: Sandbox, cc: CellcastSession, tmp_path: Pa
     assert sorted(finished) == sorted(i.id for i in plan.items)
     now = max(finished.values())
 
-    early = build_retire_plan(
-        await tokens_of(cc),
-        as_of=now + timedelta(days=6),
-        account=cc,
-        rotated_by=finished,
-        grace_days=7,
-    )
-    late = build_retire_plan(
-        await tokens_of(cc),
-        as_of=now + timedelta(days=7),
-        account=cc,
-        rotated_by=finished,
-        grace_days=7,
+    rotated = await tokens_of(cc)
+    early, late = (
+        build_retire_plan(
+            rotated, as_of=now + timedelta(days=days), account=cc, rotated_by=finished, grace_days=7
+        )
+        for days in (6, 7)  # a day before the grace is over, and the day it is
     )
 
     assert early.items == ()
