@@ -25,10 +25,15 @@ __all__ = [
     "ANY_TOKEN_URL",
     "API_KEY",
     "BASE_URL",
+    "OK",
+    "SLOW_DOWN",
+    "TOKEN_PATH",
+    "UNAVAILABLE",
     "LISTING_URL",
     "TOKENS_PATH",
     "TOKENS_URL",
     "Answer",
+    "FakeClock",
     "FakeTransport",
     "Sent",
     "add_listing",
@@ -36,6 +41,7 @@ __all__ = [
     "envelope",
     "exactly",
     "list_data",
+    "on_clock",
     "pages_requested",
     "sent",
     "session",
@@ -58,12 +64,39 @@ def session(**kwargs: Any) -> CellcastSession:
     return CellcastSession(**kwargs)
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def on_clock(clock: FakeClock, **kwargs: Any) -> CellcastSession:
+    """A :func:`session` whose clock and sleep are ``clock``'s."""
+    return session(clock=clock, sleep=clock.sleep, **kwargs)
+
+
 def token_json(n: int, **overrides: Any) -> dict[str, Any]:
     """Token number ``n`` as the listing of seed 000 sends it, with seed 000's masked value
     and an id (``tok001``) a test can read."""
     return token_item(
         n, **{"_id": f"tok{n:03d}", "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...", **overrides}
     )
+
+
+# The answers most tests need: token 1 (at TOKEN_PATH), a 503's and a 429's bodies.
+OK = envelope(token_json(1))
+TOKEN_PATH = f"{TOKENS_PATH}/tok001"
+UNAVAILABLE = {"status": False, "message": "Service Unavailable", "data": {}, "error": {}}
+SLOW_DOWN = {"status": False, "message": "Too many requests", "data": {}, "error": {}}
 
 
 def add_listing(

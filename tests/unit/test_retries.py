@@ -30,18 +30,15 @@ from ..seed_samples import CREATE_201, CREATE_400_DUPLICATE, DELETE_200, NOT_FOU
 from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
+    OK,
+    SLOW_DOWN,
+    TOKEN_PATH,
     TOKENS_PATH,
     TOKENS_URL,
-    envelope,
+    UNAVAILABLE,
     exactly,
     session,
-    token_json,
 )
-
-TOKEN_PATH = f"{TOKENS_PATH}/tok001"
-OK = envelope(token_json(1))
-UNAVAILABLE = {"status": False, "message": "Service Unavailable", "data": {}, "error": {}}
-SLOW_DOWN = {"status": False, "message": "Too many requests", "data": {}, "error": {}}
 
 
 def count(m: aioresponses) -> int:

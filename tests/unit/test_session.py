@@ -17,16 +17,13 @@ from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
     LISTING_URL,
+    OK,
     TOKENS_PATH,
     TOKENS_URL,
-    envelope,
     exactly,
     sent,
     session,
-    token_json,
 )
-
-OK = envelope(token_json(1))
 
 
 @pytest.fixture(autouse=True)

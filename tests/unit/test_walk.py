@@ -24,16 +24,18 @@ from ._support import (
     API_KEY,
     LISTING_URL,
     TOKENS_PATH,
+    UNAVAILABLE,
+    FakeClock,
     FakeTransport,
     add_listing,
     answer,
     envelope,
     list_data,
+    on_clock,
     sent,
     session,
     token_json,
 )
-from .test_pipeline import UNAVAILABLE, FakeClock, on_clock
 
 NO_PROGRESS = (
     f"GET {TOKENS_PATH}: the server seems to ignore 'page': 3 pages in a row brought no new item"
