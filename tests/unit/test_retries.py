@@ -53,45 +53,47 @@ def retry_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     ]
 
 
+async def get_after(
+    retry_after: str, *, status: int = 429, body: dict[str, Any] = SLOW_DOWN
+) -> tuple[ApiToken, int]:
+    """``tokens.get("tok001")`` answered ``status`` with ``Retry-After: retry_after``, then
+    200: the token and how many requests were sent."""
+    with aioresponses() as m:
+        m.get(ANY_TOKEN_URL, status=status, headers={"Retry-After": retry_after}, payload=body)
+        m.get(ANY_TOKEN_URL, payload=OK)
+        async with session() as cc:
+            token = await cc.tokens.get("tok001")
+    return token, count(m)
+
+
 class TestRetryAfter:
     """429 waits what ``Retry-After`` says, in seconds or as an HTTP date, up to a cap."""
 
     async def test_seconds(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": "2"}, payload=SLOW_DOWN)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                token = await cc.tokens.get("tok001")
+        token, requests = await get_after("2")
 
         assert token.id == "tok001"
         # A 429 pauses the session for Retry-After from the answer: a hair under 2 s.
         assert fake_sleep.delays == [pytest.approx(2.0, abs=0.05)]
-        assert count(m) == 2
+        assert requests == 2
 
     async def test_http_date(self, fake_sleep: Any) -> None:
         when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=30)
-        header = format_datetime(when, usegmt=True)
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": header}, payload=SLOW_DOWN)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
+        await get_after(format_datetime(when, usegmt=True))
 
         (delay,) = fake_sleep.delays
         assert 28.0 <= delay <= 30.0
 
-    async def test_http_date_in_the_past_is_ignored(self, fake_sleep: Any) -> None:
-        """A date already past would mean instant retries: the normal backoff applies."""
-        with aioresponses() as m:
-            m.get(
-                ANY_TOKEN_URL,
-                status=429,
-                headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
-                payload=SLOW_DOWN,
-            )
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
+    @pytest.mark.parametrize(
+        "retry_after",
+        [
+            # A date already past would mean instant retries: the normal backoff applies.
+            pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", id="http_date_in_the_past"),
+            pytest.param("soon", id="unparseable"),
+        ],
+    )
+    async def test_falls_back_to_backoff(self, retry_after: str, fake_sleep: Any) -> None:
+        await get_after(retry_after)
 
         (delay,) = fake_sleep.delays
         assert 0.0 <= delay <= 0.5  # backoff attempt 0: base 0.5, full jitter
@@ -128,11 +130,7 @@ class TestRetryAfter:
         assert count(m) == 3
 
     async def test_retry_after_on_a_503_is_honoured(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=503, headers={"Retry-After": "4"}, payload=UNAVAILABLE)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
+        await get_after("4", status=503, body=UNAVAILABLE)
 
         assert fake_sleep.delays == [4.0]
 
@@ -151,16 +149,6 @@ class TestRetryAfter:
         assert info.value.retry_after is None
         assert fake_sleep.delays  # a short hold, as with no Retry-After at all
         assert all(0.0 <= delay <= 0.5 for delay in fake_sleep.delays)
-
-    async def test_unparseable_retry_after_falls_back_to_backoff(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": "soon"}, payload=SLOW_DOWN)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
-
-        (delay,) = fake_sleep.delays
-        assert 0.0 <= delay <= 0.5
 
 
 class TestRetryOnStatus:
