@@ -2,7 +2,7 @@
 ``live``), from ``tests/cli/_support``, and ``api``, the hostile token API of
 ``_cli_output_server``."""
 
-from ..cli._support import live, no_cellcast_env
+from ..cli._support import live, no_cellcast_env, paths
 from ._cli_output_server import api
 
-__all__ = ["api", "live", "no_cellcast_env"]
+__all__ = ["api", "live", "no_cellcast_env", "paths"]

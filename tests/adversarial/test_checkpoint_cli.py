@@ -25,25 +25,27 @@ from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
 from .._wire import TOKENS_PATH
-from ..cli._support import AS_OF, LiveSandbox, cli_env
-from ..cli.test_checkpoint import PAGE, audit_argv, checkpoint_body, ids, interrupted
+from ..cli._support import (
+    AS_OF,
+    PAGE,
+    LiveSandbox,
+    audit_argv,
+    checkpoint_body,
+    cli_env,
+    ids,
+    interrupted,
+    refused,
+)
 
 NOT_AUTHENTIC = "not authentic: it was changed after it was written; delete it to start over"
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "tokens.jsonl", tmp_path / "audit.ckpt"
-
-
-def refused(live: LiveSandbox, argv: list[str], message: str, *files: Path) -> None:
-    """``argv`` is a usage error with ``message``; nothing is sent, ``files`` are unchanged."""
-    before = [f.read_bytes() if f.exists() else None for f in files]
-    live.script({})
-    result = live.cli(*argv)
-    assert (result.code, result.out, result.err) == (2, "", f"usage error: {message}\n")
-    assert live.cli_requests() == []
-    assert [f.read_bytes() if f.exists() else None for f in files] == before
+def victim(tmp_path: Path) -> Path:
+    """A file of the user's that a planted symlink points at: it must stay as it is."""
+    path = tmp_path / "victim.txt"
+    path.write_text("precious\n", encoding="utf-8")
+    return path
 
 
 class TestSealed:
@@ -186,11 +188,9 @@ class TestFiles:
     """Temporaries, one file under two names, and one audit at a time."""
 
     def test_a_symlink_at_the_old_temporary_name_is_not_followed(
-        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
+        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
         out, ck = paths
-        victim = tmp_path / "victim.txt"
-        victim.write_text("precious\n", encoding="utf-8")
         planted = tmp_path / f".{ck.name}.tmp"
         planted.symlink_to(victim)
         interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
@@ -206,11 +206,9 @@ class TestFiles:
         )
 
     def test_a_symlink_at_the_checkpoint_is_replaced_not_followed(
-        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
+        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
         out, ck = paths
-        victim = tmp_path / "victim.txt"
-        victim.write_text("precious\n", encoding="utf-8")
         interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
         text = ck.read_bytes()
         ck.unlink()
@@ -295,11 +293,9 @@ class TestFiles:
         assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
     def test_a_symlink_at_the_lock_name(
-        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
+        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
         out, ck = paths
-        victim = tmp_path / "victim.txt"
-        victim.write_text("precious\n", encoding="utf-8")
         lock = tmp_path / f".{ck.name}.lock"
         lock.symlink_to(victim)
         refused(
