@@ -1,7 +1,7 @@
 """The one helpers module of the CLI tests (``tests/cli``, and the command-line tests of
 ``tests/adversarial``): a sandbox on its own thread, a CLI runner in-process and the
 environment for one in a subprocess, plain-HTTP reads, and the fixtures both
-``conftest.py`` files register (a clean environment, ``live``).
+``conftest.py`` files register (``live``, ``paths``).
 
 ``cli.main()`` calls ``asyncio.run`` itself, so the tests are plain synchronous functions
 and the sandbox they talk to runs on a background thread with its own event loop. What the
@@ -30,7 +30,6 @@ import pytest
 
 from cellcast_async.cli import main
 
-from .._env import no_cellcast_env as no_cellcast_env  # re-exported: the conftests register it
 from .._threaded_sandbox import ThreadedSandbox
 from .._wire import TOKENS_PATH as TOKENS_PATH  # re-exported: the CLI tests read it here
 

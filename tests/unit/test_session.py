@@ -26,13 +26,6 @@ from ._support import (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No key or base URL leaks in from the environment of whoever runs the suite."""
-    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
-    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
-
-
 @pytest.fixture
 def m() -> Iterator[aioresponses]:
     """A mock that answers everything, so that a test can prove nothing was sent."""
