@@ -13,7 +13,6 @@ from cellcast_async.sandbox import Sandbox
 
 from .._wire import TOKENS_PATH
 
-BASE = TOKENS_PATH  # the routes' base
 ENVELOPE_LITERALS = (
     "app_type",
     "app_version",
@@ -61,7 +60,7 @@ class Api:
     async def call(
         self,
         method: str,
-        path: str = BASE,
+        path: str = TOKENS_PATH,
         *,
         params: Mapping[str, str | int] | None = None,
         json: Any = _MISSING,
@@ -86,10 +85,10 @@ class Api:
                 body = _MISSING
             return Reply(response.status, dict(response.headers), text, body)
 
-    async def get(self, path: str = BASE, **kwargs: Any) -> Reply:
+    async def get(self, path: str = TOKENS_PATH, **kwargs: Any) -> Reply:
         return await self.call("GET", path, **kwargs)
 
-    async def post(self, path: str = BASE, **kwargs: Any) -> Reply:
+    async def post(self, path: str = TOKENS_PATH, **kwargs: Any) -> Reply:
         return await self.call("POST", path, **kwargs)
 
     async def put(self, path: str, **kwargs: Any) -> Reply:
