@@ -35,6 +35,7 @@ from ..cli._support import (
     ids,
     interrupted,
     refused,
+    stopped_audit,
 )
 
 NOT_AUTHENTIC = "not authentic: it was changed after it was written; delete it to start over"
@@ -80,8 +81,7 @@ class TestSealed:
         refused(live, audit_argv(out, ck, "jsonl"), f"{ck}: {NOT_AUTHENTIC}", out, ck)
 
     def test_another_accounts_key(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         live.script({})
         result = live.cli(*audit_argv(out, ck, "jsonl"), key="ck_live_another_account_key_0123")
         assert (result.code, result.out) == (2, "")
@@ -92,8 +92,7 @@ class TestSealed:
         assert live.cli_requests() == []
 
     def test_no_key_in_the_file(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        _, ck = stopped_audit(live, paths, "jsonl", 3)
         text = ck.read_text(encoding="utf-8")
         assert live.api_key not in text
         assert live.api_key[-8:] not in text
@@ -126,8 +125,7 @@ class TestTheWalkIsTheCommands:
     def test_a_filtered_walk_is_not_an_unfiltered_audit(
         self, live: LiveSandbox, paths: tuple[Path, Path]
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF, "--status", "active"), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3, "--status", "active")
         body = checkpoint_body(ck)
         body["options"]["status"] = None
         ck.write_text(reseal_audit(body, live.api_key), encoding="utf-8")
@@ -146,8 +144,7 @@ class TestTheWalkIsTheCommands:
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str
     ) -> None:
         """Records dropped while the report would say complete: the count tells."""
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, fmt, 3)
         body = checkpoint_body(ck)
         lines = out.read_bytes().splitlines(keepends=True)
         assert len(lines) == 2 * PAGE + (fmt == "csv")
@@ -164,8 +161,7 @@ class TestTheWalkIsTheCommands:
     def test_records_taken_out_of_the_output(
         self, live: LiveSandbox, paths: tuple[Path, Path]
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         lines = out.read_bytes().splitlines(keepends=True)
         # Ten records fewer, the same length: padded with copies of the first record.
         kept = lines[10:]
@@ -208,8 +204,7 @@ class TestFiles:
     def test_a_symlink_at_the_checkpoint_is_replaced_not_followed(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         text = ck.read_bytes()
         ck.unlink()
         (tmp_path / "real.ckpt").write_bytes(text)
@@ -222,8 +217,7 @@ class TestFiles:
     def test_temporaries_a_kill_left_are_removed(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         left = tmp_path / f".{ck.name}.k1ll3d_x.tmp"
         left.write_text("half", encoding="utf-8")
         live.script({})
@@ -262,8 +256,7 @@ class TestFiles:
     def test_a_second_audit_on_the_same_checkpoint(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         lock = tmp_path / f".{ck.name}.lock"
         # The first audit, still running: it holds the lock.
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -394,8 +387,7 @@ class TestNotRegularFiles:
         )
 
     def test_a_fifo_as_the_output(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         body = checkpoint_body(ck)
         # What the checkpoint counted is still there: the output is what was swapped.
         out.unlink()

@@ -349,6 +349,16 @@ def interrupted(live: LiveSandbox, argv: list[str], page: int) -> None:
     )
 
 
+def stopped_audit(
+    live: LiveSandbox, paths: tuple[Path, Path], fmt: str, page: int, *extra: str
+) -> tuple[Path, Path]:
+    """The audit of :func:`audit_argv` ``--as-of AS_OF``, stopped by page ``page`` failing
+    for good (:func:`interrupted`): its output and checkpoint (``paths``)."""
+    out, ck = paths
+    interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF, *extra), page)
+    return out, ck
+
+
 def refused(live: LiveSandbox, argv: list[str], message: str, *files: Path) -> None:
     """``argv`` is a usage error with ``message``; nothing is sent, ``files`` are unchanged."""
     before = [f.read_bytes() if f.exists() else None for f in files]

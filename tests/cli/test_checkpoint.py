@@ -37,6 +37,7 @@ from ._support import (
     interrupted,
     refused,
     report_of,
+    stopped_audit,
 )
 
 NEEDS_OUTPUT = (
@@ -174,8 +175,7 @@ class TestUsageErrors:
     def test_resuming_with_other_options(
         self, live: LiveSandbox, paths: tuple[Path, Path], other: list[str]
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         message = (
             f"{ck} was written by an audit with other options (output={out},"
             f" page_size={PAGE}, record_format=jsonl, stale_days=365): run it with those,"
@@ -187,8 +187,7 @@ class TestUsageErrors:
     def test_resuming_into_another_output(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, "jsonl", 2)
         other = tmp_path / "other.jsonl"
         live.script({})
         result = live.cli(*audit_argv(other, ck, "jsonl"))
@@ -200,23 +199,20 @@ class TestUsageErrors:
         assert not other.exists()
 
     def test_resuming_with_another_as_of(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, "jsonl", 2)
         argv = audit_argv(out, ck, "jsonl", "--as-of", "2025-01-01")
         message = f"{ck} judged ages as of 2025-07-16T00:00:00+00:00: drop --as-of to resume"
         refused(live, argv, message, out, ck)
 
     def test_the_output_is_gone(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, "jsonl", 2)
         out.unlink()
         message = f"the checkpoint's output {out} is missing: delete the checkpoint to start over"
         refused(live, audit_argv(out, ck, "jsonl"), message, out, ck)
         assert not out.exists()
 
     def test_the_output_is_shorter(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         cut = out.read_bytes()[:-10]
         out.write_bytes(cut)
         message = (
@@ -231,8 +227,7 @@ class TestUsageErrors:
     ) -> None:
         """The audit's file is fine, the pager's text in it is not: refused before the
         output is cut back, with the file named."""
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         body = checkpoint_body(ck)
         ck.write_text(reseal_audit({**body, "pager": "garbage"}, live.api_key), encoding="utf-8")
         with out.open("ab") as handle:
@@ -251,8 +246,7 @@ class TestUsageErrors:
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str, cut: int | str
     ) -> None:
         # Never written by a kill (a checkpoint counts whole records): an edited checkpoint.
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, fmt, 3)
         body = checkpoint_body(ck)
         last = out.read_bytes().splitlines()[-1]
         back = len(last) - last.index(b",") - 3 if cut == "row" else int(cut)
@@ -277,8 +271,7 @@ class TestUsageErrors:
     ) -> None:
         """Every field is read back as the audit wrote it: the same number of bytes with
         a field of another type, or missing, is refused, not fed to the report."""
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, fmt, 3)
         text = out.read_bytes()
         assert written in text
         at = text.index(written)
@@ -290,8 +283,7 @@ class TestUsageErrors:
     def test_another_file_under_the_outputs_name(
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, fmt, 2)
         out.write_text("a line that is no record\n" * 1000, encoding="utf-8")
         assert_unreadable(live, out, ck, fmt)
 
@@ -405,8 +397,7 @@ class TestRoundTrip:
     def test_json_summary_after_a_resume(
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 4)
+        out, ck = stopped_audit(live, paths, fmt, 4)
         live.script({})
         # Without --as-of: the resumed audit judges ages as of the checkpoint's time.
         result = live.cli("--json", *audit_argv(out, ck, fmt))
