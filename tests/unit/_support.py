@@ -1,4 +1,5 @@
-"""Shared fakes for the unit suite: a key, a paged fake listing on aioresponses, and
+"""Shared fakes for the unit suite: a key, the answers most tests need, a paged fake
+listing on aioresponses, a clock that moves only when the code sleeps, and
 ``FakeTransport``, a ``cellcast_async.Transport`` that needs no HTTP at all. Answers are
 built from ``tests/_wire.py`` (``envelope``, ``list_data`` and ``TOKENS_PATH`` are
 re-exported from there)."""
@@ -25,13 +26,13 @@ __all__ = [
     "ANY_TOKEN_URL",
     "API_KEY",
     "BASE_URL",
+    "LISTING_URL",
     "OK",
     "SLOW_DOWN",
-    "TOKEN_PATH",
-    "UNAVAILABLE",
-    "LISTING_URL",
     "TOKENS_PATH",
     "TOKENS_URL",
+    "TOKEN_PATH",
+    "UNAVAILABLE",
     "Answer",
     "FakeClock",
     "FakeTransport",
