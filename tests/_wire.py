@@ -2,7 +2,7 @@
 
 One home for what a fake answer is made of: the token path, the success envelope, a
 token as a listing sends it, and a listing page's ``data``. The fakes on aioresponses
-(``tests/unit/_fakes.py``), the raw servers of ``tests/reliability`` and the hostile
+(``tests/unit/_support.py``), the raw servers of ``tests/reliability`` and the hostile
 servers of ``tests/adversarial`` all build their answers from these; what is verbatim
 from a seed is in ``tests/seed_samples.py``.
 """

@@ -31,8 +31,6 @@ from .._wire import SUB_ID, TOKEN_ID, TOKENS_PATH, envelope
 
 __all__ = ["ENCODINGS", "HUGE_CUT", "TOKEN_ID", "EchoServer"]
 
-TOKENS = TOKENS_PATH
-
 
 def _all_u(text: str) -> str:
     return "".join(f"\\u{ord(c):04x}" for c in text)
@@ -81,15 +79,15 @@ class EchoServer(ThreadedApp):
         super().__init__(self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "POST" and request.path == TOKENS:
+        if request.method == "POST" and request.path == TOKENS_PATH:
             value = "ccst_" + secrets.token_urlsafe(30)
             self.created.append(value)
             return _json(201, envelope(_item(value), message="API token created successfully"))
-        if request.method == "GET" and request.path == f"{TOKENS}/full":
+        if request.method == "GET" and request.path == f"{TOKENS_PATH}/full":
             value = "ccst_" + secrets.token_urlsafe(30)
             self.created.append(value)
             return _json(200, envelope(_item(value)))
-        if request.path == f"{TOKENS}/huge":
+        if request.path == f"{TOKENS_PATH}/huge":
             return self._huge(request)
         secret = self.secret
         if secret is None:

@@ -25,25 +25,28 @@ from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
 from .._wire import TOKENS_PATH
-from ..cli._support import AS_OF, LiveSandbox, cli_env
-from ..cli.test_checkpoint import PAGE, audit_argv, checkpoint_body, ids, interrupted
+from ..cli._support import (
+    AS_OF,
+    PAGE,
+    LiveSandbox,
+    audit_argv,
+    checkpoint_body,
+    cli_env,
+    ids,
+    interrupted,
+    refused,
+    stopped_audit,
+)
 
 NOT_AUTHENTIC = "not authentic: it was changed after it was written; delete it to start over"
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "tokens.jsonl", tmp_path / "audit.ckpt"
-
-
-def refused(live: LiveSandbox, argv: list[str], message: str, *files: Path) -> None:
-    """``argv`` is a usage error with ``message``; nothing is sent, ``files`` are unchanged."""
-    before = [f.read_bytes() if f.exists() else None for f in files]
-    live.script({})
-    result = live.cli(*argv)
-    assert (result.code, result.out, result.err) == (2, "", f"usage error: {message}\n")
-    assert live.cli_requests() == []
-    assert [f.read_bytes() if f.exists() else None for f in files] == before
+def victim(tmp_path: Path) -> Path:
+    """A file of the user's that a planted symlink points at: it must stay as it is."""
+    path = tmp_path / "victim.txt"
+    path.write_text("precious\n", encoding="utf-8")
+    return path
 
 
 class TestSealed:
@@ -78,8 +81,7 @@ class TestSealed:
         refused(live, audit_argv(out, ck, "jsonl"), f"{ck}: {NOT_AUTHENTIC}", out, ck)
 
     def test_another_accounts_key(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         live.script({})
         result = live.cli(*audit_argv(out, ck, "jsonl"), key="ck_live_another_account_key_0123")
         assert (result.code, result.out) == (2, "")
@@ -90,8 +92,7 @@ class TestSealed:
         assert live.cli_requests() == []
 
     def test_no_key_in_the_file(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        _, ck = stopped_audit(live, paths, "jsonl", 3)
         text = ck.read_text(encoding="utf-8")
         assert live.api_key not in text
         assert live.api_key[-8:] not in text
@@ -124,8 +125,7 @@ class TestTheWalkIsTheCommands:
     def test_a_filtered_walk_is_not_an_unfiltered_audit(
         self, live: LiveSandbox, paths: tuple[Path, Path]
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF, "--status", "active"), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3, "--status", "active")
         body = checkpoint_body(ck)
         body["options"]["status"] = None
         ck.write_text(reseal_audit(body, live.api_key), encoding="utf-8")
@@ -144,8 +144,7 @@ class TestTheWalkIsTheCommands:
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str
     ) -> None:
         """Records dropped while the report would say complete: the count tells."""
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, fmt, 3)
         body = checkpoint_body(ck)
         lines = out.read_bytes().splitlines(keepends=True)
         assert len(lines) == 2 * PAGE + (fmt == "csv")
@@ -162,8 +161,7 @@ class TestTheWalkIsTheCommands:
     def test_records_taken_out_of_the_output(
         self, live: LiveSandbox, paths: tuple[Path, Path]
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         lines = out.read_bytes().splitlines(keepends=True)
         # Ten records fewer, the same length: padded with copies of the first record.
         kept = lines[10:]
@@ -186,11 +184,9 @@ class TestFiles:
     """Temporaries, one file under two names, and one audit at a time."""
 
     def test_a_symlink_at_the_old_temporary_name_is_not_followed(
-        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
+        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
         out, ck = paths
-        victim = tmp_path / "victim.txt"
-        victim.write_text("precious\n", encoding="utf-8")
         planted = tmp_path / f".{ck.name}.tmp"
         planted.symlink_to(victim)
         interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
@@ -206,12 +202,9 @@ class TestFiles:
         )
 
     def test_a_symlink_at_the_checkpoint_is_replaced_not_followed(
-        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
+        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
-        out, ck = paths
-        victim = tmp_path / "victim.txt"
-        victim.write_text("precious\n", encoding="utf-8")
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         text = ck.read_bytes()
         ck.unlink()
         (tmp_path / "real.ckpt").write_bytes(text)
@@ -224,8 +217,7 @@ class TestFiles:
     def test_temporaries_a_kill_left_are_removed(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         left = tmp_path / f".{ck.name}.k1ll3d_x.tmp"
         left.write_text("half", encoding="utf-8")
         live.script({})
@@ -264,8 +256,7 @@ class TestFiles:
     def test_a_second_audit_on_the_same_checkpoint(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         lock = tmp_path / f".{ck.name}.lock"
         # The first audit, still running: it holds the lock.
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -295,11 +286,9 @@ class TestFiles:
         assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
     def test_a_symlink_at_the_lock_name(
-        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
+        self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path, victim: Path
     ) -> None:
         out, ck = paths
-        victim = tmp_path / "victim.txt"
-        victim.write_text("precious\n", encoding="utf-8")
         lock = tmp_path / f".{ck.name}.lock"
         lock.symlink_to(victim)
         refused(
@@ -398,8 +387,7 @@ class TestNotRegularFiles:
         )
 
     def test_a_fifo_as_the_output(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         body = checkpoint_body(ck)
         # What the checkpoint counted is still there: the output is what was swapped.
         out.unlink()

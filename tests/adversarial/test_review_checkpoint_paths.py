@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ..cli._support import LiveSandbox
-from ..cli.test_checkpoint import audit_argv
+from ..cli._support import LiveSandbox, audit_argv
 
 
 def refused(live: LiveSandbox, argv: list[str], message: str, out: Path) -> None:

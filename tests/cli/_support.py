@@ -1,7 +1,7 @@
 """The one helpers module of the CLI tests (``tests/cli``, and the command-line tests of
 ``tests/adversarial``): a sandbox on its own thread, a CLI runner in-process and the
 environment for one in a subprocess, plain-HTTP reads, and the fixtures both
-``conftest.py`` files register (a clean environment, ``live``).
+``conftest.py`` files register (``live``, ``paths``).
 
 ``cli.main()`` calls ``asyncio.run`` itself, so the tests are plain synchronous functions
 and the sandbox they talk to runs on a background thread with its own event loop. What the
@@ -11,6 +11,7 @@ no SDK), so the SDK's pager and models are not checking themselves.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -29,7 +30,6 @@ import pytest
 
 from cellcast_async.cli import main
 
-from .._env import no_cellcast_env as no_cellcast_env  # re-exported: the conftests register it
 from .._threaded_sandbox import ThreadedSandbox
 from .._wire import TOKENS_PATH as TOKENS_PATH  # re-exported: the CLI tests read it here
 
@@ -280,6 +280,93 @@ def report_of(summary: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(walk["complete"], bool)
     assert walk["requests"] >= walk["pages"] >= 1
     return summary
+
+
+# --- audit --checkpoint -----------------------------------------------------------------
+
+HEADER = "id,name,status,sub_account_id,sub_account_name,created_at,age_days,stale,token"
+"""The audit's CSV header."""
+PAGE = 50  # 300 tokens: 6 pages
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> tuple[Path, Path]:
+    """An audit's output and its checkpoint, in ``tmp_path``."""
+    return tmp_path / "tokens.out", tmp_path / "audit.ckpt"
+
+
+def audit_argv(
+    out: Path, ck: Path, fmt: str, *extra: str, page: int = PAGE, concurrency: int = 1
+) -> list[str]:
+    """The audit every round trip repeats: one page at a time, so page N is request N."""
+    return [
+        "audit",
+        "--format",
+        fmt,
+        "--output",
+        str(out),
+        "--checkpoint",
+        str(ck),
+        "--page-size",
+        str(page),
+        "--concurrency",
+        str(concurrency),
+        "--quiet",
+        *extra,
+    ]
+
+
+def records(path: Path, fmt: str) -> list[dict[str, Any]]:
+    """The records in ``path``, checking that it holds whole records only."""
+    text = path.read_bytes().decode()
+    if fmt == "jsonl":
+        assert text == "" or text.endswith("\n"), f"a partial last line: {text[-80:]!r}"
+        # Only "\n" ends a record: names may hold U+2028 and the like (splitlines splits).
+        return [json.loads(line) for line in text.split("\n")[:-1]]
+    assert text.startswith(HEADER + "\r\n")
+    assert text.endswith("\r\n"), f"a partial last row: {text[-80:]!r}"
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert all(None not in row and None not in row.values() for row in rows), "a short row"
+    return rows
+
+
+def ids(path: Path, fmt: str) -> list[str]:
+    return [record["id"] for record in records(path, fmt)]
+
+
+def checkpoint_body(ck: Path) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(ck.read_text(encoding="utf-8"))
+    return body
+
+
+def interrupted(live: LiveSandbox, argv: list[str], page: int) -> None:
+    """Run ``argv`` with page ``page`` failing for good: exit 1, one error line."""
+    live.script({page: "500"})
+    result = live.cli("--max-retries", "0", *argv)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "error: GET /api/v1/apiClient/token -> 500 Internal server error: Something went wrong\n"
+    )
+
+
+def stopped_audit(
+    live: LiveSandbox, paths: tuple[Path, Path], fmt: str, page: int, *extra: str
+) -> tuple[Path, Path]:
+    """The audit of :func:`audit_argv` ``--as-of AS_OF``, stopped by page ``page`` failing
+    for good (:func:`interrupted`): its output and checkpoint (``paths``)."""
+    out, ck = paths
+    interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF, *extra), page)
+    return out, ck
+
+
+def refused(live: LiveSandbox, argv: list[str], message: str, *files: Path) -> None:
+    """``argv`` is a usage error with ``message``; nothing is sent, ``files`` are unchanged."""
+    before = [f.read_bytes() if f.exists() else None for f in files]
+    live.script({})
+    result = live.cli(*argv)
+    assert (result.code, result.out, result.err) == (2, "", f"usage error: {message}\n")
+    assert live.cli_requests() == []
+    assert [f.read_bytes() if f.exists() else None for f in files] == before
 
 
 @pytest.fixture

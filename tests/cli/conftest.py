@@ -1,6 +1,7 @@
-"""The CLI tests' fixtures: a clean environment (autouse) and ``live``, a sandbox on a
-background thread; both are defined in ``_support``."""
+"""The CLI tests' fixtures, defined in ``_support``: ``live``, a sandbox on a background
+thread, and ``paths``, an audit's output and checkpoint. (The clean environment is
+``tests/conftest.py``'s, autouse for the whole suite.)"""
 
-from ._support import live, no_cellcast_env
+from ._support import live, paths
 
-__all__ = ["live", "no_cellcast_env"]
+__all__ = ["live", "paths"]

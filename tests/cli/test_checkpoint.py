@@ -10,8 +10,6 @@ from an uninterrupted audit of the same list.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import signal
@@ -20,82 +18,46 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cellcast_async.sandbox import Faults
 
 from .._checkpoint_seal import reseal_audit
-from ._support import AS_OF, AS_OF_TIME, LiveSandbox, cli_env, expected_summary, report_of
+from ._support import (
+    AS_OF,
+    AS_OF_TIME,
+    PAGE,
+    LiveSandbox,
+    audit_argv,
+    checkpoint_body,
+    cli_env,
+    expected_summary,
+    ids,
+    interrupted,
+    refused,
+    report_of,
+    stopped_audit,
+)
 
-HEADER = "id,name,status,sub_account_id,sub_account_name,created_at,age_days,stale,token"
 NEEDS_OUTPUT = (
     "--checkpoint needs --output FILE: a resumed audit rebuilds its report from the"
     " records already written there"
 )
-PAGE = 50  # 300 tokens: 6 pages
 READS = "this cellcast-tokens reads version 2"
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def audit_argv(out: Path, ck: Path, fmt: str, *extra: str) -> list[str]:
-    """The audit every round trip repeats: one page at a time, so page N is request N."""
-    return [
-        "audit",
-        "--format",
-        fmt,
-        "--output",
-        str(out),
-        "--checkpoint",
-        str(ck),
-        "--page-size",
-        str(PAGE),
-        "--concurrency",
-        "1",
-        "--quiet",
-        *extra,
-    ]
-
-
-def records(path: Path, fmt: str) -> list[dict[str, Any]]:
-    """The records in ``path``, checking that it holds whole records only."""
-    text = path.read_bytes().decode()
-    if fmt == "jsonl":
-        assert text == "" or text.endswith("\n"), f"a partial last line: {text[-80:]!r}"
-        # Only "\n" ends a record: names may hold U+2028 and the like (splitlines splits).
-        return [json.loads(line) for line in text.split("\n")[:-1]]
-    assert text.startswith(HEADER + "\r\n")
-    assert text.endswith("\r\n"), f"a partial last row: {text[-80:]!r}"
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert all(None not in row and None not in row.values() for row in rows), "a short row"
-    return rows
-
-
-def ids(path: Path, fmt: str) -> list[str]:
-    return [record["id"] for record in records(path, fmt)]
-
-
 def assert_unreadable(live: LiveSandbox, out: Path, ck: Path, fmt: str) -> None:
     """The resumed audit refuses its output's records: a usage error, nothing sent, the
     output left as it is."""
-    before = out.read_bytes()
-    live.script({})
-    result = live.cli(*audit_argv(out, ck, fmt))
-    assert (result.code, result.out) == (2, "")
-    assert result.err == (
-        f"usage error: {out}: a record the checkpoint counted is not readable: delete the"
-        " checkpoint to start over\n"
+    message = (
+        f"{out}: a record the checkpoint counted is not readable: delete the checkpoint"
+        " to start over"
     )
-    assert live.cli_requests() == []
-    assert out.read_bytes() == before
-
-
-def checkpoint_body(ck: Path) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(ck.read_text(encoding="utf-8"))
-    return body
+    refused(live, audit_argv(out, ck, fmt), message, out)
 
 
 def reference(live: LiveSandbox, tmp_path: Path, fmt: str, *extra: str) -> bytes:
@@ -107,23 +69,8 @@ def reference(live: LiveSandbox, tmp_path: Path, fmt: str, *extra: str) -> bytes
     return target.read_bytes()
 
 
-def interrupted(live: LiveSandbox, argv: list[str], page: int) -> None:
-    """Run ``argv`` with page ``page`` failing for good: exit 1, one error line."""
-    live.script({page: "500"})
-    result = live.cli("--max-retries", "0", *argv)
-    assert (result.code, result.out) == (1, "")
-    assert result.err == (
-        "error: GET /api/v1/apiClient/token -> 500 Internal server error: Something went wrong\n"
-    )
-
-
 def pages_read(live: LiveSandbox) -> list[int]:
     return [int(query["page"]) for _, _, query, _ in live.cli_requests()]
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "tokens.out", tmp_path / "audit.ckpt"
 
 
 # --- usage errors ----------------------------------------------------------------------
@@ -228,26 +175,19 @@ class TestUsageErrors:
     def test_resuming_with_other_options(
         self, live: LiveSandbox, paths: tuple[Path, Path], other: list[str]
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
-        before = (out.read_bytes(), ck.read_bytes())
-        live.script({})
-        # The later option wins in click: "--format csv" after "--format jsonl", etc.
-        result = live.cli(*audit_argv(out, ck, "jsonl"), *other)
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {ck} was written by an audit with other options (output={out},"
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
+        message = (
+            f"{ck} was written by an audit with other options (output={out},"
             f" page_size={PAGE}, record_format=jsonl, stale_days=365): run it with those,"
-            f" or delete {ck} to start over\n"
+            f" or delete {ck} to start over"
         )
-        assert live.cli_requests() == []
-        assert (out.read_bytes(), ck.read_bytes()) == before
+        # The later option wins in click: "--format csv" after "--format jsonl", etc.
+        refused(live, [*audit_argv(out, ck, "jsonl"), *other], message, out, ck)
 
     def test_resuming_into_another_output(
         self, live: LiveSandbox, paths: tuple[Path, Path], tmp_path: Path
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, "jsonl", 2)
         other = tmp_path / "other.jsonl"
         live.script({})
         result = live.cli(*audit_argv(other, ck, "jsonl"))
@@ -259,46 +199,27 @@ class TestUsageErrors:
         assert not other.exists()
 
     def test_resuming_with_another_as_of(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 2)
-        before = (out.read_bytes(), ck.read_bytes())
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, "jsonl", "--as-of", "2025-01-01"))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {ck} judged ages as of 2025-07-16T00:00:00+00:00:"
-            " drop --as-of to resume\n"
-        )
-        assert live.cli_requests() == []
-        assert (out.read_bytes(), ck.read_bytes()) == before
+        out, ck = stopped_audit(live, paths, "jsonl", 2)
+        argv = audit_argv(out, ck, "jsonl", "--as-of", "2025-01-01")
+        message = f"{ck} judged ages as of 2025-07-16T00:00:00+00:00: drop --as-of to resume"
+        refused(live, argv, message, out, ck)
 
     def test_the_output_is_gone(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, "jsonl", 2)
         out.unlink()
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, "jsonl"))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: the checkpoint's output {out} is missing: delete the checkpoint"
-            " to start over\n"
-        )
-        assert live.cli_requests() == []
+        message = f"the checkpoint's output {out} is missing: delete the checkpoint to start over"
+        refused(live, audit_argv(out, ck, "jsonl"), message, out, ck)
         assert not out.exists()
 
     def test_the_output_is_shorter(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         cut = out.read_bytes()[:-10]
         out.write_bytes(cut)
-        live.script({})
-        result = live.cli(*audit_argv(out, ck, "jsonl"))
-        assert (result.code, result.out) == (2, "")
-        assert result.err == (
-            f"usage error: {out} is shorter than when the checkpoint was written: delete the"
-            " checkpoint to start over\n"
+        message = (
+            f"{out} is shorter than when the checkpoint was written: delete the checkpoint"
+            " to start over"
         )
-        assert live.cli_requests() == []
+        refused(live, audit_argv(out, ck, "jsonl"), message, out, ck)
         assert out.read_bytes() == cut
 
     def test_a_pager_checkpoint_that_does_not_read(
@@ -306,8 +227,7 @@ class TestUsageErrors:
     ) -> None:
         """The audit's file is fine, the pager's text in it is not: refused before the
         output is cut back, with the file named."""
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, "jsonl", "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, "jsonl", 3)
         body = checkpoint_body(ck)
         ck.write_text(reseal_audit({**body, "pager": "garbage"}, live.api_key), encoding="utf-8")
         with out.open("ab") as handle:
@@ -326,8 +246,7 @@ class TestUsageErrors:
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str, cut: int | str
     ) -> None:
         # Never written by a kill (a checkpoint counts whole records): an edited checkpoint.
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, fmt, 3)
         body = checkpoint_body(ck)
         last = out.read_bytes().splitlines()[-1]
         back = len(last) - last.index(b",") - 3 if cut == "row" else int(cut)
@@ -352,8 +271,7 @@ class TestUsageErrors:
     ) -> None:
         """Every field is read back as the audit wrote it: the same number of bytes with
         a field of another type, or missing, is refused, not fed to the report."""
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 3)
+        out, ck = stopped_audit(live, paths, fmt, 3)
         text = out.read_bytes()
         assert written in text
         at = text.index(written)
@@ -365,8 +283,7 @@ class TestUsageErrors:
     def test_another_file_under_the_outputs_name(
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 2)
+        out, ck = stopped_audit(live, paths, fmt, 2)
         out.write_text("a line that is no record\n" * 1000, encoding="utf-8")
         assert_unreadable(live, out, ck, fmt)
 
@@ -480,8 +397,7 @@ class TestRoundTrip:
     def test_json_summary_after_a_resume(
         self, live: LiveSandbox, paths: tuple[Path, Path], fmt: str
     ) -> None:
-        out, ck = paths
-        interrupted(live, audit_argv(out, ck, fmt, "--as-of", AS_OF), 4)
+        out, ck = stopped_audit(live, paths, fmt, 4)
         live.script({})
         # Without --as-of: the resumed audit judges ages as of the checkpoint's time.
         result = live.cli("--json", *audit_argv(out, ck, fmt))
@@ -616,20 +532,7 @@ def test_sigkill_at_random_moments_then_the_same_command(
         "-m",
         "cellcast_async",
         *big.args(
-            "audit",
-            "--page-size",
-            str(KILL_PAGE),
-            "--concurrency",
-            "2",
-            "--format",
-            fmt,
-            "--output",
-            str(out),
-            "--checkpoint",
-            str(ck),
-            "--quiet",
-            "--as-of",
-            "2025-07-16",
+            *audit_argv(out, ck, fmt, "--as-of", "2025-07-16", page=KILL_PAGE, concurrency=2)
         ),
     ]
     expected = [item["_id"] for item in big.items()]

@@ -335,15 +335,8 @@ class TestHints:
         ],
     )
     def test_plurals(self, count: int, words: list[str]) -> None:
-        stats = WalkStats(
-            requests=count,
-            retries=count,
-            pages=count,
-            items=count,
-            duplicates_dropped=count,
-            refetched_pages=count,
-            complete=True,
-        )
+        counted = ("requests", "retries", "pages", "items", "duplicates_dropped", "refetched_pages")
+        stats = WalkStats(**dict.fromkeys(counted, count), complete=True)
         buffer = io.StringIO()
         render_walk(stats, Console(file=buffer, width=200))
         text = buffer.getvalue()

@@ -243,32 +243,16 @@ class TestApply:
         journal = tmp_path / "j"
         assert live.cli("apply", str(planned), "--journal", str(journal), "--yes", *FAST).code == 0
         ids = {i["id"] for i in json.loads(planned.read_text())["items"]}
-        soon = live.cli(
-            "plan",
-            "delete",
-            "--deactivated-by",
-            str(journal),
-            "--grace-days",
-            "30",
-            "--output",
-            str(tmp_path / "d0.json"),
-        )
-        assert soon.code == 0, soon.err
-        assert json.loads((tmp_path / "d0.json").read_text())["items"] == []
-        due = live.cli(
-            "plan",
-            "delete",
-            "--deactivated-by",
-            str(journal),
-            "--grace-days",
-            "30",
-            "--as-of",
-            "2999-01-01T00:00:00Z",
-            "--output",
-            str(tmp_path / "d.json"),
-        )
-        assert due.code == 0, due.err
-        body = json.loads((tmp_path / "d.json").read_text())
+
+        def plan_delete(output: Path, *extra: str) -> Any:
+            """``plan delete`` of what ``journal`` deactivated, 30 days' grace: the plan."""
+            argv = ["--deactivated-by", str(journal), "--grace-days", "30", *extra]
+            result = live.cli("plan", "delete", *argv, "--output", str(output))
+            assert result.code == 0, result.err
+            return json.loads(output.read_text())
+
+        assert plan_delete(tmp_path / "d0.json")["items"] == []  # not yet due
+        body = plan_delete(tmp_path / "d.json", "--as-of", "2999-01-01T00:00:00Z")
         assert {i["id"] for i in body["items"]} == ids
         assert {i["action"] for i in body["items"]} == {"delete"}
         live.script({})

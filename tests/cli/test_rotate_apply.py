@@ -74,6 +74,11 @@ def make_plan(live: LiveSandbox, plan: Path) -> list[dict[str, Any]]:
     return olds
 
 
+def apply(live: LiveSandbox, plan: Path, journal: Path, *extra: str) -> Run:
+    """``apply PLAN --journal JOURNAL --yes`` at full speed, with ``extra`` (its sink)."""
+    return live.cli("apply", str(plan), "--journal", str(journal), "--yes", *FAST, *extra)
+
+
 def secrets_in(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in folder.iterdir()}
 
@@ -120,10 +125,7 @@ def rotate_to_folder(live: LiveSandbox, tmp_path: Path) -> tuple[list[dict[str, 
     plan, journal, folder = tmp_path / "rotate.json", tmp_path / "j", tmp_path / "out"
     folder.mkdir(mode=0o700)
     olds = make_plan(live, plan)
-    run = live.cli(
-        "apply", str(plan), "--journal", str(journal),
-        "--deliver-dir", str(folder), "--yes", *FAST,
-    )  # fmt: skip
+    run = apply(live, plan, journal, "--deliver-dir", str(folder))
     assert run.code == 0, run.err
     return olds, run
 
@@ -308,10 +310,7 @@ class TestApplyWithACommand:
         plan, journal, got = tmp_path / "p.json", tmp_path / "j", tmp_path / "got"
         got.mkdir()
         olds = make_plan(live, plan)
-        run = live.cli(
-            "apply", str(plan), "--journal", str(journal),
-            "--deliver-cmd", store_cmd(got), "--yes", *FAST,
-        )  # fmt: skip
+        run = apply(live, plan, journal, "--deliver-cmd", store_cmd(got))
         assert run.code == 0, run.err
         assert len(secrets_in(got)) == len(olds)
         for name, secret in secrets_in(got).items():
@@ -327,10 +326,7 @@ class TestApplyWithACommand:
         got.mkdir()
         olds = make_plan(live, plan)
         before = len(live.items())
-        run = live.cli(
-            "apply", str(plan), "--journal", str(journal),
-            "--deliver-cmd", store_cmd(got, exit_code=3), "--yes", "--json", *FAST,
-        )  # fmt: skip
+        run = apply(live, plan, journal, "--deliver-cmd", store_cmd(got, exit_code=3), "--json")
         assert run.code == 1
         report = json.loads(run.out)
         assert report["counts"]["failed"] == len(olds)

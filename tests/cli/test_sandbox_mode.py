@@ -20,6 +20,7 @@ import pytest
 
 from cellcast_async.sandbox import Sandbox
 
+from .._subprocess import run_python
 from ._support import ROOT, TOKENS_PATH, LiveSandbox, cli_env, expected_summary, report_of, run_cli
 
 SUB_ID = "[0-9a-f]{24}"
@@ -200,15 +201,8 @@ class TestModuleEntryPoint:
     )
     def test_exit_code_and_one_error_line(self, argv: list[str], code: int, start: str) -> None:
         port = free_port()  # closed again: nothing listens there
-        completed = subprocess.run(
-            [sys.executable, "-m", "cellcast_async", *(a.format(port=port) for a in argv)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=cli_env(),
-            timeout=30,
-            check=False,
-        )
+        argv = [a.format(port=port) for a in argv]
+        completed = run_python("-m", "cellcast_async", *argv, cwd=ROOT, env=cli_env(), timeout=30)
         assert (completed.returncode, completed.stdout) == (code, "")
         assert len(completed.stderr.splitlines()) == 1
         assert completed.stderr.startswith(start.format(port=port))

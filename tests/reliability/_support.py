@@ -6,9 +6,14 @@ a thread is ``tests/_threaded_sandbox.py``'s.
 
 from __future__ import annotations
 
+import time
 import traceback
+from collections.abc import Awaitable
 
+import pytest
 from aiohttp import web
+
+from cellcast_async import TimeoutError
 
 from .._exceptions_seen import exception_chain
 from .._servers import ByteServer, Handler, RawApp
@@ -26,6 +31,7 @@ __all__ = [
     "dumps",
     "envelope",
     "exception_texts",
+    "raises_timeout",
     "page_data",
     "token_item",
 ]
@@ -58,3 +64,15 @@ def exception_texts(exc: BaseException) -> list[str]:
     for link in exception_chain(exc):
         texts += [str(link), repr(link), repr(link.args)]
     return texts
+
+
+async def raises_timeout(call: Awaitable[object]) -> TimeoutError:
+    """Await ``call`` on a session with ``timeout=0.3``: it must raise
+    :class:`cellcast_async.TimeoutError` close to the timeout (0.3 s to 1.5 s), which is
+    returned for the test's own checks."""
+    started = time.monotonic()
+    with pytest.raises(TimeoutError) as info:
+        await call
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 1.5
+    return info.value

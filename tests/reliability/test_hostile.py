@@ -52,6 +52,7 @@ from ._support import (
     dumps,
     envelope,
     page_data,
+    raises_timeout,
     token_item,
 )
 
@@ -366,13 +367,9 @@ class TestByteLevelGarbage:
                 api_key="k" * 32, base_url=server.url, timeout=0.3, max_retries=0
             ) as cc,
         ):
-            started = time.monotonic()
-            with pytest.raises(TimeoutError) as info:
-                await cc.tokens.get(TOKEN_ID)
-            elapsed = time.monotonic() - started
+            error = await raises_timeout(cc.tokens.get(TOKEN_ID))
 
-        assert 0.3 <= elapsed < 1.5
-        assert str(info.value) == f"GET {TOKENS_PATH}/{TOKEN_ID}: no answer within 0.3 s"
+        assert str(error) == f"GET {TOKENS_PATH}/{TOKEN_ID}: no answer within 0.3 s"
 
     async def test_deflate_but_plain_ends_in_time(self) -> None:
         # aiohttp 3.14 waits for the end of a deflate stream that never comes (its

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cellcast_async import (
     ApiToken,
     CellcastSession,
@@ -24,6 +26,20 @@ FAST = 1000.0
 
 def session(sb: Sandbox, key: str | None = None, **options: Any) -> CellcastSession:
     return CellcastSession(api_key=key or sb.api_key, base_url=sb.url, **options)
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Sandbox]:
+    """An :func:`aged_sandbox`, serving."""
+    async with aged_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def cc(sb: Sandbox) -> AsyncIterator[CellcastSession]:
+    """A session on ``sb`` with its key."""
+    async with session(sb) as cc:
+        yield cc
 
 
 def aged_sandbox(**kwargs: Any) -> Sandbox:

@@ -25,7 +25,6 @@ from cellcast_async.sandbox import Faults, Sandbox
 
 from ._support import (
     FAST,
-    aged_sandbox,
     collect,
     deactivate_plan,
     later,
@@ -35,18 +34,6 @@ from ._support import (
 )
 
 SECRET_SHAPE = re.compile(r"ccst_[A-Za-z0-9_-]{40}")
-
-
-@pytest.fixture
-async def sb() -> Sandbox:  # type: ignore[misc]
-    async with aged_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def cc(sb: Sandbox) -> CellcastSession:  # type: ignore[misc]
-    async with session(sb) as cc:
-        yield cc
 
 
 def assert_no_secret(text: str, sb: Sandbox) -> None:

@@ -4,6 +4,7 @@ sealed plans with bad fields, journals with bad lines, reads and writes that fai
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,7 @@ from cellcast_async._plan import canonical
 from cellcast_async._session import checkpoint_key
 from cellcast_async.sandbox import Faults, Sandbox
 
-from ._support import aged_sandbox, deactivate_plan, run_all, session
-
-
-@pytest.fixture
-async def sb() -> Sandbox:  # type: ignore[misc]
-    async with aged_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def cc(sb: Sandbox) -> CellcastSession:  # type: ignore[misc]
-    async with session(sb) as cc:
-        yield cc
+from ._support import deactivate_plan, run_all, session
 
 
 def sealed(cc: CellcastSession, body: dict[str, Any], purpose: str = "cellcast-plan") -> str:
@@ -73,33 +62,8 @@ async def test_not_a_plan(cc: CellcastSession, text: str, message: str) -> None:
     assert caught.value.message == message
 
 
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        (b"{", "line 2 is not JSON"),
-        (b"[]", "line 2 is not a JSON object"),
-        (b'{"prev":"x"}', "line 2 is out of place: lines were removed, added or moved"),
-    ],
-)
-async def test_a_journal_with_a_bad_line(
-    sb: Sandbox, cc: CellcastSession, tmp_path: Path, line: bytes, message: str
-) -> None:
-    plan = await deactivate_plan(cc, sb)
-    path = tmp_path / "j"
-    Journal.open(path, plan, cc).close()
-    path.write_bytes(path.read_bytes() + line + b"\n")
-    with pytest.raises(PlanError) as caught:
-        Journal.read(path, cc)
-    assert caught.value.message == f"{path}: {message}"
-
-
-async def test_a_sealed_journal_line_that_is_no_record(
-    sb: Sandbox, cc: CellcastSession, tmp_path: Path
-) -> None:
-    plan = await deactivate_plan(cc, sb)
-    path = tmp_path / "j"
-    with Journal.open(path, plan, cc) as journal:
-        prev = journal._mac
+def no_record(cc: CellcastSession, plan: Plan, prev: str) -> bytes:
+    """A line sealed as the journal's next, whose body is no journal record."""
     body = {
         "seq": 1,
         "token": "t",
@@ -112,10 +76,35 @@ async def test_a_sealed_journal_line_that_is_no_record(
         "plan": plan.digest,
         "prev": prev,
     }
-    path.write_bytes(path.read_bytes() + sealed(cc, body, "cellcast-journal").encode() + b"\n")
+    return sealed(cc, body, "cellcast-journal").encode()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"{", "line 2 is not JSON"),
+        (b"[]", "line 2 is not a JSON object"),
+        (b'{"prev":"x"}', "line 2 is out of place: lines were removed, added or moved"),
+        pytest.param(no_record, "line 2 is not a journal record", id="sealed-no-record"),
+    ],
+)
+async def test_a_journal_with_a_bad_line(
+    sb: Sandbox,
+    cc: CellcastSession,
+    tmp_path: Path,
+    line: bytes | Callable[[CellcastSession, Plan, str], bytes],
+    message: str,
+) -> None:
+    plan = await deactivate_plan(cc, sb)
+    path = tmp_path / "j"
+    with Journal.open(path, plan, cc) as journal:
+        prev = journal._mac
+    if callable(line):
+        line = line(cc, plan, prev)
+    path.write_bytes(path.read_bytes() + line + b"\n")
     with pytest.raises(PlanError) as caught:
         Journal.read(path, cc)
-    assert caught.value.message == f"{path}: line 2 is not a journal record"
+    assert caught.value.message == f"{path}: {message}"
 
 
 async def test_bad_records_are_refused_before_they_are_written(

@@ -15,13 +15,13 @@ import pytest
 
 from cellcast_async.sandbox import Sandbox
 
-# `tests.seed_samples` and `tests.sandbox.helpers` import from the repository root whether
+# `tests.seed_samples` and `tests.sandbox._support` import from the repository root whether
 # pytest runs as `pytest` or `python -m pytest` (tests/ has no __init__.py of its own).
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.sandbox.helpers import Api  # noqa: E402
+from tests.sandbox._support import Api  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from cellcast_async.sandbox import Faults, Sandbox, serve
 from cellcast_async.sandbox.__main__ import main
-from tests.sandbox.helpers import BASE
+from tests._wire import TOKENS_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,8 @@ class TestModuleMain:
             async with (
                 aiohttp.ClientSession() as http,
                 http.get(
-                    info["url"] + BASE, headers={"Authorization": f"Bearer {info['api_key']}"}
+                    info["url"] + TOKENS_PATH,
+                    headers={"Authorization": f"Bearer {info['api_key']}"},
                 ) as response,
             ):
                 assert response.status == 200

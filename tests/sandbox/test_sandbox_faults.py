@@ -11,12 +11,13 @@ import aiohttp
 import pytest
 
 from cellcast_async.sandbox import Faults, Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 
 FAST = aiohttp.ClientTimeout(total=0.5)
 
 
-async def outcome(api: Api, method: str = "GET", path: str = BASE, **kwargs: object) -> str:
+async def outcome(api: Api, method: str = "GET", path: str = TOKENS_PATH, **kwargs: object) -> str:
     """What the client saw: the status, "drop", "timeout" or "malformed"."""
     try:
         reply = await api.call(method, path, **kwargs)  # type: ignore[arg-type]
@@ -41,7 +42,7 @@ async def arrived(sb: Sandbox, count: int = 1) -> None:
 async def stops_at_once(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     """``sb.stop()`` with a request in flight that the sandbox holds: the stop takes well
     under the hold, and the request fails instead of waiting."""
-    pending = asyncio.ensure_future(http.get(sb.url + BASE))
+    pending = asyncio.ensure_future(http.get(sb.url + TOKENS_PATH))
     await arrived(sb)
     started = time.monotonic()
     await sb.stop()
@@ -107,7 +108,7 @@ class TestScript:
             sb.script({1: "hang"})
             api = Api(http, sb)
             with pytest.raises(asyncio.TimeoutError):
-                await api.http.get(sb.url + BASE, headers=api.auth(), timeout=FAST)
+                await api.http.get(sb.url + TOKENS_PATH, headers=api.auth(), timeout=FAST)
             assert await outcome(api) == "200"
 
     async def test_stop_does_not_wait_for_a_hang(self, http: aiohttp.ClientSession) -> None:
@@ -165,13 +166,13 @@ class TestDropAndMutations:
     async def test_delete_applied_then_dropped(self, api: Api, sb: Sandbox) -> None:
         item = await api.first_token()
         sb.script({2: "drop"})
-        assert await outcome(api, "DELETE", f"{BASE}/{item['_id']}") == "drop"
-        assert (await api.delete(f"{BASE}/{item['_id']}")).status == 404
+        assert await outcome(api, "DELETE", f"{TOKENS_PATH}/{item['_id']}") == "drop"
+        assert (await api.delete(f"{TOKENS_PATH}/{item['_id']}")).status == 404
 
     async def test_put_applied_then_malformed(self, api: Api, sb: Sandbox) -> None:
         item = await api.first_token(status="active")
         sb.script({2: "malformed"})
-        path = f"{BASE}/{item['_id']}"
+        path = f"{TOKENS_PATH}/{item['_id']}"
         assert await outcome(api, "PUT", path, json={"status": "inactive"}) == "malformed"
         assert (await api.get(path)).data["status"] == "inactive"
 

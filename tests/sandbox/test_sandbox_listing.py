@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 
 
 async def walk(
-    api: Api, path: str = BASE, key: str | None = None, **params: str | int
+    api: Api, path: str = TOKENS_PATH, key: str | None = None, **params: str | int
 ) -> list[dict[str, Any]]:
     """Every page, following hasNextPage."""
     items: list[dict[str, Any]] = []
@@ -112,7 +113,7 @@ class TestFilters:
     async def test_filters_combine_on_sub_account_route(self, api: Api, sb: Sandbox) -> None:
         sub = sb.sub_account_ids[0]
         reply = await api.get(
-            f"{BASE}/sub-account/{sub}", params={"status": "active", "search": "api"}
+            f"{TOKENS_PATH}/sub-account/{sub}", params={"status": "active", "search": "api"}
         )
         for item in reply.data["items"]:
             assert item["subAccount"]["_id"] == sub
@@ -167,7 +168,9 @@ class TestBadQueries:
         }
 
     async def test_same_checks_on_sub_account_route(self, api: Api, sb: Sandbox) -> None:
-        reply = await api.get(f"{BASE}/sub-account/{sb.sub_account_ids[0]}", params={"page": 0})
+        reply = await api.get(
+            f"{TOKENS_PATH}/sub-account/{sb.sub_account_ids[0]}", params={"page": 0}
+        )
         assert (reply.status, reply.detail) == (400, "page must be a positive integer")
 
     async def test_largest_limit_is_accepted(self, api: Api) -> None:

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 
 FULL_SECRET = re.compile(r"ccst_[A-Za-z0-9_-]{40}")
 MASKED = re.compile(r"ccst_\*{36}[A-Za-z0-9_-]{4}")
@@ -19,11 +20,11 @@ class TestSecrets:
     async def test_create_shows_full_then_reads_show_masked(self, api: Api) -> None:
         created = (await api.create("Once")).data
         assert FULL_SECRET.fullmatch(created["token"])
-        masked = (await api.get(f"{BASE}/{created['_id']}")).data["token"]
+        masked = (await api.get(f"{TOKENS_PATH}/{created['_id']}")).data["token"]
         assert MASKED.fullmatch(masked)
         assert masked[-4:] == created["token"][-4:]
         assert created["token"] not in (await api.get(params={"limit": 100})).text
-        updated = await api.put(f"{BASE}/{created['_id']}", json={"status": "inactive"})
+        updated = await api.put(f"{TOKENS_PATH}/{created['_id']}", json={"status": "inactive"})
         assert updated.data["token"] == masked
 
     async def test_list_items_are_masked(self, api: Api) -> None:
@@ -112,24 +113,24 @@ class TestUpdate:
 
     async def test_status_only(self, api: Api) -> None:
         item = await api.first_token(status="active")
-        reply = await api.put(f"{BASE}/{item['_id']}", json={"status": "inactive"})
+        reply = await api.put(f"{TOKENS_PATH}/{item['_id']}", json={"status": "inactive"})
         assert (reply.data["status"], reply.data["name"]) == ("inactive", item["name"])
-        assert (await api.get(f"{BASE}/{item['_id']}")).data["status"] == "inactive"
+        assert (await api.get(f"{TOKENS_PATH}/{item['_id']}")).data["status"] == "inactive"
 
     async def test_name_only_frees_the_old_name(self, api: Api) -> None:
         created = (await api.create("Old name")).data
-        reply = await api.put(f"{BASE}/{created['_id']}", json={"name": "New name"})
+        reply = await api.put(f"{TOKENS_PATH}/{created['_id']}", json={"name": "New name"})
         assert reply.data["name"] == "New name"
         assert (await api.create("Old name")).status == 201
 
     async def test_renaming_to_its_own_name_is_not_a_duplicate(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.put(f"{BASE}/{item['_id']}", json={"name": item["name"]})
+        reply = await api.put(f"{TOKENS_PATH}/{item['_id']}", json={"name": item["name"]})
         assert reply.status == 200
 
     async def test_invalid_status(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.put(f"{BASE}/{item['_id']}", json={"status": "paused"})
+        reply = await api.put(f"{TOKENS_PATH}/{item['_id']}", json={"status": "paused"})
         assert (reply.status, reply.body["message"], reply.detail) == (
             400,
             "Validation error",
@@ -142,12 +143,12 @@ class TestUpdate:
     )
     async def test_no_valid_fields(self, api: Api, body: dict[str, object]) -> None:
         item = await api.first_token()
-        reply = await api.put(f"{BASE}/{item['_id']}", json=body)
+        reply = await api.put(f"{TOKENS_PATH}/{item['_id']}", json=body)
         assert (reply.status, reply.detail) == (400, "No valid fields to update")
 
     async def test_other_keys_token_is_not_found(self, api: Api, sb: Sandbox) -> None:
         theirs = await api.first_token(key=sb.other_api_key)
-        reply = await api.put(f"{BASE}/{theirs['_id']}", json={"status": "inactive"})
+        reply = await api.put(f"{TOKENS_PATH}/{theirs['_id']}", json={"status": "inactive"})
         assert (reply.status, reply.detail) == (404, "API token not found")
 
 
@@ -158,13 +159,13 @@ class TestDelete:
         item = await api.first_token()
         sub = item["subAccount"]["_id"]
         before = sb.token_count(sub)
-        assert (await api.delete(f"{BASE}/{item['_id']}")).status == 200
-        assert (await api.get(f"{BASE}/{item['_id']}")).status == 404
+        assert (await api.delete(f"{TOKENS_PATH}/{item['_id']}")).status == 200
+        assert (await api.get(f"{TOKENS_PATH}/{item['_id']}")).status == 404
         assert (await api.get()).data["total"] == 59
         assert sb.token_count(sub) == before - 1
 
     async def test_other_keys_token_is_not_found(self, api: Api, sb: Sandbox) -> None:
         theirs = await api.first_token(key=sb.other_api_key)
-        reply = await api.delete(f"{BASE}/{theirs['_id']}")
+        reply = await api.delete(f"{TOKENS_PATH}/{theirs['_id']}")
         assert (reply.status, reply.detail) == (404, "API token not found")
-        assert (await api.get(f"{BASE}/{theirs['_id']}", key=sb.other_api_key)).status == 200
+        assert (await api.get(f"{TOKENS_PATH}/{theirs['_id']}", key=sb.other_api_key)).status == 200

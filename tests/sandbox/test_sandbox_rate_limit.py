@@ -13,7 +13,8 @@ from cellcast_async import CellcastSession, RateLimitError
 from cellcast_async.sandbox import Faults, Sandbox
 from cellcast_async.sandbox._app import MAX_JSON_DEPTH, loads_body
 from cellcast_async.sandbox._state import RateDecision, RateLimiter
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 
 TOO_MANY = {
     "status": False,
@@ -137,7 +138,7 @@ class TestOverHttp:
         async with Sandbox(tokens=5, rate_limit=0.5, burst=2, rate_limit_headers=True) as sb:
             api = Api(http, sb)
             ok = await api.get()
-            missing = await api.get(f"{BASE}/nope")
+            missing = await api.get(f"{TOKENS_PATH}/nope")
             refused = await api.get()
         replies = (ok, missing, refused)
         assert [r.status for r in replies] == [200, 404, 429]
@@ -181,7 +182,9 @@ class TestDeepJson:
     @pytest.mark.parametrize("method", ["POST", "PUT"])
     async def test_answers_400(self, api: Api, sb: Sandbox, depth: int, method: str) -> None:
         """Arrays nested `depth` deep: 400 "Request body must be valid JSON"."""
-        path = BASE if method == "POST" else f"{BASE}/{(await api.first_token())['_id']}"
+        path = (
+            TOKENS_PATH if method == "POST" else f"{TOKENS_PATH}/{(await api.first_token())['_id']}"
+        )
         body = "[" * depth + "]" * depth
         reply = await api.call(
             method,
@@ -199,7 +202,7 @@ class TestDeepJson:
         inner = "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)
         reply = await api.call(
             "POST",
-            BASE,
+            TOKENS_PATH,
             data='{"name": ' + inner + "}",
             headers={**api.auth(), "Content-Type": "application/json"},
         )

@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 
 from cellcast_async.sandbox import Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 from tests.seed_samples import UNAUTHORIZED_401
 
 ROUTE_NOT_FOUND = {
@@ -63,13 +64,13 @@ class TestRoutes:
             ("GET", "/api/v1/apiClient"),
             ("GET", "/api/v1/apiClient/tokens"),
             ("GET", "/api/v2/apiClient/token"),
-            ("GET", f"{BASE}/a/b"),
-            ("GET", f"{BASE}/sub-account/x/y"),
-            ("PATCH", f"{BASE}/6877b1234567890abcdef123"),
-            ("POST", f"{BASE}/6877b1234567890abcdef123"),
-            ("PUT", BASE),
-            ("DELETE", BASE),
-            ("POST", f"{BASE}/sub-account/x"),
+            ("GET", f"{TOKENS_PATH}/a/b"),
+            ("GET", f"{TOKENS_PATH}/sub-account/x/y"),
+            ("PATCH", f"{TOKENS_PATH}/6877b1234567890abcdef123"),
+            ("POST", f"{TOKENS_PATH}/6877b1234567890abcdef123"),
+            ("PUT", TOKENS_PATH),
+            ("DELETE", TOKENS_PATH),
+            ("POST", f"{TOKENS_PATH}/sub-account/x"),
         ],
     )
     async def test_unknown_route(self, api: Api, method: str, path: str) -> None:
@@ -77,7 +78,7 @@ class TestRoutes:
         assert (reply.status, reply.body) == (404, ROUTE_NOT_FOUND)
 
     async def test_trailing_slash_is_ignored(self, api: Api) -> None:
-        assert (await api.get(f"{BASE}/")).data["total"] == 60
+        assert (await api.get(f"{TOKENS_PATH}/")).data["total"] == 60
 
     async def test_unknown_route_needs_no_key(self, api: Api) -> None:
         assert (await api.get("/nowhere", headers={})).status == 404
@@ -91,20 +92,20 @@ class TestEncodedIds:
     )
     async def test_odd_ids_are_just_missing_tokens(self, api: Api, raw_id: str) -> None:
         for method in ("GET", "PUT", "DELETE"):
-            reply = await api.call(method, f"{BASE}/{raw_id}", json={"status": "active"})
+            reply = await api.call(method, f"{TOKENS_PATH}/{raw_id}", json={"status": "active"})
             assert (reply.status, reply.detail) == (404, "API token not found"), method
 
     async def test_raw_path_is_recorded(self, api: Api, sb: Sandbox) -> None:
-        await api.get(f"{BASE}/..%2Fadmin")
-        assert sb.requests[-1].path == f"{BASE}/..%2Fadmin"
+        await api.get(f"{TOKENS_PATH}/..%2Fadmin")
+        assert sb.requests[-1].path == f"{TOKENS_PATH}/..%2Fadmin"
 
     async def test_encoded_real_id_is_found(self, api: Api) -> None:
         item = await api.first_token()
         encoded = "".join(f"%{ord(c):02X}" for c in item["_id"])
-        assert (await api.get(f"{BASE}/{encoded}")).data["_id"] == item["_id"]
+        assert (await api.get(f"{TOKENS_PATH}/{encoded}")).data["_id"] == item["_id"]
 
     async def test_encoded_sub_account_id(self, api: Api, sb: Sandbox) -> None:
         sub = sb.sub_account_ids[0]
         encoded = "".join(f"%{ord(c):02x}" for c in sub)
-        assert (await api.get(f"{BASE}/sub-account/{encoded}")).status == 200
-        assert (await api.get(f"{BASE}/sub-account/{sub}%2F..")).status == 403
+        assert (await api.get(f"{TOKENS_PATH}/sub-account/{encoded}")).status == 200
+        assert (await api.get(f"{TOKENS_PATH}/sub-account/{sub}%2F..")).status == 403

@@ -9,21 +9,8 @@ import pytest
 
 from cellcast_async.sandbox import Sandbox
 from tests import seed_samples
-from tests.sandbox.helpers import BASE, Api, assert_matches_seed, assert_same_shape
-from tests.seed_samples import (
-    CREATE_201,
-    CREATE_400_DUPLICATE,
-    CREATE_400_MISSING_NAME,
-    CREATE_400_MISSING_SUB_ACCOUNT,
-    DELETE_200,
-    FORBIDDEN_403,
-    LIST_200,
-    NOT_FOUND_404,
-    UNAUTHORIZED_401,
-    UPDATE_200,
-    UPDATE_400_DUPLICATE,
-    UPDATE_400_NO_FIELDS,
-)
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api, assert_matches_seed, assert_same_shape
 
 # The API documentation samples, copied verbatim into the repository so these checks run
 # on any clone (tests/seeds/README.md).
@@ -55,7 +42,7 @@ class TestList:
 
     async def test_200_matches_seed(self, api: Api) -> None:
         reply = await api.get(params={"page": 1, "limit": 10})
-        assert_matches_seed(reply, LIST_200, 200)
+        assert_matches_seed(reply, seed_samples.LIST_200, 200)
         assert reply.body["message"] == "Found 60 API token(s)"
         item = reply.data["items"][0]
         assert OBJECT_ID.fullmatch(item["_id"])
@@ -65,10 +52,10 @@ class TestList:
 
     async def test_403_for_another_keys_sub_account(self, api: Api, sb: Sandbox) -> None:
         reply = await api.get(params={"subAccountId": sb.other_sub_account_ids[0]})
-        assert_matches_seed(reply, FORBIDDEN_403, 403)
+        assert_matches_seed(reply, seed_samples.FORBIDDEN_403, 403)
 
     async def test_401_without_key(self, api: Api) -> None:
-        assert_matches_seed(await api.get(headers={}), UNAUTHORIZED_401, 401)
+        assert_matches_seed(await api.get(headers={}), seed_samples.UNAUTHORIZED_401, 401)
 
 
 class TestListForSubAccount:
@@ -76,21 +63,21 @@ class TestListForSubAccount:
 
     async def test_200_matches_seed(self, api: Api, sb: Sandbox) -> None:
         sub = sb.sub_account_ids[1]
-        reply = await api.get(f"{BASE}/sub-account/{sub}", params={"page": 1, "limit": 10})
-        assert_matches_seed(reply, LIST_200, 200)
+        reply = await api.get(f"{TOKENS_PATH}/sub-account/{sub}", params={"page": 1, "limit": 10})
+        assert_matches_seed(reply, seed_samples.LIST_200, 200)
         assert {i["subAccount"]["_id"] for i in reply.data["items"]} == {sub}
 
     async def test_403_for_another_keys_sub_account(self, api: Api, sb: Sandbox) -> None:
-        reply = await api.get(f"{BASE}/sub-account/{sb.other_sub_account_ids[0]}")
-        assert_matches_seed(reply, FORBIDDEN_403, 403)
+        reply = await api.get(f"{TOKENS_PATH}/sub-account/{sb.other_sub_account_ids[0]}")
+        assert_matches_seed(reply, seed_samples.FORBIDDEN_403, 403)
 
     async def test_403_for_unknown_sub_account(self, api: Api) -> None:
-        reply = await api.get(f"{BASE}/sub-account/6877a383d68781beb3b14110")
-        assert_matches_seed(reply, FORBIDDEN_403, 403)
+        reply = await api.get(f"{TOKENS_PATH}/sub-account/6877a383d68781beb3b14110")
+        assert_matches_seed(reply, seed_samples.FORBIDDEN_403, 403)
 
     async def test_401_without_key(self, api: Api, sb: Sandbox) -> None:
-        reply = await api.get(f"{BASE}/sub-account/{sb.sub_account_ids[0]}", headers={})
-        assert_matches_seed(reply, UNAUTHORIZED_401, 401)
+        reply = await api.get(f"{TOKENS_PATH}/sub-account/{sb.sub_account_ids[0]}", headers={})
+        assert_matches_seed(reply, seed_samples.UNAUTHORIZED_401, 401)
 
 
 class TestGet:
@@ -98,20 +85,26 @@ class TestGet:
 
     async def test_200_is_the_list_item(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.get(f"{BASE}/{item['_id']}")
+        reply = await api.get(f"{TOKENS_PATH}/{item['_id']}")
         assert reply.status == 200
-        assert_same_shape(reply.body, {**LIST_200, "data": LIST_200["data"]["items"][0]})
+        assert_same_shape(
+            reply.body, {**seed_samples.LIST_200, "data": seed_samples.LIST_200["data"]["items"][0]}
+        )
         assert reply.body["message"] == "API token retrieved successfully"
         assert reply.data == item
 
     async def test_404_when_absent(self, api: Api) -> None:
-        assert_matches_seed(await api.get(f"{BASE}/6877b1234567890abcdef123"), NOT_FOUND_404, 404)
+        assert_matches_seed(
+            await api.get(f"{TOKENS_PATH}/6877b1234567890abcdef123"),
+            seed_samples.NOT_FOUND_404,
+            404,
+        )
 
     async def test_404_for_another_keys_token(self, api: Api, sb: Sandbox) -> None:
         theirs = await api.first_token(key=sb.other_api_key)
         assert theirs  # visible to its owner ...
-        reply = await api.get(f"{BASE}/{theirs['_id']}", key=sb.api_key)
-        assert_matches_seed(reply, NOT_FOUND_404, 404)  # ... not to us
+        reply = await api.get(f"{TOKENS_PATH}/{theirs['_id']}", key=sb.api_key)
+        assert_matches_seed(reply, seed_samples.NOT_FOUND_404, 404)  # ... not to us
 
 
 class TestCreate:
@@ -119,7 +112,7 @@ class TestCreate:
 
     async def test_201_matches_seed(self, api: Api, sb: Sandbox) -> None:
         reply = await api.create("Production API 2", sb.sub_account_ids[0])
-        assert_matches_seed(reply, CREATE_201, 201)
+        assert_matches_seed(reply, seed_samples.CREATE_201, 201)
         data = reply.data
         assert data["name"] == "Production API 2"
         assert data["status"] == "active"
@@ -129,26 +122,26 @@ class TestCreate:
 
     async def test_400_missing_name(self, api: Api, sb: Sandbox) -> None:
         reply = await api.post(json={"subAccountId": sb.sub_account_ids[0]})
-        assert_matches_seed(reply, CREATE_400_MISSING_NAME, 400)
+        assert_matches_seed(reply, seed_samples.CREATE_400_MISSING_NAME, 400)
 
     async def test_400_missing_sub_account(self, api: Api) -> None:
         reply = await api.post(json={"name": "Production API"})
-        assert_matches_seed(reply, CREATE_400_MISSING_SUB_ACCOUNT, 400)
+        assert_matches_seed(reply, seed_samples.CREATE_400_MISSING_SUB_ACCOUNT, 400)
 
     async def test_400_duplicate(self, api: Api, sb: Sandbox) -> None:
         assert (await api.create("Twice", sb.sub_account_ids[0])).status == 201
         reply = await api.create("Twice", sb.sub_account_ids[0])
-        assert_matches_seed(reply, CREATE_400_DUPLICATE, 400)
+        assert_matches_seed(reply, seed_samples.CREATE_400_DUPLICATE, 400)
 
     async def test_403_for_another_keys_sub_account(self, api: Api, sb: Sandbox) -> None:
         reply = await api.create("Mine now", sb.other_sub_account_ids[0])
-        assert_matches_seed(reply, FORBIDDEN_403, 403)
+        assert_matches_seed(reply, seed_samples.FORBIDDEN_403, 403)
 
     async def test_401_with_unknown_key(self, api: Api, sb: Sandbox) -> None:
         reply = await api.post(
             json={"name": "x", "subAccountId": sb.sub_account_ids[0]}, key="not-a-key"
         )
-        assert_matches_seed(reply, UNAUTHORIZED_401, 401)
+        assert_matches_seed(reply, seed_samples.UNAUTHORIZED_401, 401)
 
 
 class TestUpdate:
@@ -157,33 +150,33 @@ class TestUpdate:
     async def test_200_matches_seed(self, api: Api) -> None:
         item = await api.first_token()
         reply = await api.put(
-            f"{BASE}/{item['_id']}", json={"name": "Updated API Name", "status": "inactive"}
+            f"{TOKENS_PATH}/{item['_id']}", json={"name": "Updated API Name", "status": "inactive"}
         )
-        assert_matches_seed(reply, UPDATE_200, 200)
+        assert_matches_seed(reply, seed_samples.UPDATE_200, 200)
         assert reply.data["name"] == "Updated API Name"
         assert reply.data["status"] == "inactive"
         assert reply.data["token"] == item["token"]  # still masked
 
     async def test_400_no_valid_fields(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.put(f"{BASE}/{item['_id']}", json={})
-        assert_matches_seed(reply, UPDATE_400_NO_FIELDS, 400)
+        reply = await api.put(f"{TOKENS_PATH}/{item['_id']}", json={})
+        assert_matches_seed(reply, seed_samples.UPDATE_400_NO_FIELDS, 400)
 
     async def test_400_duplicate(self, api: Api, sb: Sandbox) -> None:
         sub = sb.sub_account_ids[0]
         first = (await api.create("Name A", sub)).data
         await api.create("Name B", sub)
-        reply = await api.put(f"{BASE}/{first['_id']}", json={"name": "Name B"})
-        assert_matches_seed(reply, UPDATE_400_DUPLICATE, 400)
+        reply = await api.put(f"{TOKENS_PATH}/{first['_id']}", json={"name": "Name B"})
+        assert_matches_seed(reply, seed_samples.UPDATE_400_DUPLICATE, 400)
 
     async def test_404_when_absent(self, api: Api) -> None:
-        reply = await api.put(f"{BASE}/6877b1234567890abcdef123", json={"status": "active"})
-        assert_matches_seed(reply, NOT_FOUND_404, 404)
+        reply = await api.put(f"{TOKENS_PATH}/6877b1234567890abcdef123", json={"status": "active"})
+        assert_matches_seed(reply, seed_samples.NOT_FOUND_404, 404)
 
     async def test_401_without_key(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.put(f"{BASE}/{item['_id']}", json={"status": "active"}, headers={})
-        assert_matches_seed(reply, UNAUTHORIZED_401, 401)
+        reply = await api.put(f"{TOKENS_PATH}/{item['_id']}", json={"status": "active"}, headers={})
+        assert_matches_seed(reply, seed_samples.UNAUTHORIZED_401, 401)
 
 
 class TestDelete:
@@ -191,21 +184,21 @@ class TestDelete:
 
     async def test_200_matches_seed(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.delete(f"{BASE}/{item['_id']}")
-        assert_matches_seed(reply, DELETE_200, 200)
+        reply = await api.delete(f"{TOKENS_PATH}/{item['_id']}")
+        assert_matches_seed(reply, seed_samples.DELETE_200, 200)
         assert reply.body["data"] is None
 
     async def test_404_when_absent(self, api: Api) -> None:
-        reply = await api.delete(f"{BASE}/6877b1234567890abcdef123")
-        assert_matches_seed(reply, NOT_FOUND_404, 404)
+        reply = await api.delete(f"{TOKENS_PATH}/6877b1234567890abcdef123")
+        assert_matches_seed(reply, seed_samples.NOT_FOUND_404, 404)
 
     async def test_404_when_already_deleted(self, api: Api) -> None:
         item = await api.first_token()
-        assert (await api.delete(f"{BASE}/{item['_id']}")).status == 200
-        reply = await api.delete(f"{BASE}/{item['_id']}")
-        assert_matches_seed(reply, NOT_FOUND_404, 404)
+        assert (await api.delete(f"{TOKENS_PATH}/{item['_id']}")).status == 200
+        reply = await api.delete(f"{TOKENS_PATH}/{item['_id']}")
+        assert_matches_seed(reply, seed_samples.NOT_FOUND_404, 404)
 
     async def test_401_without_key(self, api: Api) -> None:
         item = await api.first_token()
-        reply = await api.delete(f"{BASE}/{item['_id']}", headers={})
-        assert_matches_seed(reply, UNAUTHORIZED_401, 401)
+        reply = await api.delete(f"{TOKENS_PATH}/{item['_id']}", headers={})
+        assert_matches_seed(reply, seed_samples.UNAUTHORIZED_401, 401)

@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from cellcast_async.sandbox import RecordedRequest, Sandbox
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 from tests.sandbox.test_sandbox_listing import walk
 
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")
@@ -133,7 +134,7 @@ class TestAddTokens:
         ids = sb.add_tokens(25, sub_account_id=sub, status="inactive")
         assert sb.token_count(sub) == before + 25
         for token_id in ids[:3]:
-            data = (await api.get(f"{BASE}/{token_id}")).data
+            data = (await api.get(f"{TOKENS_PATH}/{token_id}")).data
             assert (data["subAccount"]["_id"], data["status"]) == (sub, "inactive")
 
     def test_refuses_bad_arguments(self) -> None:
@@ -157,7 +158,7 @@ class TestRequests:
         assert [r.number for r in sb.requests] == [1, 2, 3]
         assert (first.method, first.path, first.query, first.json) == (
             "GET",
-            BASE,
+            TOKENS_PATH,
             {"page": "2", "search": "a b"},
             None,
         )
@@ -211,11 +212,11 @@ class TestReadCache:
         assert after_create.data["total"] == before.data["total"] + 1
         assert after_create.data["items"][0]["_id"] == token_id
 
-        await api.put(f"{BASE}/{token_id}", json={"name": "Cache check renamed"})
-        assert (await api.get(f"{BASE}/{token_id}")).data["name"] == "Cache check renamed"
+        await api.put(f"{TOKENS_PATH}/{token_id}", json={"name": "Cache check renamed"})
+        assert (await api.get(f"{TOKENS_PATH}/{token_id}")).data["name"] == "Cache check renamed"
 
-        await api.delete(f"{BASE}/{token_id}")
-        assert (await api.get(f"{BASE}/{token_id}")).status == 404
+        await api.delete(f"{TOKENS_PATH}/{token_id}")
+        assert (await api.get(f"{TOKENS_PATH}/{token_id}")).status == 404
 
         sb.add_tokens(3)
         assert (await api.get(params={"limit": 1})).data["total"] == before.data["total"] + 3

@@ -25,9 +25,15 @@ from cellcast_async import (
 )
 
 from ..seed_samples import CREATE_201, LIST_200, NOT_FOUND_404
-from ._fakes import ANY_TOKEN_URL, TOKENS_PATH, envelope, list_data, session, token_json
-
-TOKEN_PATH = f"{TOKENS_PATH}/tok001"
+from ._support import (
+    ANY_TOKEN_URL,
+    TOKEN_PATH,
+    TOKENS_PATH,
+    envelope,
+    list_data,
+    session,
+    token_json,
+)
 
 Call = Callable[[CellcastSession], Awaitable[Any]]
 

@@ -15,7 +15,7 @@ from cellcast_async._options import (
     default_sleep,
 )
 
-from ._fakes import API_KEY
+from ._support import API_KEY
 
 
 def checked(**overrides: Any) -> SessionOptions:

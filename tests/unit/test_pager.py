@@ -27,9 +27,10 @@ from cellcast_async import (
 from cellcast_async._pager import Pager
 
 from ..seed_samples import NOT_FOUND_404
-from ._fakes import (
+from ._support import (
     API_KEY,
     BASE_URL,
+    LISTING_URL,
     TOKENS_PATH,
     add_listing,
     envelope,
@@ -190,11 +191,7 @@ class TestStops:
                 del data["totalPages"]  # nothing else would stop the walk
                 return CallbackResult(status=200, payload=envelope(data))
 
-            m.get(
-                re.compile(r"^" + re.escape(BASE_URL + TOKENS_PATH) + r"\?.*$"),
-                callback=page_one,
-                repeat=True,
-            )
+            m.get(LISTING_URL, callback=page_one, repeat=True)
             async with session() as cc:
                 pager = cc.tokens.list(limit=3)
                 seen: list[ApiToken] = []
@@ -208,29 +205,25 @@ class TestStops:
         assert pager.next_page == 2
         assert len(sent(m)) == 2
 
-    async def test_max_items_stops_mid_page_and_requests_no_further_page(self) -> None:
+    @pytest.mark.parametrize(
+        ("max_items", "next_page"),
+        [
+            # Page 2 was cut: a resume there repeats nothing lost.
+            pytest.param(5, 2, id="stops_mid_page_and_requests_no_further_page"),
+            pytest.param(6, 3, id="on_a_page_boundary"),
+        ],
+    )
+    async def test_max_items(self, max_items: int, next_page: int) -> None:
         log: list[int] = []
         with aioresponses() as m:
             add_listing(m, tokens(9), limit=3, log=log)
             async with session() as cc:
-                pager = cc.tokens.list(limit=3, max_items=5)
+                pager = cc.tokens.list(limit=3, max_items=max_items)
                 seen = await pager.collect()
 
-        assert ids(seen) == expected_ids(5)
+        assert ids(seen) == expected_ids(max_items)
         assert log == [1, 2]
-        assert pager.next_page == 2  # page 2 was cut: a resume there repeats nothing lost
-
-    async def test_max_items_on_a_page_boundary(self) -> None:
-        log: list[int] = []
-        with aioresponses() as m:
-            add_listing(m, tokens(9), limit=3, log=log)
-            async with session() as cc:
-                pager = cc.tokens.list(limit=3, max_items=6)
-                seen = await pager.collect()
-
-        assert ids(seen) == expected_ids(6)
-        assert log == [1, 2]
-        assert pager.next_page == 3
+        assert pager.next_page == next_page
 
     async def test_max_items_cuts_pages_too(self) -> None:
         with aioresponses() as m:
@@ -406,7 +399,7 @@ def add_slow_listing(
         data = list_data(chunk, page=number, limit=limit, total=len(items), total_pages=len(chunks))
         return CallbackResult(payload=envelope(data))
 
-    m.get(re.compile(re.escape(BASE_URL + TOKENS_PATH) + r"\?.*"), callback=handler, repeat=True)
+    m.get(LISTING_URL, callback=handler, repeat=True)
 
 
 class TestConcurrency:
@@ -464,11 +457,7 @@ class TestConcurrency:
             return CallbackResult(payload=envelope(data))
 
         with aioresponses() as m:
-            m.get(
-                re.compile(re.escape(BASE_URL + TOKENS_PATH) + r"\?.*"),
-                callback=no_counts,
-                repeat=True,
-            )
+            m.get(LISTING_URL, callback=no_counts, repeat=True)
             async with session() as cc:
                 seen = await cc.tokens.list(limit=1, concurrency=3).collect()
 
@@ -500,14 +489,19 @@ class TestConcurrency:
 
         assert ids(seen) == expected_ids(9)
 
-    async def test_break_with_aclosing_leaves_no_pending_task(self) -> None:
+    @pytest.mark.parametrize(("walk", "taken"), [("items", 2), ("pages", 1)])
+    async def test_break_with_aclosing_leaves_no_pending_task(self, walk: str, taken: int) -> None:
+        """Breaking out of an item walk (mid page) or a page walk closed with aclosing."""
         with aioresponses() as m:
             add_slow_listing(m, tokens(30), limit=3, turns={n: 50 for n in range(2, 11)}, log=[])
             async with session() as cc:
                 pager = cc.tokens.list(limit=3, concurrency=4)
-                async with contextlib.aclosing(pager.__aiter__()) as walk:
-                    async for token in walk:
-                        if token.id == "tok002":
+                walks = {"items": pager.__aiter__, "pages": pager.pages}
+                async with contextlib.aclosing(walks[walk]()) as iterator:
+                    count = 0
+                    async for _ in iterator:
+                        count += 1
+                        if count == taken:
                             break
                 # Closed means closed: no prefetch left running once aclose() returns.
                 assert asyncio.all_tasks() == {asyncio.current_task()}
@@ -520,16 +514,6 @@ class TestConcurrency:
                     if token.id == "tok004":
                         break
                 assert await other_tasks() == set()
-
-    async def test_break_out_of_pages_leaves_no_pending_task(self) -> None:
-        with aioresponses() as m:
-            add_slow_listing(m, tokens(30), limit=3, turns={n: 50 for n in range(2, 11)}, log=[])
-            async with session() as cc:
-                pager = cc.tokens.list(limit=3, concurrency=4)
-                async with contextlib.aclosing(pager.pages()) as pages:
-                    async for _ in pages:
-                        break
-                assert asyncio.all_tasks() == {asyncio.current_task()}
 
     async def test_cancelled_collect_leaves_no_pending_task(self) -> None:
         with aioresponses() as m:

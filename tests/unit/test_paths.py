@@ -16,7 +16,7 @@ from cellcast_async import CellcastSession
 from cellcast_async._protocol import segment, sub_account_tokens_path, token_path
 
 from ..seed_samples import DELETE_200, LIST_200, UPDATE_200
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     TOKENS_PATH,
     TOKENS_URL,

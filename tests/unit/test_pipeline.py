@@ -35,42 +35,24 @@ from cellcast_async import (
 )
 from cellcast_async._transport import CLOSED
 
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
+    OK,
+    TOKEN_PATH,
     TOKENS_PATH,
+    UNAVAILABLE,
+    FakeClock,
     FakeTransport,
     Sent,
     answer,
     envelope,
     exactly,
+    on_clock,
     sent,
     session,
     token_json,
 )
-
-TOKEN_PATH = f"{TOKENS_PATH}/tok001"
-OK = envelope(token_json(1))
-UNAVAILABLE = {"status": False, "message": "Service Unavailable", "data": {}, "error": {}}
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
-def on_clock(clock: FakeClock, **kwargs: Any) -> CellcastSession:
-    return session(clock=clock, sleep=clock.sleep, **kwargs)
 
 
 class TestWithOptions:

@@ -11,10 +11,15 @@ from aioresponses import aioresponses
 
 from cellcast_async import CellcastSession, TimeoutError
 
-from ._fakes import ANY_TOKEN_URL, API_KEY, envelope, exactly, sent, session, token_json
-
-OK = envelope(token_json(1))
-SLOW_DOWN = {"status": False, "message": "Too many requests", "data": {}, "error": {}}
+from ._support import (
+    ANY_TOKEN_URL,
+    API_KEY,
+    OK,
+    SLOW_DOWN,
+    exactly,
+    sent,
+    session,
+)
 
 
 class TestMisuse:

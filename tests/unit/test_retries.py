@@ -27,21 +27,18 @@ from cellcast_async import (
 from cellcast_async._protocol import backoff_delay, is_retryable, parse_retry_after
 
 from ..seed_samples import CREATE_201, CREATE_400_DUPLICATE, DELETE_200, NOT_FOUND_404
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
+    OK,
+    SLOW_DOWN,
+    TOKEN_PATH,
     TOKENS_PATH,
     TOKENS_URL,
-    envelope,
+    UNAVAILABLE,
     exactly,
     session,
-    token_json,
 )
-
-TOKEN_PATH = f"{TOKENS_PATH}/tok001"
-OK = envelope(token_json(1))
-UNAVAILABLE = {"status": False, "message": "Service Unavailable", "data": {}, "error": {}}
-SLOW_DOWN = {"status": False, "message": "Too many requests", "data": {}, "error": {}}
 
 
 def count(m: aioresponses) -> int:
@@ -56,45 +53,47 @@ def retry_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     ]
 
 
+async def get_after(
+    retry_after: str, *, status: int = 429, body: dict[str, Any] = SLOW_DOWN
+) -> tuple[ApiToken, int]:
+    """``tokens.get("tok001")`` answered ``status`` with ``Retry-After: retry_after``, then
+    200: the token and how many requests were sent."""
+    with aioresponses() as m:
+        m.get(ANY_TOKEN_URL, status=status, headers={"Retry-After": retry_after}, payload=body)
+        m.get(ANY_TOKEN_URL, payload=OK)
+        async with session() as cc:
+            token = await cc.tokens.get("tok001")
+    return token, count(m)
+
+
 class TestRetryAfter:
     """429 waits what ``Retry-After`` says, in seconds or as an HTTP date, up to a cap."""
 
     async def test_seconds(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": "2"}, payload=SLOW_DOWN)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                token = await cc.tokens.get("tok001")
+        token, requests = await get_after("2")
 
         assert token.id == "tok001"
         # A 429 pauses the session for Retry-After from the answer: a hair under 2 s.
         assert fake_sleep.delays == [pytest.approx(2.0, abs=0.05)]
-        assert count(m) == 2
+        assert requests == 2
 
     async def test_http_date(self, fake_sleep: Any) -> None:
         when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=30)
-        header = format_datetime(when, usegmt=True)
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": header}, payload=SLOW_DOWN)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
+        await get_after(format_datetime(when, usegmt=True))
 
         (delay,) = fake_sleep.delays
         assert 28.0 <= delay <= 30.0
 
-    async def test_http_date_in_the_past_is_ignored(self, fake_sleep: Any) -> None:
-        """A date already past would mean instant retries: the normal backoff applies."""
-        with aioresponses() as m:
-            m.get(
-                ANY_TOKEN_URL,
-                status=429,
-                headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
-                payload=SLOW_DOWN,
-            )
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
+    @pytest.mark.parametrize(
+        "retry_after",
+        [
+            # A date already past would mean instant retries: the normal backoff applies.
+            pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", id="http_date_in_the_past"),
+            pytest.param("soon", id="unparseable"),
+        ],
+    )
+    async def test_falls_back_to_backoff(self, retry_after: str, fake_sleep: Any) -> None:
+        await get_after(retry_after)
 
         (delay,) = fake_sleep.delays
         assert 0.0 <= delay <= 0.5  # backoff attempt 0: base 0.5, full jitter
@@ -131,11 +130,7 @@ class TestRetryAfter:
         assert count(m) == 3
 
     async def test_retry_after_on_a_503_is_honoured(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=503, headers={"Retry-After": "4"}, payload=UNAVAILABLE)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
+        await get_after("4", status=503, body=UNAVAILABLE)
 
         assert fake_sleep.delays == [4.0]
 
@@ -154,16 +149,6 @@ class TestRetryAfter:
         assert info.value.retry_after is None
         assert fake_sleep.delays  # a short hold, as with no Retry-After at all
         assert all(0.0 <= delay <= 0.5 for delay in fake_sleep.delays)
-
-    async def test_unparseable_retry_after_falls_back_to_backoff(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.get(ANY_TOKEN_URL, status=429, headers={"Retry-After": "soon"}, payload=SLOW_DOWN)
-            m.get(ANY_TOKEN_URL, payload=OK)
-            async with session() as cc:
-                await cc.tokens.get("tok001")
-
-        (delay,) = fake_sleep.delays
-        assert 0.0 <= delay <= 0.5
 
 
 class TestRetryOnStatus:
@@ -230,14 +215,26 @@ class TestRetryOnStatus:
         assert count(m) == 1
         assert fake_sleep.delays == []
 
-    @pytest.mark.parametrize("status", [502, 503, 504])
-    async def test_post_5xx_is_sent_once(self, status: int, fake_sleep: Any) -> None:
+    @pytest.mark.parametrize(
+        ("status", "body", "error"),
+        [
+            pytest.param(502, UNAVAILABLE, ServerError, id="502"),
+            pytest.param(503, UNAVAILABLE, ServerError, id="503"),
+            pytest.param(504, UNAVAILABLE, ServerError, id="504"),
+            pytest.param(400, CREATE_400_DUPLICATE, BadRequestError, id="400"),
+        ],
+    )
+    async def test_post_is_sent_once(
+        self, status: int, body: dict[str, Any], error: type[Exception], fake_sleep: Any
+    ) -> None:
+        """A 5xx or a 400 on a POST: one request, the exact error class, no retry."""
         with aioresponses() as m:
-            m.post(TOKENS_URL, status=status, payload=UNAVAILABLE, repeat=True)
+            m.post(TOKENS_URL, status=status, payload=body, repeat=True)
             async with session() as cc:
-                with pytest.raises(ServerError):
+                with pytest.raises(error) as info:
                     await cc.tokens.create(name="Production API", sub_account_id="sub1")
 
+        assert type(info.value) is error
         assert count(m) == 1
 
     async def test_post_429_then_201_is_retried(self, fake_sleep: Any) -> None:
@@ -253,15 +250,6 @@ class TestRetryOnStatus:
         # jittered down by at most a fifth) before the one probing retry.
         (delay,) = fake_sleep.delays
         assert 0.07 <= delay <= 0.1
-
-    async def test_post_400_is_not_retried(self, fake_sleep: Any) -> None:
-        with aioresponses() as m:
-            m.post(TOKENS_URL, status=400, payload=CREATE_400_DUPLICATE, repeat=True)
-            async with session() as cc:
-                with pytest.raises(BadRequestError):
-                    await cc.tokens.create(name="Production API", sub_account_id="sub1")
-
-        assert count(m) == 1
 
     async def test_max_retries_zero_is_one_attempt(self, fake_sleep: Any) -> None:
         with aioresponses() as m:

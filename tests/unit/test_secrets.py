@@ -31,7 +31,7 @@ from ..seed_samples import (
     UNAUTHORIZED_401,
     UPDATE_200,
 )
-from ._fakes import ANY_TOKEN_URL, API_KEY, TOKENS_URL, session
+from ._support import ANY_TOKEN_URL, API_KEY, TOKENS_URL, session
 
 # A realistic full token, as create returns it once (seed 001 shows it truncated).
 FULL_TOKEN = (

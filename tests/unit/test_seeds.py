@@ -43,7 +43,7 @@ from ..seed_samples import (
     UPDATE_400_NO_FIELDS,
     VENDOR_004_LIST,
 )
-from ._fakes import ANY_TOKEN_URL, API_KEY, TOKENS_PATH, TOKENS_URL, envelope, sent, session
+from ._support import ANY_TOKEN_URL, API_KEY, TOKENS_PATH, TOKENS_URL, envelope, sent, session
 
 TOKEN_ID = "6877b1234567890abcdef123"
 SUB_ACCOUNT_ID = "6877a383d68781beb3b14110"
@@ -58,24 +58,31 @@ SEED_SUB_ACCOUNT = SubAccount(
 )
 
 Call = Callable[[CellcastSession], Awaitable[Any]]
+# An error sample: its status, its body, and the class, message and detail it raises.
+Sample = tuple[int, dict[str, Any], type[APIError], str, str | None]
 
 
 def utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
 
 
-def assert_api_error(
-    exc: APIError,
-    cls: type[APIError],
-    *,
-    status: int,
-    message: str,
-    detail: str | None,
-    body: Any,
-    method: str,
-    path: str,
-) -> None:
+def seed_token(cls: type[ApiToken] = ApiToken, **changes: Any) -> ApiToken:
+    """Seed 000's first token as the SDK structures it, with ``changes``."""
+    fields: dict[str, Any] = {
+        "id": TOKEN_ID,
+        "name": "Production API",
+        "token": Secret(MASKED),
+        "status": TokenStatus.ACTIVE,
+        "created_at": utc(2024, 1, 15, 10, 30),
+        "sub_account": SEED_SUB_ACCOUNT,
+        "sub_account_id": SUB_ACCOUNT_ID,
+    }
+    return cls(**{**fields, **changes})
+
+
+def assert_api_error(exc: APIError, sample: Sample, *, method: str, path: str) -> None:
     """The exact class, every attribute, and ``str()`` naming method, path, status and words."""
+    status, body, cls, message, detail = sample
     assert type(exc) is cls
     assert exc.status_code == status
     assert exc.message == message
@@ -115,26 +122,12 @@ class TestList:
         assert page.has_prev_page is False
         first, second = page.items
         assert type(first) is ApiToken
-        assert first == ApiToken(
-            id=TOKEN_ID,
-            name="Production API",
-            token=Secret(MASKED),
-            status=TokenStatus.ACTIVE,
-            created_at=utc(2024, 1, 15, 10, 30),
-            sub_account=SEED_SUB_ACCOUNT,
-            sub_account_id=SUB_ACCOUNT_ID,
-        )
+        assert first == seed_token()
         assert first.token.reveal() == MASKED
         assert first.status is TokenStatus.ACTIVE
         assert first.created_at.utcoffset() == timedelta(0)
-        assert second == ApiToken(
-            id="6877b1234567890abcdef456",
-            name="Development API",
-            token=Secret(MASKED),
-            status=TokenStatus.ACTIVE,
-            created_at=utc(2024, 1, 14, 8, 0),
-            sub_account=SEED_SUB_ACCOUNT,
-            sub_account_id=SUB_ACCOUNT_ID,
+        assert second == seed_token(
+            id="6877b1234567890abcdef456", name="Development API", created_at=utc(2024, 1, 14, 8, 0)
         )
         ((method, url, kwargs),) = sent(m)
         assert method == "GET"
@@ -193,15 +186,7 @@ class TestCreate:
 
         assert type(created) is CreatedToken
         assert isinstance(created, ApiToken)
-        assert created == CreatedToken(
-            id=TOKEN_ID,
-            name="Production API",
-            token=Secret(MASKED),
-            status=TokenStatus.ACTIVE,
-            created_at=utc(2024, 1, 15, 10, 30),
-            sub_account=None,
-            sub_account_id=SUB_ACCOUNT_ID,
-        )
+        assert created == seed_token(CreatedToken, sub_account=None)
         assert created.token.reveal() == MASKED
         assert created.created_at.tzinfo is not None
         ((method, url, kwargs),) = sent(m)
@@ -220,15 +205,7 @@ class TestUpdate:
                     TOKEN_ID, name="Updated API Name", status=TokenStatus.INACTIVE
                 )
 
-        assert token == ApiToken(
-            id=TOKEN_ID,
-            name="Updated API Name",
-            token=Secret(MASKED),
-            status=TokenStatus.INACTIVE,
-            created_at=utc(2024, 1, 15, 10, 30),
-            sub_account=SEED_SUB_ACCOUNT,
-            sub_account_id=SUB_ACCOUNT_ID,
-        )
+        assert token == seed_token(name="Updated API Name", status=TokenStatus.INACTIVE)
         assert token.status is TokenStatus.INACTIVE
         ((method, url, kwargs),) = sent(m)
         assert (method, url.raw_path) == ("PUT", f"{TOKENS_PATH}/{TOKEN_ID}")
@@ -250,7 +227,7 @@ class TestDelete:
 
 
 # Each error sample of seeds 000-003, with the class, message and detail README promises.
-SAMPLES: dict[str, tuple[int, dict[str, Any], type[APIError], str, str | None]] = {
+SAMPLES: dict[str, Sample] = {
     "400 missing name": (
         400,
         CREATE_400_MISSING_NAME,
@@ -333,23 +310,14 @@ class TestErrorSamples:
     )
     async def test_error_sample(self, endpoint: str, sample: str) -> None:
         method, path, call, _ = ENDPOINTS[endpoint]
-        status, body, cls, message, detail = SAMPLES[sample]
+        status, body, cls, _, _ = SAMPLES[sample]
         with aioresponses() as m:
             m.add(ANY_TOKEN_URL, method=method, status=status, payload=body)
             async with session() as cc:
                 with pytest.raises(cls) as info:
                     await call(cc)
 
-        assert_api_error(
-            info.value,
-            cls,
-            status=status,
-            message=message,
-            detail=detail,
-            body=body,
-            method=method,
-            path=path,
-        )
+        assert_api_error(info.value, SAMPLES[sample], method=method, path=path)
         # The server's stack trace (seed 000's 401) never reaches the message.
         assert "stack" not in str(info.value)
         assert "APIError:" not in str(info.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,27 +13,17 @@ from aioresponses import aioresponses
 from cellcast_async import CellcastSession, NotFoundError, TokenStatus, __version__
 
 from ..seed_samples import LIST_200, NOT_FOUND_404
-from ._fakes import (
+from ._support import (
     ANY_TOKEN_URL,
     API_KEY,
+    LISTING_URL,
+    OK,
     TOKENS_PATH,
     TOKENS_URL,
-    envelope,
     exactly,
     sent,
     session,
-    token_json,
 )
-
-OK = envelope(token_json(1))
-LISTING_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"\?")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No key or base URL leaks in from the environment of whoever runs the suite."""
-    monkeypatch.delenv("CELLCAST_API_KEY", raising=False)
-    monkeypatch.delenv("CELLCAST_BASE_URL", raising=False)
 
 
 @pytest.fixture

@@ -20,20 +20,22 @@ from cellcast_async._walk import (
 )
 
 from .._checkpoint_seal import reseal
-from ._fakes import (
+from ._support import (
     API_KEY,
-    BASE_URL,
+    LISTING_URL,
     TOKENS_PATH,
+    UNAVAILABLE,
+    FakeClock,
     FakeTransport,
     add_listing,
     answer,
     envelope,
     list_data,
+    on_clock,
     sent,
     session,
     token_json,
 )
-from .test_pipeline import UNAVAILABLE, FakeClock, on_clock
 
 NO_PROGRESS = (
     f"GET {TOKENS_PATH}: the server seems to ignore 'page': 3 pages in a row brought no new item"
@@ -305,11 +307,7 @@ class TestNoProgress:
                     data["totalPages"] = total_pages
                 return CallbackResult(status=200, payload=envelope(data))
 
-            m.get(
-                re.compile(r"^" + re.escape(BASE_URL + TOKENS_PATH) + r"\?.*$"),
-                callback=same,
-                repeat=True,
-            )
+            m.get(LISTING_URL, callback=same, repeat=True)
             async with session() as cc:
                 pager = cc.tokens.list(limit=3, concurrency=concurrency)
                 seen: list[str] = []

@@ -1,4 +1,5 @@
-"""Shared fakes for the unit suite: a key, a paged fake listing on aioresponses, and
+"""Shared fakes for the unit suite: a key, the answers most tests need, a paged fake
+listing on aioresponses, a clock that moves only when the code sleeps, and
 ``FakeTransport``, a ``cellcast_async.Transport`` that needs no HTTP at all. Answers are
 built from ``tests/_wire.py`` (``envelope``, ``list_data`` and ``TOKENS_PATH`` are
 re-exported from there)."""
@@ -25,9 +26,15 @@ __all__ = [
     "ANY_TOKEN_URL",
     "API_KEY",
     "BASE_URL",
+    "LISTING_URL",
+    "OK",
+    "SLOW_DOWN",
     "TOKENS_PATH",
     "TOKENS_URL",
+    "TOKEN_PATH",
+    "UNAVAILABLE",
     "Answer",
+    "FakeClock",
     "FakeTransport",
     "Sent",
     "add_listing",
@@ -35,6 +42,7 @@ __all__ = [
     "envelope",
     "exactly",
     "list_data",
+    "on_clock",
     "pages_requested",
     "sent",
     "session",
@@ -47,6 +55,8 @@ TOKENS_URL = BASE_URL + TOKENS_PATH
 API_KEY = "ck_live_4f9a1c7e2b8d6f3a0e5c9b7d1a3f8e6c2b4d0a9f"
 # Every token path: `.../token`, `.../token/<id>`, `.../token/sub-account/<id>`, any query.
 ANY_TOKEN_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"(/.*)?(\?.*)?$")
+# The listing (`.../token?...`), any query.
+LISTING_URL = re.compile(r"^" + re.escape(TOKENS_URL) + r"\?.*$")
 
 
 def session(**kwargs: Any) -> CellcastSession:
@@ -55,12 +65,39 @@ def session(**kwargs: Any) -> CellcastSession:
     return CellcastSession(**kwargs)
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def on_clock(clock: FakeClock, **kwargs: Any) -> CellcastSession:
+    """A :func:`session` whose clock and sleep are ``clock``'s."""
+    return session(clock=clock, sleep=clock.sleep, **kwargs)
+
+
 def token_json(n: int, **overrides: Any) -> dict[str, Any]:
     """Token number ``n`` as the listing of seed 000 sends it, with seed 000's masked value
     and an id (``tok001``) a test can read."""
     return token_item(
         n, **{"_id": f"tok{n:03d}", "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...", **overrides}
     )
+
+
+# The answers most tests need: token 1 (at TOKEN_PATH), a 503's and a 429's bodies.
+OK = envelope(token_json(1))
+TOKEN_PATH = f"{TOKENS_PATH}/tok001"
+UNAVAILABLE = {"status": False, "message": "Service Unavailable", "data": {}, "error": {}}
+SLOW_DOWN = {"status": False, "message": "Too many requests", "data": {}, "error": {}}
 
 
 def add_listing(
