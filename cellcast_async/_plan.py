@@ -242,8 +242,9 @@ class Plan:
     @classmethod
     def load(cls, path: str | os.PathLike[str], session: CellcastSession) -> Plan:
         """:meth:`loads` of a file: a regular file of at most 64 MiB."""
+        data = read_capped(path, MAX_PLAN_BYTES, "plan")  # its errors name the file
         try:
-            return cls.loads(read_capped(path, MAX_PLAN_BYTES, "plan"), session)
+            return cls.loads(data, session)
         except PlanError as exc:
             raise PlanError(f"{os.fspath(path)}: {exc.message}") from None
 
@@ -276,6 +277,7 @@ def check_items(plan: Plan) -> None:
         raise PlanError(f"a plan holds at most {MAX_PLAN_ITEMS:,} tokens")
     seen: set[str] = set()
     for item in plan.items:
+        _check_lengths(item)
         if item.id in seen:
             raise PlanError(f"token {_short(item.id)} is in the plan twice")
         seen.add(item.id)
@@ -283,6 +285,22 @@ def check_items(plan: Plan) -> None:
             raise PlanError(
                 f"token {_short(item.id)} is {_short(item.status)}: only an inactive token"
                 " is deleted (deactivate it first)"
+            )
+
+
+def _check_lengths(item: PlanItem) -> None:
+    """A token whose id, name, sub-account or status no plan file may hold (longer than
+    ``_MAX_TEXT``) is refused when the plan is made, not when it is applied."""
+    for field, value in (
+        ("id", item.id),
+        ("name", item.name),
+        ("sub-account id", item.sub_account_id or ""),
+        ("status", item.status),
+    ):
+        if len(value) > _MAX_TEXT:
+            raise PlanError(
+                f"token {_short(item.id)} has a {field} of {len(value):,} characters; a plan"
+                f" holds at most {_MAX_TEXT}: exempt it (by id) or rename it"
             )
 
 

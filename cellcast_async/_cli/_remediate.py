@@ -12,6 +12,7 @@ audit").
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -247,9 +248,25 @@ def _plan(settings: Settings, action: str, params: dict[str, Any]) -> int:
     return run_async(settings, work)
 
 
-def _check_output(output: str) -> None:
+def _check_output(output: str, params: dict[str, Any]) -> None:
     if not output or output == "-" or os.path.isdir(output):
         raise CliUsageError(f"--output needs a file name, got {output!r}")
+    # The plan replaces --output: never one of this command's own inputs (the journal
+    # an undo needs, the audit's records, the exemptions).
+    for name in ("records", "exempt", "deactivated_by", "rotated_by"):
+        source = params.get(name)
+        if source is None:
+            continue
+        try:
+            same = os.path.samefile(source, output)
+        except OSError:
+            continue  # one of them does not exist: not the same file
+        if same:
+            option = "--from" if name == "records" else f"--{name.replace('_', '-')}"
+            raise CliUsageError(
+                f"--output and {option} name the same file ({shown(output)}): the plan"
+                " would replace it"
+            )
     check_writable(output)
 
 
@@ -257,7 +274,7 @@ async def _plan_work(
     conn: Connection, settings: Settings, action: str, params: dict[str, Any]
 ) -> int:
     output: str = params["output"]
-    _check_output(output)
+    _check_output(output, params)
     exempt = _read_exempt(params["exempt"])
     deactivated_by = None
     if params.get("deactivated_by") is not None:
@@ -350,10 +367,14 @@ def _print_counts(settings: Settings, plan: Plan, *, stream: Any = None) -> None
 
 def _is_journal(path: str) -> bool:
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
+        # Non-blocking, and only a regular file: a FIFO must not hang ``show``.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False  # Plan.load says why
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # Plan.load refuses it
+        head = handle.read(64)
     # A journal's first line starts with its sorted keys: {"format":"cellcast-journal",...
     return head.startswith(b'{"format":"cellcast-journal"')
 

@@ -1,0 +1,273 @@
+"""An attacker's review of ``plan``, ``apply``, ``undo``, ``show`` and the rotation sinks
+(README "Acting on an audit", "Rotating tokens"): a user's mistake with a file name, a
+token name no plan can hold, a FIFO under a plan's name, a command sink that is killed or
+floods its output. Each is refused with its exact message, and nothing is sent (the
+sandbox's record of the CLI's writes) and no file the user had is lost."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cellcast_async._cli._deliver import CommandSink, DeliveryError
+
+from ..cli._support import AS_OF, FULL_SECRET, LiveSandbox, Run
+from ..cli.test_deliver import created, deliver, python_cmd
+
+FAST = ("--write-rate", "1000")
+
+
+@pytest.fixture
+def small() -> Iterator[LiveSandbox]:
+    """A demo sandbox of 30 tokens: a plan of about fifteen, quick to apply."""
+    with LiveSandbox(seed=0, tokens=30) as sandbox:
+        yield sandbox
+
+
+def writes(live: LiveSandbox) -> list[tuple[str, str]]:
+    """Every write the sandbox received since the last ``script`` (``Sandbox.writes``)."""
+    return [(r.method, r.path) for r in live.call(live.sb.writes)]
+
+
+def make_plan(live: LiveSandbox, path: Path, *argv: str) -> Run:
+    return live.cli(
+        "plan", "deactivate", "--stale-days", "365", "--as-of", AS_OF, *argv, "--output", str(path)
+    )
+
+
+@pytest.fixture
+def planned(small: LiveSandbox, tmp_path: Path) -> Path:
+    run = make_plan(small, tmp_path / "plan.json")
+    assert run.code == 0, run.err
+    small.script({})
+    return tmp_path / "plan.json"
+
+
+class TestTheJournalIsNeverSomeoneElsesFile:
+    def test_a_file_without_a_newline_is_left_as_it_is(
+        self, small: LiveSandbox, planned: Path, tmp_path: Path
+    ) -> None:
+        """``--journal`` naming a delivered secret (the value alone, no newline): it was
+        taken for a header cut by a kill and truncated; now refused, and kept."""
+        kept = tmp_path / "Production_API.6877b1234567890abcdef123.token"
+        kept.write_bytes(b"ccst_" + b"A1b2" * 10)
+        run = small.cli("apply", str(planned), "--journal", str(kept), "--yes", *FAST)
+        assert run.code == 2
+        assert run.err_lines[-1] == (
+            f"usage error: {kept}: not a journal (it holds something else): left as it is"
+        )
+        assert kept.read_bytes() == b"ccst_" + b"A1b2" * 10
+        assert writes(small) == []
+
+    def test_a_header_this_plan_began_is_still_started_again(
+        self, small: LiveSandbox, planned: Path, tmp_path: Path
+    ) -> None:
+        """The refusal above leaves a real cut header alone: a run killed while writing it
+        goes on."""
+        journal = tmp_path / "j"
+        first = small.cli("apply", str(planned), "--journal", str(journal), "--dry-run", *FAST)
+        assert first.code == 0, first.err
+        whole = tmp_path / "whole"
+        done = small.cli("apply", str(planned), "--journal", str(whole), "--yes", *FAST)
+        assert done.code == 0, done.err
+        header = whole.read_bytes().split(b"\n")[0]
+        journal.write_bytes(header[: len(header) // 2])
+        small.script({})
+        again = small.cli("apply", str(planned), "--journal", str(journal), "--yes", *FAST)
+        assert again.code == 0, again.err
+        assert journal.read_bytes().split(b"\n")[0] == header
+        assert writes(small) == []  # every token is already inactive
+
+    @pytest.mark.parametrize(
+        ("where", "why"),
+        [("folder", "Is a directory"), ("missing/journal", "No such file or directory")],
+    )
+    def test_a_path_that_cannot_be_a_journal_is_a_usage_error(
+        self, small: LiveSandbox, planned: Path, tmp_path: Path, where: str, why: str
+    ) -> None:
+        (tmp_path / "folder").mkdir()
+        run = small.cli("apply", str(planned), "--journal", str(tmp_path / where), "--yes")
+        assert run.code == 2
+        assert run.err_lines[-1] == f"usage error: cannot open journal {tmp_path / where}: {why}"
+        assert writes(small) == []
+
+    def test_the_plan_as_its_own_journal(self, small: LiveSandbox, planned: Path) -> None:
+        before = planned.read_bytes()
+        run = small.cli("apply", str(planned), "--journal", str(planned), "--yes")
+        assert run.code == 2
+        assert run.err_lines[-1] == f"usage error: {planned}: not a journal: no 'format' marker"
+        assert planned.read_bytes() == before
+        assert writes(small) == []
+
+    def test_undo_into_the_journal_it_undoes(
+        self, small: LiveSandbox, planned: Path, tmp_path: Path
+    ) -> None:
+        journal = tmp_path / "j"
+        assert small.cli("apply", str(planned), "--journal", str(journal), "--yes", *FAST).code == 0
+        before = journal.read_bytes()
+        small.script({})
+        run = small.cli("undo", str(journal), "--journal", str(journal), "--yes", *FAST)
+        assert run.code == 2
+        assert run.err_lines[-1] == f"usage error: {journal}: the journal belongs to another plan"
+        assert journal.read_bytes() == before
+        assert writes(small) == []
+
+
+class TestThePlanNeverReplacesItsInputs:
+    @pytest.mark.parametrize("option", ["--from", "--exempt"])
+    def test_records_or_exemptions(self, small: LiveSandbox, tmp_path: Path, option: str) -> None:
+        source = tmp_path / "records.jsonl"
+        audit = small.cli("audit", "--format", "jsonl", "--output", str(source))
+        assert audit.code == 0, audit.err
+        before = source.read_bytes()
+        small.script({})
+        run = make_plan(small, source, option, str(source))
+        assert run.code == 2
+        assert run.err == (
+            f"usage error: --output and {option} name the same file ({source}): the plan"
+            " would replace it\n"
+        )
+        assert source.read_bytes() == before
+        assert small.cli_requests() == []
+
+    def test_the_journal_an_undo_needs(
+        self, small: LiveSandbox, planned: Path, tmp_path: Path
+    ) -> None:
+        journal = tmp_path / "deactivate.journal"
+        assert small.cli("apply", str(planned), "--journal", str(journal), "--yes", *FAST).code == 0
+        before = journal.read_bytes()
+        small.script({})
+        run = small.cli(
+            "plan",
+            "delete",
+            "--deactivated-by",
+            str(journal),
+            "--grace-days",
+            "0",
+            "--output",
+            str(tmp_path / "." / "deactivate.journal"),
+        )
+        assert run.code == 2
+        assert run.err == (
+            f"usage error: --output and --deactivated-by name the same file"
+            f" ({tmp_path / '.' / 'deactivate.journal'}): the plan would replace it\n"
+        )
+        assert journal.read_bytes() == before
+        assert small.cli_requests() == []
+
+
+class TestANameNoPlanCanHold:
+    def test_is_refused_when_the_plan_is_made_and_can_be_exempted(
+        self, small: LiveSandbox, tmp_path: Path
+    ) -> None:
+        """A 2,000-character name from the server made a plan ``apply`` refused whole;
+        now ``plan`` names the token, and exempting it makes a plan that applies."""
+        long = small.create("L" * 2000)["_id"]
+        every = ("plan", "deactivate", "--stale-days", "0", "--as-of", "2040-01-01T00:00:00Z")
+        run = small.cli(*every, "--output", str(tmp_path / "p"))
+        assert run.code == 2
+        assert run.err_lines[-1] == (
+            f"usage error: token {long!r} has a name of 2,000 characters; a plan holds at"
+            " most 1024: exempt it (by id) or rename it"
+        )
+        assert not (tmp_path / "p").exists()
+        rotate = small.cli("plan", "rotate", "--id", long, "--output", str(tmp_path / "r"))
+        assert (rotate.code, rotate.err_lines[-1]) == (2, run.err_lines[-1])
+        (tmp_path / "keep.txt").write_text(long + "\n")
+        exempt = ("--exempt", str(tmp_path / "keep.txt"))
+        made = small.cli(*every, *exempt, "--output", str(tmp_path / "p"))
+        assert made.code == 0, made.err
+        small.script({})
+        dry = small.cli("apply", str(tmp_path / "p"), "--journal", str(tmp_path / "j"), "--dry-run")
+        assert dry.code == 0, dry.err
+        assert writes(small) == []
+
+
+def test_show_of_a_fifo_is_refused_at_once(small: LiveSandbox, tmp_path: Path) -> None:
+    """``show`` peeked at the file to tell a journal from a plan with a blocking open: a
+    FIFO under the name hung it."""
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+    result: list[Run] = []
+    thread = threading.Thread(target=lambda: result.append(small.cli("show", str(fifo))))
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # hung on the FIFO: let it go, then fail
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(20)
+        pytest.fail("show hung on a FIFO")
+    (run,) = result
+    assert (run.code, run.err) == (2, f"usage error: {fifo}: not a plan (not a regular file)\n")
+    assert small.cli_requests() == []
+
+
+class TestACommandSink:
+    def test_killed_by_a_signal_is_named(self) -> None:
+        sink = CommandSink(python_cmd("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"))
+        with pytest.raises(DeliveryError) as caught:
+            deliver(sink, created())
+        assert str(caught.value) == f"{sys.executable!r} was killed by signal 9"
+
+    def test_flooding_its_output_is_no_matter(self) -> None:
+        """Megabytes on stdout and stderr (the secret among them) go nowhere: exit 0
+        counts, and nothing is held in memory or blocks."""
+        code = (
+            "import sys; s = sys.stdin.read()\n"
+            "for _ in range(2000): print(s * 50); print(s * 50, file=sys.stderr)"
+        )
+        deliver(CommandSink(python_cmd(code)), created())
+
+    def test_its_whole_process_group_is_killed_at_the_timeout(self, tmp_path: Path) -> None:
+        """A command that leaves a child behind: the child goes with it (README: "its
+        process group is killed")."""
+
+        pid_file = tmp_path / "child.pid"
+        code = (
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+            "time.sleep(30)"
+        )
+        with pytest.raises(DeliveryError, match=r"timed out after 1 s$"):
+            deliver(CommandSink(python_cmd(code), timeout=1.0), created())
+        child = int(pid_file.read_text())
+        for _ in range(100):  # reaped by init: gone within moments of the SIGKILL
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the command's child outlived the timeout")
+
+
+def test_rotate_with_a_command_killed_mid_delivery_leaves_no_new_token(
+    small: LiveSandbox,
+) -> None:
+    """The whole of ``rotate``: the new token is deleted, the old one gets its name back
+    and stays active, exit 1 with the reason, and no secret in any output."""
+    old = small.items(status="active")[0]
+    small.script({})
+    command = shlex.join(["sh", "-c", "cat >/dev/null; kill -9 $$"])
+    run = small.cli("rotate", old["_id"], "--deliver-cmd", command)
+    assert run.code == 1
+    assert run.err_lines[-1] == (
+        f"error: rotation of token {old['_id']!r} failed at deliver: DeliveryError: 'sh' was"
+        " killed by signal 9"
+    )
+    methods = [m for m, _ in writes(small)]
+    assert methods == ["PUT", "POST", "DELETE", "PUT"]
+    status, body = small.token(old["_id"])
+    assert (status, body["data"]["name"], body["data"]["status"]) == (200, old["name"], "active")
+    assert [t["name"] for t in small.items()].count(old["name"]) == 1
+    assert not FULL_SECRET.search(run.out + run.err)
+    assert small.api_key not in run.out + run.err
