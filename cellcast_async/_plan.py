@@ -29,6 +29,7 @@ from ._session import CellcastSession, checkpoint_key
 
 __all__ = [
     "ACTIONS",
+    "MAX_DAYS",
     "MAX_PLAN_BYTES",
     "MAX_PLAN_ITEMS",
     "PLAN_FORMAT",
@@ -40,6 +41,7 @@ __all__ = [
     "build_plan",
     "canonical",
     "check_account",
+    "check_days",
     "check_items",
     "format_time",
     "key_of",
@@ -60,6 +62,8 @@ MAX_PLAN_ITEMS: Final = 200_000
 MAX_PLAN_BYTES: Final = 64 * 2**20
 """The largest plan file read (64 MiB)."""
 _MAX_TEXT: Final = 1024  # an id, a name or a sub-account id longer than this is refused
+MAX_DAYS: Final = timedelta.max.days
+"""The largest ``stale_days`` or ``grace_days`` (999,999,999: what a ``timedelta`` holds)."""
 
 
 class PlanError(CellcastError, ValueError):
@@ -433,6 +437,17 @@ def build_plan(
     return plan
 
 
+def check_days(value: int | None, name: str) -> None:
+    """A :class:`PlanError` unless ``value`` is None or a whole number of days from 0 to
+    :data:`MAX_DAYS` (more would overflow a ``timedelta``)."""
+    if value is None:
+        return
+    if type(value) is not int or value < 0:
+        raise PlanError(f"{name} must be a whole number >= 0")
+    if value > MAX_DAYS:
+        raise PlanError(f"{name} must be at most {MAX_DAYS:,} days")
+
+
 def _rule(
     action: str,
     stale_days: int | None,
@@ -441,10 +456,8 @@ def _rule(
 ) -> Any:
     if action not in ("deactivate", "delete"):
         raise PlanError(f"a plan deactivates or deletes, not {action!r}")
-    if stale_days is not None and (type(stale_days) is not int or stale_days < 0):
-        raise PlanError("stale_days must be a whole number >= 0")
-    if grace_days is not None and (type(grace_days) is not int or grace_days < 0):
-        raise PlanError("grace_days must be a whole number >= 0")
+    check_days(stale_days, "stale_days")
+    check_days(grace_days, "grace_days")
     by_age = stale_days is not None
     by_journal = deactivated_by is not None or grace_days is not None
     if action == "deactivate" and (not by_age or by_journal):

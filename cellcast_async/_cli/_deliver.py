@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shlex
 import signal
@@ -215,6 +216,12 @@ class CommandSink:
             raise CliUsageError(f"--deliver-cmd cannot be split into words: {exc}") from None
         if not self.argv:
             raise CliUsageError("--deliver-cmd is empty")
+        # nan passes click's range check and never times out: a command that hangs
+        # would hang the run (inf too).
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise CliUsageError(
+                f"--deliver-timeout must be a finite number of seconds > 0, not {timeout}"
+            )
         self.timeout = timeout
 
     def delivered(self, token_id: str, name: str) -> None:

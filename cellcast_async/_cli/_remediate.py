@@ -24,7 +24,7 @@ import click
 from .._exceptions import NotFoundError
 from .._journal import Journal
 from .._models import ApiToken, Secret
-from .._plan import Plan, PlanError, build_plan, format_time, read_capped
+from .._plan import MAX_DAYS, Plan, PlanError, build_plan, format_time, read_capped
 from .._remediate import (
     DEFAULT_WRITE_RATE,
     Outcome,
@@ -155,7 +155,7 @@ def _rule_options(
     return option_group(
         click.option(
             "--stale-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_DAYS),
             metavar="N",
             help=f"Choose {status} tokens older than this.",
         ),
@@ -166,7 +166,7 @@ def _rule_options(
         ),
         click.option(
             "--grace-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_DAYS),
             metavar="D",
             help=f"With --{journal}: {when} at least D days before --as-of.",
         ),
@@ -216,7 +216,7 @@ def plan_delete_command(settings: Settings, /, **params: Any) -> int:
 @plan_group.command("rotate")
 @click.option(
     "--stale-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_DAYS),
     metavar="N",
     help="Choose active tokens older than this (the audit's rule).",
 )

@@ -318,3 +318,64 @@ def test_a_created_id_no_journal_line_can_hold_is_deleted_and_rolled_back(
     again = small.cli(*argv, *FAST)  # a final outcome: nothing is written again
     assert again.code == 1
     assert writes(small) == []
+
+
+class TestDaysAPlanCanCount:
+    """``--stale-days`` or ``--grace-days`` past what a ``timedelta`` holds was an
+    OverflowError traceback (exit 1); now a usage error, nothing sent."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ("plan", "deactivate", "--stale-days", "1000000000"),
+            ("plan", "rotate", "--stale-days", "99999999999999999999"),
+            ("plan", "delete", "--deactivated-by", "j", "--grace-days", "1000000000"),
+            ("audit", "--stale-days", "1000000000"),
+        ],
+    )
+    def test_too_many_days_is_a_usage_error(
+        self, small: LiveSandbox, tmp_path: Path, argv: tuple[str, ...]
+    ) -> None:
+        run = small.cli(*argv, "--output", str(tmp_path / "out.json"))
+        assert run.code == 2
+        command = " ".join(argv[: 2 if argv[0] == "plan" else 1])
+        assert run.err_lines[-1] == (
+            f"usage error: cellcast-tokens {command}: Invalid value for '{argv[-2]}':"
+            f" {argv[-1]} is not in the range 0<=x<=999999999."
+        )
+        assert small.cli_requests() == []
+        assert not (tmp_path / "out.json").exists()
+
+    def test_the_sdk_refuses_them_as_plan_errors(self, small: LiveSandbox) -> None:
+        from datetime import datetime, timezone
+
+        from cellcast_async import CellcastSession, PlanError, build_plan, build_rotate_plan
+        from cellcast_async._rotate_plan import build_retire_plan
+
+        cc = CellcastSession(api_key=small.api_key, base_url=small.url)
+        now = datetime(2026, 12, 4, tzinfo=timezone.utc)
+        message = "must be at most 999,999,999 days"
+        with pytest.raises(PlanError, match=f"^stale_days {message}$"):
+            build_plan([], action="deactivate", stale_days=10**12, as_of=now, account=cc)
+        with pytest.raises(PlanError, match=f"^grace_days {message}$"):
+            build_plan(
+                [], action="delete", deactivated_by={}, grace_days=10**9, as_of=now, account=cc
+            )
+        with pytest.raises(PlanError, match=f"^stale_days {message}$"):
+            build_rotate_plan([], stale_days=10**20, as_of=now, account=cc)
+        with pytest.raises(PlanError, match=f"^grace_days {message}$"):
+            build_retire_plan([], rotated_by={}, grace_days=10**9, as_of=now, account=cc)
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf"])
+def test_a_deliver_timeout_that_never_fires_is_refused(small: LiveSandbox, timeout: str) -> None:
+    """``--deliver-timeout nan`` passed click's range check and never fired: a command
+    that hangs hung the rotation for good. Refused before anything is sent."""
+    token = small.items(status="active")[0]["_id"]
+    small.script({})
+    run = small.cli("rotate", token, "--deliver-cmd", "sleep 30", "--deliver-timeout", timeout)
+    assert run.code == 2
+    assert run.err_lines[-1] == (
+        f"usage error: --deliver-timeout must be a finite number of seconds > 0, not {timeout}"
+    )
+    assert small.cli_requests() == []
