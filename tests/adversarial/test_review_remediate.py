@@ -7,8 +7,11 @@ sandbox's record of the CLI's writes) and no file the user had is lost."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -19,8 +22,10 @@ import pytest
 
 from cellcast_async._cli._deliver import CommandSink, DeliveryError
 
-from ..cli._support import AS_OF, FULL_SECRET, LiveSandbox, Run
+from ..cli._support import AS_OF, FULL_SECRET, LiveSandbox, Run, cli_env, run_cli
 from ..cli.test_deliver import created, deliver, python_cmd
+from ._cli_output_server import AS_OF as HOSTILE_AS_OF
+from ._cli_output_server import RAW_CONTROLS, HostileApi
 
 FAST = ("--write-rate", "1000")
 
@@ -379,3 +384,68 @@ def test_a_deliver_timeout_that_never_fires_is_refused(small: LiveSandbox, timeo
         f"usage error: --deliver-timeout must be a finite number of seconds > 0, not {timeout}"
     )
     assert small.cli_requests() == []
+
+
+def test_ctrl_c_mid_apply_stops_cleanly_and_resumes(small: LiveSandbox, planned: Path) -> None:
+    """SIGINT between two writes: exit 130 with "interrupted", no traceback; the journal
+    is whole, and the same command goes on to one final outcome per token."""
+    journal = planned.with_name("j")
+    argv = ("apply", str(planned), "--journal", str(journal), "--yes")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cellcast_async", *small.args(*argv, "--write-rate", "20")],
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(500):  # until a few tokens are done
+            if journal.exists() and journal.read_text().count("\n") >= 5:
+                break
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert err.splitlines()[-1] == "interrupted"
+    assert "Traceback" not in err
+    assert out == ""
+    lines = journal.read_bytes().split(b"\n")
+    assert lines[-1] == b""  # every line whole
+    again = small.cli(*argv, *FAST)
+    assert again.code == 0, again.err
+    finals = [
+        json.loads(line)["token"]
+        for line in journal.read_bytes().splitlines()[1:]
+        if json.loads(line)["event"] == "outcome"
+    ]
+    plan_ids = [item["id"] for item in json.loads(planned.read_text())["items"]]
+    assert sorted(finals) == sorted(plan_ids)
+    assert [m for m, _ in writes(small)].count("PUT") == len(plan_ids)
+
+
+def test_a_hostile_server_through_plan_show_and_apply(tmp_path: Path) -> None:
+    """Ids, names, sub-accounts and error messages made of markup, escapes and bidi
+    controls: ``plan``, ``show`` (of the plan and of the journal) and ``apply`` (every
+    write refused with a hostile message) print none of them raw; the failures are
+    named, exit 1."""
+    with HostileApi() as api:
+        plan = tmp_path / "plan.json"
+        journal = tmp_path / "j"
+        argv = ("--stale-days", "365", "--as-of", HOSTILE_AS_OF, "--output", str(plan))
+        runs = [run_cli(*api.args("plan", "deactivate", *argv))]
+        runs.append(run_cli(*api.args("show", str(plan))))
+        runs.append(run_cli(*api.args("apply", str(plan), "--journal", str(journal), "--yes")))
+        runs.append(run_cli(*api.args("show", str(journal))))
+        runs.append(run_cli(*api.args("--json", "show", str(journal))))
+    assert [r.code for r in runs] == [0, 0, 1, 0, 0], runs[2].err
+    for run in runs:
+        found = [c for c in RAW_CONTROLS if c in run.out + run.err]
+        assert found == [], (found, run)
+    failed = [line for line in runs[2].out.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == len(json.loads(plan.read_text())["items"]) == 12
+    assert json.loads(runs[4].out)["counts"] == {"failed": 12}
