@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from cellcast_async._cli._audit_charts import BINS, AuditFigures, age_bins, age_ticks, created_chart
 from cellcast_async._cli._deliver import CommandSink, DeliveryError
+from cellcast_async._plan import MAX_DAYS
 
 from ..cli._support import AS_OF, FULL_SECRET, LiveSandbox, Run, cli_env, run_cli
 from ..cli.test_deliver import created, deliver, python_cmd
@@ -449,3 +451,45 @@ def test_a_hostile_server_through_plan_show_and_apply(tmp_path: Path) -> None:
     failed = [line for line in runs[2].out.splitlines() if line.startswith("failed: ")]
     assert len(failed) == len(json.loads(plan.read_text())["items"]) == 12
     assert json.loads(runs[4].out)["counts"] == {"failed": 12}
+
+
+class TestChartsStayBounded:
+    """The HTML report's charts drew one bar or tick per bin or month whatever the data:
+    ``--stale-days 999999999`` made billions of bins (a freeze, then memory), a token
+    created in year 1 24,000 monthly bars (seconds, megabytes)."""
+
+    def test_a_threshold_far_past_every_age(self) -> None:
+        fresh, stale = age_bins(100, MAX_DAYS)
+        assert len(fresh) + len(stale) <= BINS + 3
+        assert fresh[-1] == stale[0] == MAX_DAYS
+        ticks = age_ticks(100, MAX_DAYS)
+        assert len(ticks) <= 10
+        assert (ticks[0], ticks[-1]) == (0, MAX_DAYS)
+        assert len(age_ticks(10, 10_000)) <= 10
+
+    def test_a_token_created_in_year_one(self) -> None:
+        figures = AuditFigures()
+        figures.created.update({"0001-01": 1, "2026-01": 3, "2026-12": 1})
+        svg = created_chart(figures)
+        assert len(svg) < 200_000
+        assert "before 2007-02" in svg  # the year-1 token counts there; 239 months follow
+
+    @pytest.mark.parametrize(
+        ("ages", "stale_days"), [((5, 40), "365"), ((700_000, 5), str(MAX_DAYS))]
+    )
+    def test_end_to_end(self, tmp_path: Path, ages: tuple[int, ...], stale_days: str) -> None:
+        """No token stale (an account in good order: the stale histogram had no bin, an
+        IndexError traceback), and a token of year 1 with the largest threshold."""
+        with LiveSandbox(seed=0, tokens=0, sub_accounts=1) as live:
+
+            def add() -> None:
+                for age in ages:
+                    live.sb.add_tokens(1, live.sb.sub_account_ids[0], "active", age_days=age)
+
+            live.call(add)
+            page = tmp_path / "report.html"
+            argv = ("audit", "--html", str(page), "--stale-days", stale_days)
+            run = live.cli(*argv, "--output", str(tmp_path / "r.jsonl"))
+        assert run.code == 0, run.err
+        assert page.stat().st_size < 1_000_000
+        assert page.read_text().count("<svg") == 3
