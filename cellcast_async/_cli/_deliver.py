@@ -137,9 +137,14 @@ class DirectorySink:
         which delivers nothing, leaves the folder as it is)."""
         self._swept = True
         for entry in os.listdir(self._fd):
-            if entry.startswith(_PARTIAL_PREFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry, dir_fd=self._fd)
+            if not entry.startswith(_PARTIAL_PREFIX):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                # Only what a run leaves: a file (or a link in its place), never a folder
+                # that happens to have the prefix, which must not fail this delivery.
+                if stat.S_ISDIR(os.stat(entry, dir_fd=self._fd, follow_symlinks=False).st_mode):
+                    continue
+                os.unlink(entry, dir_fd=self._fd)
 
     def delivered(self, token_id: str, name: str) -> bool:
         """Whether a file for ``token_id`` is there (by id: the name the server gave the

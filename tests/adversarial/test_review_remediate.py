@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from cellcast_async._cli._audit_charts import BINS, AuditFigures, age_bins, age_ticks, created_chart
-from cellcast_async._cli._deliver import CommandSink, DeliveryError
+from cellcast_async._cli._context import CliUsageError
+from cellcast_async._cli._deliver import CommandSink, DeliveryError, DirectorySink, file_name
 from cellcast_async._plan import MAX_DAYS
 
 from ..cli._support import AS_OF, FULL_SECRET, LiveSandbox, Run, cli_env, run_cli
@@ -493,3 +494,46 @@ class TestChartsStayBounded:
         assert run.code == 0, run.err
         assert page.stat().st_size < 1_000_000
         assert page.read_text().count("<svg") == 3
+
+
+class TestADeliveryFolder:
+    def test_owned_by_someone_else_is_refused(self, tmp_path: Path) -> None:
+        folder = tmp_path / "theirs"
+        folder.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(folder, 12345, -1)
+        else:  # pragma: no cover - the tests run as root in CI; elsewhere use a folder not ours
+            folder = Path("/")
+        with pytest.raises(CliUsageError) as caught:
+            DirectorySink(str(folder))
+        assert str(caught.value) == f"--deliver-dir {str(folder)!r} is not owned by you"
+
+    def test_a_fifo_under_the_final_name_is_not_opened(self, tmp_path: Path) -> None:
+        """Planted where the file goes: the hard link refuses it, nothing blocks, and the
+        partial file is gone."""
+        folder = tmp_path / "secrets"
+        folder.mkdir(mode=0o700)
+        token = created()
+        os.mkfifo(folder / file_name(token.id, token.name))
+        sink = DirectorySink(str(folder))
+        with pytest.raises(DeliveryError) as caught:
+            deliver(sink, token)
+        assert str(caught.value) == (
+            f"{file_name(token.id, token.name)!r} already exists in {str(folder)!r}:"
+            " not overwritten"
+        )
+        assert os.listdir(folder) == [file_name(token.id, token.name)]
+        assert sink.delivered(token.id, token.name) is False
+
+    def test_a_folder_with_the_partial_prefix_is_left_alone(self, tmp_path: Path) -> None:
+        """The sweep of a killed run's partial files failed on a folder so named, and the
+        first token's delivery failed with it (IsADirectoryError)."""
+        folder = tmp_path / "secrets"
+        folder.mkdir(mode=0o700)
+        (folder / ".cellcast-partial-notes").mkdir()
+        (folder / ".cellcast-partial-left-by-a-kill").write_text("half")
+        token = created()
+        deliver(DirectorySink(str(folder)), token)
+        assert sorted(os.listdir(folder)) == sorted(
+            [".cellcast-partial-notes", file_name(token.id, token.name)]
+        )
