@@ -245,13 +245,15 @@ class TestACommandSink:
             f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
             "time.sleep(30)"
         )
-        with pytest.raises(DeliveryError, match=r"timed out after 1 s$"):
+        with pytest.raises(DeliveryError, match=r"timed out after 0\.5 s$"):
             deliver(CommandSink(python_cmd(code), timeout=1.0), created())
-        child = int(pid_file.read_text())
-        for _ in range(100):  # reaped by init: gone within moments of the SIGKILL
+        stat_file = Path(f"/proc/{pid_file.read_text()}/stat")
+        for _ in range(100):  # killed: gone, or a zombie ("Z") until someone reaps it
             try:
-                os.kill(child, 0)
-            except ProcessLookupError:
+                state = stat_file.read_text().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                break
+            if state == "Z":
                 break
             time.sleep(0.02)
         else:
@@ -537,3 +539,28 @@ class TestADeliveryFolder:
         assert sorted(os.listdir(folder)) == sorted(
             [".cellcast-partial-notes", file_name(token.id, token.name)]
         )
+
+
+def test_names_a_spreadsheet_would_run_survive_a_csv_audit_into_a_plan(
+    tmp_path: Path,
+) -> None:
+    """``--from`` an audit's CSV, where names that start like formulas are quoted: the plan
+    holds the names the server has, so ``apply`` finds each token unchanged (a name read
+    back still quoted would skip every one as "name changed")."""
+    names = ['=HYPERLINK("http://evil.example/","x")', "+1+1", "@SUM(A1)", "'=1", "a\u202eb"]
+    with LiveSandbox(seed=0, tokens=0, sub_accounts=1) as live:
+        for name in names:
+            live.create(name)
+        records, plan = tmp_path / "audit.csv", tmp_path / "plan.json"
+        assert live.cli("audit", "--format", "csv", "--output", str(records)).code == 0
+        later = ("--stale-days", "0", "--as-of", "2040-01-01T00:00:00Z")
+        made = live.cli("plan", "deactivate", *later, "--from", str(records), "--output", str(plan))
+        assert made.code == 0, made.err
+        live.script({})
+        run = live.cli("--json", "apply", str(plan), "--journal", str(tmp_path / "j"), "--yes")
+        assert run.code == 0, run.err
+        outcomes = json.loads(run.out)["outcomes"]
+        assert sorted((o["name"], o["result"]) for o in outcomes) == sorted(
+            (name, "done") for name in names
+        )
+        assert [m for m, _ in writes(live)] == ["PUT"] * len(names)
