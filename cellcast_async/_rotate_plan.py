@@ -208,7 +208,7 @@ async def rotate_item(
     if not records:
         try:
             token = await _read(cc.tokens, item.id)
-        except CellcastError as exc:
+        except (CellcastError, ValueError) as exc:  # ValueError: an id no request can carry
             return ("failed", _reason(exc))
         if token is None:
             return ("skipped", "gone: the token no longer exists")

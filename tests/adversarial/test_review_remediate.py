@@ -28,7 +28,7 @@ from cellcast_async._plan import MAX_DAYS
 from ..cli._support import AS_OF, FULL_SECRET, LiveSandbox, Run, cli_env, run_cli
 from ..cli.test_deliver import created, deliver, python_cmd
 from ._cli_output_server import AS_OF as HOSTILE_AS_OF
-from ._cli_output_server import RAW_CONTROLS, HostileApi
+from ._cli_output_server import OLD, RAW_CONTROLS, HostileApi, _item
 
 FAST = ("--write-rate", "1000")
 
@@ -564,3 +564,26 @@ def test_names_a_spreadsheet_would_run_survive_a_csv_audit_into_a_plan(
             (name, "done") for name in names
         )
         assert [m for m, _ in writes(live)] == ["PUT"] * len(names)
+
+
+def test_an_id_no_request_can_carry_fails_that_token_only(tmp_path: Path) -> None:
+    """A hostile server's id holding a lone surrogate made its way into a plan; reading
+    it raised the SDK's ValueError, which stopped the whole apply (exit 2) with the
+    tokens after it never tried. Now that token is ``failed`` and the others go on."""
+    with HostileApi() as api:
+        api.tokens = [
+            _item("bad\udcff-1", "first", "sub", "Sub", created=OLD),
+            _item("fine-2", "second", "sub", "Sub", created=OLD),
+        ]
+        plan, journal = tmp_path / "plan.json", tmp_path / "j"
+        argv = ("--stale-days", "365", "--as-of", HOSTILE_AS_OF, "--output", str(plan))
+        assert run_cli(*api.args("plan", "deactivate", *argv)).code == 0
+        run = run_cli(*api.args("--json", "apply", str(plan), "--journal", str(journal), "--yes"))
+    assert run.code == 1, run.err
+    outcomes = {o["id"]: (o["result"], o["reason"]) for o in json.loads(run.out)["outcomes"]}
+    assert outcomes["bad\udcff-1"] == (
+        "failed",
+        "ValueError: token_id is not valid Unicode text (a lone surrogate at index 3)",
+    )
+    assert outcomes["fine-2"][0] == "failed"  # tried: the hostile server refuses every write
+    assert outcomes["fine-2"][1].startswith("BadRequestError: PUT ")
