@@ -12,9 +12,11 @@ plan never holds the key or a token value (README "Acting on an audit").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal, get_args
@@ -222,14 +224,23 @@ class Plan:
         """Write :meth:`dumps` to ``path`` (a fresh file beside it, fsynced, renamed over)."""
         data = self.dumps(session).encode()
         target = os.fspath(path)
-        temp = f"{target}.tmp{os.getpid()}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        # A new file under a name no one can guess (O_EXCL, mode 0600): a symlink planted
+        # under a predictable temporary name in a shared folder is never written through.
+        folder, name = os.path.split(target)
+        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
 
     @classmethod
     def loads(cls, text: str | bytes, session: CellcastSession) -> Plan:

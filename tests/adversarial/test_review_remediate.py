@@ -587,3 +587,22 @@ def test_an_id_no_request_can_carry_fails_that_token_only(tmp_path: Path) -> Non
     )
     assert outcomes["fine-2"][0] == "failed"  # tried: the hostile server refuses every write
     assert outcomes["fine-2"][1].startswith("BadRequestError: PUT ")
+
+
+def test_a_symlink_planted_under_the_plan_temporary_is_never_written_through(
+    small: LiveSandbox, tmp_path: Path
+) -> None:
+    """``Plan.save`` wrote ``<output>.tmp<pid>`` (a name anyone sharing the folder can
+    guess) following a symlink planted there: the plan overwrote the file it pointed to.
+    The temporary is now made exclusively under a random name."""
+    victim = tmp_path / "authorized_keys"
+    victim.write_text("ssh-ed25519 AAAA... someone\n")
+    output = tmp_path / "plan.json"
+    Path(f"{output}.tmp{os.getpid()}").symlink_to(victim)
+    run = make_plan(small, output)
+    assert run.code == 0, run.err
+    assert victim.read_text() == "ssh-ed25519 AAAA... someone\n"
+    assert json.loads(output.read_text())["format"] == "cellcast-plan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["authorized_keys", "plan.json", f"plan.json.tmp{os.getpid()}"]
+    )
