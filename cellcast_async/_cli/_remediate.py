@@ -63,6 +63,9 @@ def _read_exempt(path: str | None) -> list[str]:
         raise CliUsageError(f"--exempt: {exc.message}") from None
     except UnicodeDecodeError:
         raise CliUsageError(f"--exempt: {path} is not UTF-8 text") from None
+    # A byte-order mark (Notepad's UTF-8) would glue itself to the first id, which then
+    # matched nothing: that token was chosen after all.
+    text = text.removeprefix("\ufeff")
     return [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
 
 

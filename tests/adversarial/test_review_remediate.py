@@ -606,3 +606,21 @@ def test_a_symlink_planted_under_the_plan_temporary_is_never_written_through(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["authorized_keys", "plan.json", f"plan.json.tmp{os.getpid()}"]
     )
+
+
+def test_an_exemption_list_saved_with_a_byte_order_mark_still_exempts_its_first_line(
+    small: LiveSandbox, tmp_path: Path
+) -> None:
+    """Notepad's "UTF-8" starts the file with U+FEFF, CRLF ends its lines: the mark glued
+    itself to the first id, which then matched nothing, and that token was planned."""
+    every = tmp_path / "every.json"
+    assert make_plan(small, every).code == 0
+    first, second = (item["id"] for item in json.loads(every.read_text())["items"][:2])
+    keep = tmp_path / "keep.txt"
+    keep.write_bytes(b"\xef\xbb\xbf" + f"{first}\r\n{second}\r\n".encode())
+    run = make_plan(small, tmp_path / "plan.json", "--exempt", str(keep))
+    assert run.code == 0, run.err
+    planned = {item["id"] for item in json.loads((tmp_path / "plan.json").read_text())["items"]}
+    assert first not in planned
+    assert second not in planned
+    assert len(planned) == len(json.loads(every.read_text())["items"]) - 2
