@@ -624,3 +624,22 @@ def test_an_exemption_list_saved_with_a_byte_order_mark_still_exempts_its_first_
     assert first not in planned
     assert second not in planned
     assert len(planned) == len(json.loads(every.read_text())["items"]) - 2
+
+
+def test_undo_of_a_journal_made_for_another_api_is_refused(
+    small: LiveSandbox, planned: Path, tmp_path: Path
+) -> None:
+    """The same server and key under another spelling of its URL is another API to a plan
+    (README: "bound to the account ... and the base URL"): its journal is not undone."""
+    journal = tmp_path / "j"
+    assert small.cli("apply", str(planned), "--journal", str(journal), "--yes", *FAST).code == 0
+    small.script({})
+    other = small.url.replace("127.0.0.1", "localhost")
+    argv = ("--api-key", small.api_key, "--base-url", other)
+    run = run_cli(*argv, "undo", str(journal), "--journal", str(tmp_path / "u"), "--yes")
+    assert run.code == 2
+    assert run.err_lines[-1] == (
+        f"usage error: {journal}: the plan was made for another API ({small.url!r}), not {other!r}"
+    )
+    assert small.cli_requests() == []
+    assert not (tmp_path / "u").exists()
