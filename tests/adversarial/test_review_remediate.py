@@ -234,6 +234,14 @@ class TestACommandSink:
         )
         deliver(CommandSink(python_cmd(code)), created())
 
+    def test_one_that_reads_nothing_and_exits_0_counts(self) -> None:
+        """README: it counts when it exits 0. Its closed stdin (a broken pipe for the
+        secret) is no error of ours and no crash."""
+        deliver(CommandSink("true"), created())
+        with pytest.raises(DeliveryError) as caught:
+            deliver(CommandSink("sh -c 'exec 0<&-; exit 4'"), created())
+        assert str(caught.value) == "'sh' exited with status 4"
+
     def test_its_whole_process_group_is_killed_at_the_timeout(self, tmp_path: Path) -> None:
         """A command that leaves a child behind: the child goes with it (README: "its
         process group is killed")."""
