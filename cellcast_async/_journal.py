@@ -146,7 +146,10 @@ class Journal:
         A journal of another plan, or one another process holds, is a :class:`PlanError`.
         """
         target = os.fspath(path)
-        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise PlanError(f"cannot open journal {target}: {exc.strerror or exc}") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,7 +172,6 @@ class Journal:
         data = read_capped(target, MAX_JOURNAL_BYTES, "journal") if info.st_size else b""
         if b"\n" not in data:
             # New, or its header was cut short by a kill before it was whole: start it.
-            os.ftruncate(fd, 0)
             header = {
                 "format": JOURNAL_FORMAT,
                 "version": JOURNAL_VERSION,
@@ -178,7 +180,13 @@ class Journal:
                 "prev": "",
             }
             mac = key.mac(JOURNAL_FORMAT, canonical(header))
-            _append(fd, canonical({**header, "mac": mac}))
+            line = canonical({**header, "mac": mac})
+            if not line.startswith(data):
+                # Not the start of this header: someone's file (a delivered secret holds
+                # no "\n" either), never truncated.
+                raise PlanError(f"{target}: not a journal (it holds something else): left as it is")
+            os.ftruncate(fd, 0)
+            _append(fd, line)
             return cls(target, plan, [], mac, fd, key)
         found, records, mac, good = _parse(target, data, session)
         if found.digest != plan.digest:

@@ -12,9 +12,11 @@ plan never holds the key or a token value (README "Acting on an audit").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal, get_args
@@ -29,6 +31,7 @@ from ._session import CellcastSession, checkpoint_key
 
 __all__ = [
     "ACTIONS",
+    "MAX_DAYS",
     "MAX_PLAN_BYTES",
     "MAX_PLAN_ITEMS",
     "PLAN_FORMAT",
@@ -40,6 +43,7 @@ __all__ = [
     "build_plan",
     "canonical",
     "check_account",
+    "check_days",
     "check_items",
     "format_time",
     "key_of",
@@ -60,6 +64,8 @@ MAX_PLAN_ITEMS: Final = 200_000
 MAX_PLAN_BYTES: Final = 64 * 2**20
 """The largest plan file read (64 MiB)."""
 _MAX_TEXT: Final = 1024  # an id, a name or a sub-account id longer than this is refused
+MAX_DAYS: Final = timedelta.max.days
+"""The largest ``stale_days`` or ``grace_days`` (999,999,999: what a ``timedelta`` holds)."""
 
 
 class PlanError(CellcastError, ValueError):
@@ -218,14 +224,23 @@ class Plan:
         """Write :meth:`dumps` to ``path`` (a fresh file beside it, fsynced, renamed over)."""
         data = self.dumps(session).encode()
         target = os.fspath(path)
-        temp = f"{target}.tmp{os.getpid()}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        # A new file under a name no one can guess (O_EXCL, mode 0600): a symlink planted
+        # under a predictable temporary name in a shared folder is never written through.
+        folder, name = os.path.split(target)
+        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
 
     @classmethod
     def loads(cls, text: str | bytes, session: CellcastSession) -> Plan:
@@ -242,8 +257,9 @@ class Plan:
     @classmethod
     def load(cls, path: str | os.PathLike[str], session: CellcastSession) -> Plan:
         """:meth:`loads` of a file: a regular file of at most 64 MiB."""
+        data = read_capped(path, MAX_PLAN_BYTES, "plan")  # its errors name the file
         try:
-            return cls.loads(read_capped(path, MAX_PLAN_BYTES, "plan"), session)
+            return cls.loads(data, session)
         except PlanError as exc:
             raise PlanError(f"{os.fspath(path)}: {exc.message}") from None
 
@@ -276,6 +292,7 @@ def check_items(plan: Plan) -> None:
         raise PlanError(f"a plan holds at most {MAX_PLAN_ITEMS:,} tokens")
     seen: set[str] = set()
     for item in plan.items:
+        _check_lengths(item)
         if item.id in seen:
             raise PlanError(f"token {_short(item.id)} is in the plan twice")
         seen.add(item.id)
@@ -283,6 +300,22 @@ def check_items(plan: Plan) -> None:
             raise PlanError(
                 f"token {_short(item.id)} is {_short(item.status)}: only an inactive token"
                 " is deleted (deactivate it first)"
+            )
+
+
+def _check_lengths(item: PlanItem) -> None:
+    """A token whose id, name, sub-account or status no plan file may hold (longer than
+    ``_MAX_TEXT``) is refused when the plan is made, not when it is applied."""
+    for field, value in (
+        ("id", item.id),
+        ("name", item.name),
+        ("sub-account id", item.sub_account_id or ""),
+        ("status", item.status),
+    ):
+        if len(value) > _MAX_TEXT:
+            raise PlanError(
+                f"token {_short(item.id)} has a {field} of {len(value):,} characters; a plan"
+                f" holds at most {_MAX_TEXT}: exempt it (by id) or rename it"
             )
 
 
@@ -415,6 +448,17 @@ def build_plan(
     return plan
 
 
+def check_days(value: int | None, name: str) -> None:
+    """A :class:`PlanError` unless ``value`` is None or a whole number of days from 0 to
+    :data:`MAX_DAYS` (more would overflow a ``timedelta``)."""
+    if value is None:
+        return
+    if type(value) is not int or value < 0:
+        raise PlanError(f"{name} must be a whole number >= 0")
+    if value > MAX_DAYS:
+        raise PlanError(f"{name} must be at most {MAX_DAYS:,} days")
+
+
 def _rule(
     action: str,
     stale_days: int | None,
@@ -423,10 +467,8 @@ def _rule(
 ) -> Any:
     if action not in ("deactivate", "delete"):
         raise PlanError(f"a plan deactivates or deletes, not {action!r}")
-    if stale_days is not None and (type(stale_days) is not int or stale_days < 0):
-        raise PlanError("stale_days must be a whole number >= 0")
-    if grace_days is not None and (type(grace_days) is not int or grace_days < 0):
-        raise PlanError("grace_days must be a whole number >= 0")
+    check_days(stale_days, "stale_days")
+    check_days(grace_days, "grace_days")
     by_age = stale_days is not None
     by_journal = deactivated_by is not None or grace_days is not None
     if action == "deactivate" and (not by_age or by_journal):

@@ -219,7 +219,9 @@ class _Run:
         pending = journal is not None and journal.last(item.id) is not None
         try:
             token = await _read(self.cc, item.id)
-        except CellcastError as exc:
+        except (CellcastError, ValueError) as exc:
+            # ValueError: an id no request can carry (a lone surrogate the server sent):
+            # this token fails, the others go on.
             return self.finish(item, "failed", safe_reason(exc))
         if pending and SETTLED[item.action](item, token):
             return self.finish(item, "done", "found done after a restart")

@@ -230,6 +230,10 @@ def _reason(exc: BaseException, secret: Secret | None = None) -> str:
         value = secret.reveal()
         if value:
             text = text.replace(value, secret.masked)
+    return _cut(text)
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= _REASON_LIMIT else text[: _REASON_LIMIT - 3] + "..."
 
 
@@ -354,8 +358,34 @@ async def _create(ctx: _Context, state: _State) -> RotationStep | None:
         state.discard_id, state.after_discard = found.id, RotationStep.CREATE
         return RotationStep.DISCARD
     state.new, state.new_id = created, created.id
-    await ctx.outcome(RotationStep.CREATE, new_id=created.id)
+    try:
+        await ctx.outcome(RotationStep.CREATE, new_id=created.id)
+    except ValueError as exc:  # the journal cannot hold the id the server answered
+        return await _unjournaled(ctx, state, created, exc)
     return RotationStep.DELIVER
+
+
+async def _unjournaled(
+    ctx: _Context, state: _State, created: CreatedToken, exc: ValueError
+) -> RotationStep:
+    """A new token whose id no journal line can hold (a hostile or broken server): it
+    cannot be recovered after a kill, so it is deleted at once, before anything else is
+    journaled, and the rotation rolls back (the old token gets its name back)."""
+    state.new, state.new_id = None, None
+    reason = (
+        f"the server answered the create with an id of {len(created.id):,} characters,"
+        f" which the journal cannot hold ({_reason(exc)})"
+    )
+    try:
+        await ctx.tokens.delete(created.id)
+    except NotFoundError:
+        pass
+    except CellcastError as error:
+        reason = f"{reason}; deleting that token failed: {_reason(error)}"
+    reason = _cut(reason)
+    await ctx.outcome(RotationStep.CREATE, "failed", reason=reason)
+    state.failure = (RotationStep.CREATE, reason)
+    return RotationStep.RESTORE
 
 
 async def _discard(ctx: _Context, state: _State) -> RotationStep | None:

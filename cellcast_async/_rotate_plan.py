@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from ._exceptions import CellcastError, NotFoundError, RateLimitError, ServerError, TransportError
 from ._journal import Journal, JournalRecord
 from ._models import ApiToken, CreatedToken, TokenStatus
-from ._plan import Plan, PlanError, PlanItem, check_items, key_of
+from ._plan import Plan, PlanError, PlanItem, check_days, check_items, key_of
 from ._rotate import (
     Deliver,
     Delivered,
@@ -208,7 +208,7 @@ async def rotate_item(
     if not records:
         try:
             token = await _read(cc.tokens, item.id)
-        except CellcastError as exc:
+        except (CellcastError, ValueError) as exc:  # ValueError: an id no request can carry
             return ("failed", _reason(exc))
         if token is None:
             return ("skipped", "gone: the token no longer exists")
@@ -302,8 +302,7 @@ def build_rotate_plan(
         raise PlanError("as_of must be timezone-aware")
     if (stale_days is None) == (ids is None):
         raise PlanError("a rotate plan chooses by stale_days or by ids, one of them")
-    if stale_days is not None and (type(stale_days) is not int or stale_days < 0):
-        raise PlanError("stale_days must be a whole number >= 0")
+    check_days(stale_days, "stale_days")
     wanted = frozenset(ids or ())
     skip, limits = frozenset(exempt), frozenset(sub_accounts)
     age = timedelta(days=stale_days or 0)
@@ -382,8 +381,9 @@ def build_retire_plan(
     ``grace_days`` before ``as_of``; no request is sent."""
     if as_of.tzinfo is None:
         raise PlanError("as_of must be timezone-aware")
-    if type(grace_days) is not int or grace_days < 0:
+    if grace_days is None:
         raise PlanError("grace_days must be a whole number >= 0")
+    check_days(grace_days, "grace_days")
     grace = timedelta(days=grace_days)
     skip, limits = frozenset(exempt), frozenset(sub_accounts)
     chosen: dict[str, PlanItem] = {}

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from .._plan import MAX_DAYS
 from ._audit_run import AuditOptions, check_html, infer_format, run_audit
 from ._context import CliUsageError, Connection, Settings
 from ._errors import run_async, usage_error
@@ -38,7 +39,7 @@ __all__ = ["audit_command"]
 )
 @click.option(
     "--stale-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_DAYS),
     default=365,
     metavar="N",
     help="A token older than this is stale.",

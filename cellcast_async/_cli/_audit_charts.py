@@ -117,14 +117,17 @@ def age_bins(max_age: int, stale_days: int) -> tuple[list[float], list[float]]:
     The threshold is an edge, and the bins on either side have one width, so the colour
     changes exactly where a token turns stale.
     """
-    width = max(1.0, max_age / BINS)
+    # About BINS bins over the whole axis, which reaches the threshold when every token
+    # is younger: a threshold far past the oldest age must not make millions of bins.
+    width = max(1.0, max(max_age, stale_days) / BINS)
     if stale_days > 0:
         width = stale_days / max(1, round(stale_days / width))
         fresh = [i * width for i in range(round(stale_days / width) + 1)]
     else:
         fresh = [0.0, 1.0]
     stale = [float(stale_days)]
-    while stale[-1] <= max_age:
+    # At least one bin, empty when every token is younger than the threshold.
+    while len(stale) < 2 or stale[-1] <= max_age:
         stale.append(stale[-1] + width)
     return fresh, stale
 
@@ -135,7 +138,10 @@ TICK_STEPS: Final = (30, 60, 90, 180, 365, 730, 1461, 3652)
 
 def age_ticks(max_age: int, stale_days: int) -> list[int]:
     """Labels for an age axis: round steps (at most about 8 of them) and the threshold."""
-    step = next((s for s in TICK_STEPS if max_age / s <= 8), TICK_STEPS[-1])
+    span = max(max_age, stale_days)
+    longest = TICK_STEPS[-1]
+    # Past the longest round step, whole multiples of it: still about 8 ticks.
+    step = next((s for s in TICK_STEPS if span / s <= 8), longest * math.ceil(span / 8 / longest))
     ticks = set(range(0, max(max_age, stale_days) + 1, step)) | {stale_days}
     # A round tick right beside the threshold would print over its label.
     return sorted(t for t in ticks if t in (0, stale_days) or abs(t - stale_days) >= step / 2)
@@ -298,6 +304,11 @@ def status_chart(
     return svg_markup(chart)
 
 
+CREATED_MONTHS: Final = 240
+"""The most bars of the created-per-month chart: 20 years; older months are summed in
+the first bar (a createdAt in year 1 must not draw 24,000 bars)."""
+
+
 def _months(first: str, last: str) -> list[str]:
     """Every month from ``first`` to ``last`` ("YYYY-MM"), so a gap shows as a gap."""
     year, month = map(int, first.split("-"))
@@ -314,6 +325,11 @@ def created_chart(figures: AuditFigures) -> str:
     import pygal
 
     months = _months(min(figures.created), max(figures.created)) if figures.created else []
+    values = [figures.created.get(m, 0) for m in months]
+    if len(months) > CREATED_MONTHS:
+        shown = months[-(CREATED_MONTHS - 1) :]
+        earlier = sum(n for m, n in figures.created.items() if m < shown[0])
+        months, values = [f"before {shown[0]}", *shown], [earlier, *values[-len(shown) :]]
     chart = pygal.Bar(
         **_config(
             (FRESH_COLOUR,),
@@ -328,5 +344,5 @@ def created_chart(figures: AuditFigures) -> str:
             y_title="tokens",
         )
     )
-    chart.add("created", [figures.created.get(m, 0) for m in months])
+    chart.add("created", values)
     return svg_markup(chart)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shlex
 import signal
@@ -136,9 +137,14 @@ class DirectorySink:
         which delivers nothing, leaves the folder as it is)."""
         self._swept = True
         for entry in os.listdir(self._fd):
-            if entry.startswith(_PARTIAL_PREFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry, dir_fd=self._fd)
+            if not entry.startswith(_PARTIAL_PREFIX):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                # Only what a run leaves: a file (or a link in its place), never a folder
+                # that happens to have the prefix, which must not fail this delivery.
+                if stat.S_ISDIR(os.stat(entry, dir_fd=self._fd, follow_symlinks=False).st_mode):
+                    continue
+                os.unlink(entry, dir_fd=self._fd)
 
     def delivered(self, token_id: str, name: str) -> bool:
         """Whether a file for ``token_id`` is there (by id: the name the server gave the
@@ -215,6 +221,12 @@ class CommandSink:
             raise CliUsageError(f"--deliver-cmd cannot be split into words: {exc}") from None
         if not self.argv:
             raise CliUsageError("--deliver-cmd is empty")
+        # nan passes click's range check and never times out: a command that hangs
+        # would hang the run (inf too).
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise CliUsageError(
+                f"--deliver-timeout must be a finite number of seconds > 0, not {timeout}"
+            )
         self.timeout = timeout
 
     def delivered(self, token_id: str, name: str) -> None:

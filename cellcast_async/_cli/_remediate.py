@@ -12,6 +12,7 @@ audit").
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -23,7 +24,7 @@ import click
 from .._exceptions import NotFoundError
 from .._journal import Journal
 from .._models import ApiToken, Secret
-from .._plan import Plan, PlanError, build_plan, format_time, read_capped
+from .._plan import MAX_DAYS, Plan, PlanError, build_plan, format_time, read_capped
 from .._remediate import (
     DEFAULT_WRITE_RATE,
     Outcome,
@@ -62,6 +63,9 @@ def _read_exempt(path: str | None) -> list[str]:
         raise CliUsageError(f"--exempt: {exc.message}") from None
     except UnicodeDecodeError:
         raise CliUsageError(f"--exempt: {path} is not UTF-8 text") from None
+    # A byte-order mark (Notepad's UTF-8) would glue itself to the first id, which then
+    # matched nothing: that token was chosen after all.
+    text = text.removeprefix("\ufeff")
     return [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
 
 
@@ -154,7 +158,7 @@ def _rule_options(
     return option_group(
         click.option(
             "--stale-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_DAYS),
             metavar="N",
             help=f"Choose {status} tokens older than this.",
         ),
@@ -165,7 +169,7 @@ def _rule_options(
         ),
         click.option(
             "--grace-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_DAYS),
             metavar="D",
             help=f"With --{journal}: {when} at least D days before --as-of.",
         ),
@@ -215,7 +219,7 @@ def plan_delete_command(settings: Settings, /, **params: Any) -> int:
 @plan_group.command("rotate")
 @click.option(
     "--stale-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_DAYS),
     metavar="N",
     help="Choose active tokens older than this (the audit's rule).",
 )
@@ -247,9 +251,25 @@ def _plan(settings: Settings, action: str, params: dict[str, Any]) -> int:
     return run_async(settings, work)
 
 
-def _check_output(output: str) -> None:
+def _check_output(output: str, params: dict[str, Any]) -> None:
     if not output or output == "-" or os.path.isdir(output):
         raise CliUsageError(f"--output needs a file name, got {output!r}")
+    # The plan replaces --output: never one of this command's own inputs (the journal
+    # an undo needs, the audit's records, the exemptions).
+    for name in ("records", "exempt", "deactivated_by", "rotated_by"):
+        source = params.get(name)
+        if source is None:
+            continue
+        try:
+            same = os.path.samefile(source, output)
+        except OSError:
+            continue  # one of them does not exist: not the same file
+        if same:
+            option = "--from" if name == "records" else f"--{name.replace('_', '-')}"
+            raise CliUsageError(
+                f"--output and {option} name the same file ({shown(output)}): the plan"
+                " would replace it"
+            )
     check_writable(output)
 
 
@@ -257,7 +277,7 @@ async def _plan_work(
     conn: Connection, settings: Settings, action: str, params: dict[str, Any]
 ) -> int:
     output: str = params["output"]
-    _check_output(output)
+    _check_output(output, params)
     exempt = _read_exempt(params["exempt"])
     deactivated_by = None
     if params.get("deactivated_by") is not None:
@@ -350,10 +370,14 @@ def _print_counts(settings: Settings, plan: Plan, *, stream: Any = None) -> None
 
 def _is_journal(path: str) -> bool:
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
+        # Non-blocking, and only a regular file: a FIFO must not hang ``show``.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False  # Plan.load says why
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # Plan.load refuses it
+        head = handle.read(64)
     # A journal's first line starts with its sorted keys: {"format":"cellcast-journal",...
     return head.startswith(b'{"format":"cellcast-journal"')
 
