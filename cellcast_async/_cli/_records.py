@@ -152,9 +152,24 @@ def csv_writer(
         writer.writeheader()
 
     def write(record: Mapping[str, Any]) -> None:
-        writer.writerow({key: csv_cell(value) for key, value in record.items()})
+        row = {key: csv_cell(value) for key, value in record.items()}
+        try:
+            writer.writerow(row)
+        except UnicodeEncodeError:
+            # A lone surrogate (a server's "\ud800") has no UTF-8 form: the row is written
+            # with U+FFFD in its place, as a UTF-8 reader shows bad bytes (nothing of the
+            # failed row was written: the text layer encodes before it buffers).
+            writer.writerow({key: _utf8_text(value) for key, value in row.items()})
 
     return write
+
+
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_text(value: Any) -> Any:
+    """``value`` with every lone surrogate replaced by U+FFFD, if it is text."""
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def record_writer(

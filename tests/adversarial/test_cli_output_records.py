@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from cellcast_async._cli._checkpoint import read_records
 from cellcast_async._cli._records import FIELDS, csv_writer, decode_cell, encode_cell
 
 from ..cli._support import cli_env, run_cli
-from ._cli_output_server import AS_OF, HOSTILE, HostileApi
+from ._cli_output_server import AS_OF, HOSTILE, HostileApi, items
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -374,3 +375,53 @@ class TestDiffMemory:
         # An id (24 characters) and a 16-byte digest in a dict: about 150 bytes a record.
         # Reading the file whole and holding every record took about 1,450.
         assert peak < 200 * count, peak
+
+
+class TestLoneSurrogate:
+    """A name the server sent as ``"\\ud800"`` (valid JSON, not valid Unicode text): CSV,
+    which is UTF-8, writes U+FFFD in its place (every other row and cell exact, the audit
+    finishes); JSON Lines keeps the exact text as an escape; the terminal shows it escaped."""
+
+    NAME = "lone\ud800half"
+
+    @pytest.fixture
+    def surrogate_api(self) -> Iterator[HostileApi]:
+        with HostileApi() as server:
+            server.tokens = items({"plus": self.NAME, "at": "tail\udfff"})
+            yield server
+
+    def test_csv_writer(self, tmp_path: Path) -> None:
+        path = tmp_path / "out.csv"
+        records = [record("a1", "before"), record("b2", self.NAME), record("c3", "=after")]
+        records[1]["sub_account_name"] = "\udc80Acme"
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            write = csv_writer(handle, FIELDS)
+            for item in records:
+                write(item)
+        read = [item for item, _ in read_records(str(path), "csv")]
+        assert [(r["id"], r["name"], r["sub_account_name"]) for r in read] == [
+            ("a1", "before", "Acme"),
+            ("b2", "lone\ufffdhalf", "\ufffdAcme"),
+            ("c3", "=after", "Acme"),
+        ]
+
+    def test_audit_csv_jsonl_and_terminal(self, surrogate_api: HostileApi, tmp_path: Path) -> None:
+        as_csv, as_jsonl = tmp_path / "audit.csv", tmp_path / "audit.jsonl"
+        for path in (as_csv, as_jsonl):
+            argv = ["audit", "--output", str(path), "--as-of", AS_OF, "-q"]
+            result = run_cli(*surrogate_api.args(*argv))
+            assert (result.code, result.err) == (0, "")
+        with open(as_csv, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == len(surrogate_api.tokens)
+        names = {decode_cell(row["name"]) for row in rows}
+        assert {"lone\ufffdhalf", "tail\ufffd"} <= names
+        jsonl = as_jsonl.read_text(encoding="ascii", errors="strict")  # escapes only
+        assert '"lone\\ud800half"' in jsonl
+        assert '"tail\\udfff"' in jsonl
+        exact = {json.loads(line)["name"] for line in jsonl.splitlines()}
+        assert {self.NAME, "tail\udfff"} <= exact
+        table = run_cli(*surrogate_api.args("audit", "--as-of", AS_OF))
+        assert table.code == 0
+        assert "\ud800" not in table.out
+        assert "\\ud800" in table.out
