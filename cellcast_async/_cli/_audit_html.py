@@ -40,12 +40,9 @@ from ._audit_charts import (
 from ._audit_render import _status_columns as status_columns  # one rule for both views
 from ._audit_report import AuditReport, Flagged
 from ._checkpoint import write_atomically
-from ._output import shown
+from ._output import MAX_CELL, shown
 
 __all__ = ["MAX_CELL", "SCRIPT", "Findings", "render_html", "write_html"]
-
-MAX_CELL: Final = 200
-"""The most characters of one server text a table cell shows; then "… (N more)"."""
 
 AGE_NOTE: Final = (
     "Age is the time since a token was created: the Cellcast API reports no last use,"

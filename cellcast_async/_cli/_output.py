@@ -26,9 +26,11 @@ from rich.text import Text
 from .._models import ApiToken
 
 __all__ = [
+    "MAX_CELL",
     "PIPED_WIDTH",
     "TOKEN_HEADERS",
     "DataTable",
+    "cell_text",
     "column_widths",
     "console_for",
     "data",
@@ -82,13 +84,27 @@ def shown_lines(text: str) -> str:
     return "\n".join(shown(line) for line in text.split("\n"))
 
 
+MAX_CELL: Final = 200
+"""The most characters of one server text a table cell shows (terminal and HTML report);
+then "… (N more characters)". Records and ``--json`` hold the exact values."""
+
+
+def cell_text(value: object) -> str:
+    """``value`` for a table cell: :func:`shown`, cut at :data:`MAX_CELL` characters."""
+    seen = shown(value)
+    if len(seen) > MAX_CELL:
+        return f"{seen[:MAX_CELL]}\u2026 ({len(seen) - MAX_CELL:,} more characters)"
+    return seen
+
+
 def data(value: object, style: str = "") -> Text:
     """Outside text for rich: escaped (:func:`shown`) and never parsed as markup or emoji."""
     return Text(shown(value), style=style)
 
 
 class DataTable(Table):
-    """A rich table whose string cells are data (:func:`data`), never markup."""
+    """A rich table whose string cells are data (:func:`data`), never markup, each cut at
+    :data:`MAX_CELL` characters (:func:`cell_text`)."""
 
     def add_row(
         self,
@@ -96,7 +112,7 @@ class DataTable(Table):
         style: Any = None,
         end_section: bool = False,
     ) -> None:
-        cells = [data(cell) if isinstance(cell, str) else cell for cell in renderables]
+        cells = [Text(cell_text(cell)) if isinstance(cell, str) else cell for cell in renderables]
         super().add_row(*cells, style=style, end_section=end_section)
 
 
@@ -266,7 +282,7 @@ def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: 
     """Each column's width as its header and these rows (shown) need it, the names'
     columns narrowed (not below their least width) until the table fits ``width``."""
     widths = [
-        max([cell_len(header), *(cell_len(shown(row[at])) for row in rows)])
+        max([cell_len(header), *(cell_len(cell_text(row[at])) for row in rows)])
         for at, header in enumerate(headers)
     ]
     excess = sum(widths) + 2 * (len(widths) - 1) - width

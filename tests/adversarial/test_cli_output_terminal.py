@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,39 @@ class TestProgress:
         assert stream.getvalue() == (
             "audit: 0 tokens, -/s, 0:00:00 elapsed ([blink]paused[/] \\x1b[2J\\u202e)\n"
         )
+
+
+class TestLongText:
+    """A 1 MB name (the seeds set no limit) is cut in every table at MAX_CELL characters,
+    the rest counted: a human view of seven tokens is not 21 MB of padding and text.
+    ``--json`` and the records keep every character."""
+
+    BIG = "B" * 1_000_000
+    CUT = "B" * 200 + "\u2026 (999,800 more characters)"
+
+    @pytest.fixture
+    def long_api(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostileApi]:
+        monkeypatch.setenv("COLUMNS", "2000")  # a cut cell fits: no row wraps
+        with HostileApi() as server:
+            server.tokens = items({"plus": self.BIG, "at": "x\x1b" * 300_000})
+            yield server
+
+    @pytest.mark.parametrize(
+        "argv", [["audit", "--as-of", AS_OF, "-q"], ["list"]], ids=["audit", "list"]
+    )
+    def test_tables_cut_long_cells(self, long_api: HostileApi, argv: list[str]) -> None:
+        result = run_cli(*long_api.args(*argv))
+        assert (result.code, result.err) == (0, "")
+        assert len(result.out) < 200_000
+        assert self.CUT in result.out
+        assert "x\\x1b" * 10 in result.out
+        assert "(1,499,800 more characters)" in result.out  # 300,000 times "x\\x1b"
+        assert "\x1b" not in result.out
+
+    def test_get_and_json_keep_every_character(self, long_api: HostileApi) -> None:
+        token_id = long_api.tokens[list(HOSTILE).index("plus")]["_id"]
+        table = run_cli(*long_api.args("get", "--", token_id))
+        assert table.code == 0
+        assert self.CUT in table.out
+        got = run_cli(*long_api.args("--json", "get", "--", token_id))
+        assert json.loads(got.out)["name"] == self.BIG
