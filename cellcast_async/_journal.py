@@ -60,6 +60,16 @@ MAX_RECORD_BYTES: Final = 8192
 """The longest event line."""
 _MAX_DATA_KEYS: Final = 16
 _MAX_REASON: Final = 500
+_MAX_REASON_BYTES: Final = 2048  # as written: a control character is 6 bytes, an emoji 12
+
+
+def _short_reason(reason: str) -> str:
+    """``reason`` cut to :data:`_MAX_REASON` characters and :data:`_MAX_REASON_BYTES` as
+    a journal line writes it, so that a server's long message never costs the line."""
+    reason = reason[:_MAX_REASON]
+    while len(json.dumps(reason)) - 2 > _MAX_REASON_BYTES:
+        reason = reason[: len(reason) * 3 // 4]
+    return reason
 
 
 @attrs.frozen
@@ -257,7 +267,7 @@ class Journal:
             at=self._now(),
             step=step,
             result=result,
-            reason=None if reason is None else reason[:_MAX_REASON],
+            reason=None if reason is None else _short_reason(reason),
             data=dict(data or {}),
         )
         _check_record(entry)

@@ -32,6 +32,7 @@ from ._session import CellcastSession, checkpoint_key
 __all__ = [
     "ACTIONS",
     "MAX_DAYS",
+    "MAX_ID_BYTES",
     "MAX_PLAN_BYTES",
     "MAX_PLAN_ITEMS",
     "PLAN_FORMAT",
@@ -64,6 +65,8 @@ MAX_PLAN_ITEMS: Final = 200_000
 MAX_PLAN_BYTES: Final = 64 * 2**20
 """The largest plan file read (64 MiB)."""
 _MAX_TEXT: Final = 1024  # an id, a name or a sub-account id longer than this is refused
+MAX_ID_BYTES: Final = 2048
+"""The longest id a plan holds, as a journal line writes it (JSON, ASCII escapes)."""
 MAX_DAYS: Final = timedelta.max.days
 """The largest ``stale_days`` or ``grace_days`` (999,999,999: what a ``timedelta`` holds)."""
 
@@ -317,6 +320,14 @@ def _check_lengths(item: PlanItem) -> None:
                 f"token {_short(item.id)} has a {field} of {len(value):,} characters; a plan"
                 f" holds at most {_MAX_TEXT}: exempt it (by id) or rename it"
             )
+    # The id stands in every journal line of the token (8 KiB at most): its escaped form
+    # (a control character is 6 bytes, an emoji 12) must leave room for the rest.
+    written = len(json.dumps(item.id)) - 2
+    if written > MAX_ID_BYTES:
+        raise PlanError(
+            f"token {_short(item.id)} has an id {written:,} bytes long as a journal writes it;"
+            f" a plan holds at most {MAX_ID_BYTES:,}: exempt it (by name)"
+        )
 
 
 def plan_from_json(outer: object, session: CellcastSession) -> Plan:

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from cellcast_async import CellcastSession, Journal, Plan, PlanError
+from cellcast_async import CellcastSession, Journal, Plan, PlanError, build_plan
 from cellcast_async._plan import canonical
 from cellcast_async._session import checkpoint_key
 from cellcast_async.sandbox import Faults, Sandbox
 
-from ._support import deactivate_plan, run_all, session
+from ._support import deactivate_plan, run_all, session, tokens_of
 
 
 def sealed(cc: CellcastSession, body: dict[str, Any], purpose: str = "cellcast-plan") -> str:
@@ -152,3 +153,36 @@ async def test_an_unreadable_answer_to_a_write_is_settled_by_reading(
     outcomes = await run_all(cc, plan, tmp_path / "j")
     assert {o.result for o in outcomes} == {"done"}
     assert len(sb.writes(plan.items[0].id)) == 1
+
+
+async def test_an_id_no_journal_line_can_hold_is_refused_when_the_plan_is_made(
+    sb: Sandbox, cc: CellcastSession
+) -> None:
+    """An id of 1,024 emoji (under the 1,024-character cap, 12,288 bytes once escaped)
+    would stop ``apply`` at its first journal line: the plan names it at once."""
+    chosen = (await deactivate_plan(cc, sb)).items[0].id
+    wide = "\U0001f600" * 1024
+    hostile = [attrs.evolve(t, id=wide) if t.id == chosen else t for t in await tokens_of(cc)]
+    with pytest.raises(PlanError) as caught:
+        build_plan(
+            hostile, action="deactivate", stale_days=365, as_of=sb.reference_time, account=cc
+        )
+    assert caught.value.message == (
+        f"token {wide[:200]!r} has an id 12,288 bytes long as a journal writes it; a plan"
+        " holds at most 2,048: exempt it (by name)"
+    )
+    assert sb.writes() == []
+
+
+async def test_a_long_reason_is_cut_to_fit_its_journal_line(
+    sb: Sandbox, cc: CellcastSession, tmp_path: Path
+) -> None:
+    """A server's message of 500 emoji (6,000 bytes escaped) as a failure's reason, beside
+    the longest id a plan holds: the line is written, the reason cut to 2 KiB escaped."""
+    plan = await deactivate_plan(cc, sb)
+    token_id = "\x01" * 341  # 2,046 bytes escaped
+    with Journal.open(tmp_path / "j", plan, cc) as journal:
+        journal.record(token_id, "intent")
+        record = journal.record(token_id, "outcome", result="failed", reason="\U0001f600" * 500)
+    assert record.reason == "\U0001f600" * 157  # 500, 375, 281, 210, 157: 1,884 bytes
+    assert [r.reason for r in Journal.read(tmp_path / "j", cc).records] == [None, record.reason]
