@@ -119,10 +119,10 @@ class GovernorState:
 
     ``paused_until`` is a time on the governor's clock (or ``None``); ``rate`` the requests
     per second released now (``None``: no cap, ``0.0`` while paused); ``reason`` (a
-    :data:`GovernorReason`) why that rate: ``"none"`` (nothing limits), ``"rate_limit"``
-    (the session's ``rate_limit``), ``"learnt"`` (paced at what the server admits),
-    ``"probing"`` (climbing back after a hold, or up from a first 429) or ``"paused"``
-    (holding every request after 429s). ``server_rate`` is the
+    :data:`cellcast_async.GovernorReason`) why that rate: ``"none"`` (nothing limits),
+    ``"rate_limit"`` (the session's ``rate_limit``), ``"learnt"`` (paced at what the
+    server admits), ``"probing"`` (climbing back after a hold, or up from a first 429)
+    or ``"paused"`` (holding every request after 429s). ``server_rate`` is the
     server's sustainable rate as last measured (``None``: not learnt, no 429 yet);
     ``width`` the pages in flight that ``concurrency="auto"`` walks allow now (summed
     over the session's live walks; ``None``: no such walk).
