@@ -20,7 +20,7 @@ from ._exceptions import (
     TransportError,
     TransportErrorKind,
 )
-from ._governor import GovernorState
+from ._governor import GovernorReason, GovernorState
 from ._journal import Journal, JournalRecord
 from ._models import ApiToken, CreatedToken, Secret, SubAccount, TokenStatus
 from ._pager import Page, Pager, RawPage, cellcast_page_format, meta_pagination_page_format
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_WRITE_BURST",
     "DEFAULT_WRITE_RATE",
     "DecodeError",
+    "GovernorReason",
     "GovernorState",
     "Journal",
     "JournalRecord",

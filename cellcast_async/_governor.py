@@ -43,7 +43,7 @@ import random
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import attrs
 
@@ -62,6 +62,7 @@ from ._rate_store import (
 __all__ = [
     "MAX_PAUSE",
     "Governor",
+    "GovernorReason",
     "GovernorState",
     "GovernorWaitTooLong",
     "burst_for",
@@ -106,6 +107,10 @@ class GovernorWaitTooLong(Exception):
 
 # ---------------------------------------------------------------------------- governor
 
+# Why the governor releases at the rate it does (``GovernorState.reason``). A str at run
+# time: ``state.reason == "paused"`` works, and the type checker knows the five values.
+GovernorReason = Literal["none", "rate_limit", "learnt", "probing", "paused"]
+
 
 @attrs.frozen
 class GovernorState:
@@ -113,9 +118,11 @@ class GovernorState:
     progress line (README "Rate limits").
 
     ``paused_until`` is a time on the governor's clock (or ``None``); ``rate`` the requests
-    per second released now (``None``: no cap, ``0.0`` while paused); ``reason`` why that
-    rate: ``"none"``, ``"rate_limit"``, ``"learnt"`` (paced at what the server admits),
-    ``"probing"`` (climbing back after a hold) or ``"paused"``. ``server_rate`` is the
+    per second released now (``None``: no cap, ``0.0`` while paused); ``reason`` (a
+    :data:`cellcast_async.GovernorReason`) why that rate: ``"none"`` (nothing limits),
+    ``"rate_limit"`` (the session's ``rate_limit``), ``"learnt"`` (paced at what the
+    server admits), ``"probing"`` (climbing back after a hold, or up from a first 429)
+    or ``"paused"`` (holding every request after 429s). ``server_rate`` is the
     server's sustainable rate as last measured (``None``: not learnt, no 429 yet);
     ``width`` the pages in flight that ``concurrency="auto"`` walks allow now (summed
     over the session's live walks; ``None``: no such walk).
@@ -123,7 +130,7 @@ class GovernorState:
 
     paused_until: float | None
     rate: float | None
-    reason: str
+    reason: GovernorReason
     rate_limit: float | None
     burst: float | None
     store: str
@@ -309,6 +316,7 @@ class Governor:
     def state(self) -> GovernorState:
         now = self._clock()
         rate: float | None
+        reason: GovernorReason
         if self._pause_left(now) > 0:
             paused: float | None = self._paused_until
             rate, reason = 0.0, "paused"
@@ -486,10 +494,10 @@ class Governor:
         wait = max(0.0, self._local.next_slot(start) - tolerance - start)
         return pause + wait + ahead * interval
 
-    def _rate_in_force(self, now: float) -> tuple[float | None, str]:
+    def _rate_in_force(self, now: float) -> tuple[float | None, GovernorReason]:
         """The rate released now and why: the lower of ``rate_limit`` and the learnt pace."""
         rate = self._rate_limit
-        reason = "none" if rate is None else "rate_limit"
+        reason: GovernorReason = "none" if rate is None else "rate_limit"
         learnt = self._server.pace(now)
         if learnt is not None and (rate is None or learnt < rate):
             rate = learnt

@@ -183,22 +183,13 @@ class ServerRate:
 
     def pace(self, now: float) -> float | None:
         """Requests per second to release now; ``None`` when nothing limits."""
-        phase = self.phase
-        if phase == "free":
-            return None
-        elapsed = max(0.0, now - self._since)
-        if phase == "probe":
-            rate = self._base * float(PROBE_GAIN ** min(elapsed / PROBE_PERIOD, 100.0))
-            target = self._target
-            if target is not None and rate >= target:
-                # Back at the known rate: cruise on from there.
-                self.phase, self._base, self._since = "cruise", target, now
-                self._ceiling = target
-                return target
-            return min(rate, MAX_RATE)
-        if phase == "cruise":
-            return self._cruise(elapsed)
-        return START_RATE  # closed: one probe at a time
+        rate = self.pace_at(now)
+        target = self._target
+        if self.phase == "probe" and target is not None and rate is not None and rate >= target:
+            # Back at the known rate: cruise on from there.
+            self.phase, self._base, self._since = "cruise", target, now
+            self._ceiling = target
+        return rate
 
     # -- inside ------------------------------------------------------------------------
 
@@ -243,11 +234,6 @@ class ServerRate:
             # Only requests sent since the cut: the ones before it went at the old pace.
             return self._sent_since_cut(answered_until) / span
         return self._count(now, MEASURE_SPAN) / MEASURE_SPAN
-
-    def _pace_at(self, when: float) -> float:
-        """The probe's pace at ``when`` (the phase is "probe")."""
-        elapsed = max(0.0, when - self._since)
-        return self._base * float(PROBE_GAIN ** min(elapsed / PROBE_PERIOD, 100.0))
 
     def _cut(self, now: float, sent_at: float | None = None) -> None:
         if sent_at is not None and self.phase != "free":

@@ -7,13 +7,14 @@ import itertools
 import logging
 import math
 import pickle
+import typing
 
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellcast_async import CellcastSession
+from cellcast_async import CellcastSession, GovernorReason
 from cellcast_async._governor import (
     Governor,
     GovernorState,
@@ -481,6 +482,33 @@ class TestRefusals:
         refused(gov, vt)
         assert gov.state.rate == 10.0
         assert gov.state.reason == "rate_limit"
+        await gov.aclose()
+
+    async def test_every_reason_is_a_governor_reason(self, vt: VirtualTime) -> None:
+        """``GovernorState.reason`` takes only the values ``GovernorReason`` lists (the
+        Literal a type checker sees), and each one is reached."""
+        capped = governor(vt, 10)
+        seen = {capped.state.reason}  # rate_limit
+        await capped.aclose()
+        closed = governor(vt, None)
+        refused(closed, vt, retry_after=1.0)
+        seen.add(closed.state.reason)  # paused: the first answer was a 429
+        await closed.aclose()
+        gov = governor(vt, None)
+        seen.add(gov.state.reason)  # none
+        for _ in range(60):
+            admitted(gov)
+            await vt.advance(1 / 60)
+        refused(gov, vt)
+        seen.add(gov.state.reason)  # probing: the first cut probes upward
+        for _ in range(30):  # the server admits 60/s while the probe climbs past it
+            admitted(gov)
+            await vt.advance(1 / 120)
+            refused(gov, vt)
+            await vt.advance(1 / 120)
+        seen.add(gov.state.reason)  # learnt: the probe met the rate, the cruise paces
+        assert gov.state.reason == "learnt"
+        assert seen == set(typing.get_args(GovernorReason))
         await gov.aclose()
 
 
