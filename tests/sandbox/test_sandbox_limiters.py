@@ -21,7 +21,8 @@ from cellcast_async.sandbox import Faults, Sandbox, _faults, _state
 from cellcast_async.sandbox.__main__ import main
 from cellcast_async.sandbox._faults import FaultAction, FaultPlan
 from cellcast_async.sandbox._state import RateDecision, RateLimiter, format_retry_after_style
-from tests.sandbox.helpers import BASE, Api
+from tests._wire import TOKENS_PATH
+from tests.sandbox._support import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -463,7 +464,7 @@ class TestCommandLine:
             replies = []
             async with aiohttp.ClientSession() as http:
                 for _ in range(3):
-                    async with http.get(info["url"] + BASE, headers=headers) as response:
+                    async with http.get(info["url"] + TOKENS_PATH, headers=headers) as response:
                         replies.append((response.status, dict(response.headers)))
         finally:
             proc.terminate()
