@@ -9,13 +9,11 @@ and neither file touched.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -343,33 +341,14 @@ def test_two_audit_processes_on_one_checkpoint(tmp_path: Path) -> None:
 class TestNotRegularFiles:
     """A FIFO or a device under the checkpoint's or the output's name never hangs the audit."""
 
-    @staticmethod
-    def run_bounded(live: LiveSandbox, argv: list[str], fifo: Path) -> tuple[int, str, str]:
-        """The CLI in a thread, 20 s at most; a hung read is released by opening ``fifo``."""
-        live.script({})
-        result: list[tuple[int, str, str]] = []
-
-        def run() -> None:
-            r = live.cli(*argv)
-            result.append((r.code, r.out, r.err))
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join(20)
-        if thread.is_alive():  # hung on the FIFO: let it go, then fail
-            with contextlib.suppress(OSError):
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            thread.join(20)
-            pytest.fail("the audit hung on a FIFO")
-        return result[0]
-
     def test_a_fifo_as_the_checkpoint(self, live: LiveSandbox, paths: tuple[Path, Path]) -> None:
         out, ck = paths
         os.mkfifo(ck)
         out.write_text("", encoding="utf-8")
-        code, stdout, err = self.run_bounded(live, audit_argv(out, ck, "jsonl"), ck)
-        assert (code, stdout) == (2, "")
-        assert err == f"usage error: {ck}: not an audit checkpoint (not a regular file)\n"
+        live.script({})
+        run = live.cli_beside_fifo(ck, *audit_argv(out, ck, "jsonl"))
+        assert (run.code, run.out) == (2, "")
+        assert run.err == f"usage error: {ck}: not an audit checkpoint (not a regular file)\n"
         assert live.cli_requests() == []
 
     def test_dev_zero_as_the_checkpoint(
@@ -392,9 +371,10 @@ class TestNotRegularFiles:
         # What the checkpoint counted is still there: the output is what was swapped.
         out.unlink()
         os.mkfifo(out)
-        code, stdout, err = self.run_bounded(live, audit_argv(out, ck, "jsonl"), out)
-        assert (code, stdout) == (2, "")
-        assert err == (
+        live.script({})
+        run = live.cli_beside_fifo(out, *audit_argv(out, ck, "jsonl"))
+        assert (run.code, run.out) == (2, "")
+        assert run.err == (
             f"usage error: the checkpoint's output {out} is not a regular file: delete the"
             " checkpoint to start over\n"
         )

@@ -11,11 +11,13 @@ no SDK), so the SDK's pager and models are not checking themselves.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -136,6 +138,20 @@ class LiveSandbox(ThreadedSandbox):
             if not body["data"]["hasNextPage"]:
                 return found
             page += 1
+
+    def cli_beside_fifo(self, fifo: Path, *argv: str) -> Run:
+        """:meth:`cli` in a thread, 20 s at most: a run hung reading ``fifo`` is let go (a
+        writer opens and closes it) and the test fails."""
+        result: list[Run] = []
+        thread = threading.Thread(target=lambda: result.append(self.cli(*argv)))
+        thread.start()
+        thread.join(20)
+        if thread.is_alive():
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(20)
+            pytest.fail(f"cellcast-tokens {' '.join(argv[:2])} hung on a FIFO")
+        return result[0]
 
     def cli_requests(self) -> list[tuple[str, str, dict[str, str], Any]]:
         """(method, path, query, json) of each request the SDK sent, not our own reads."""
