@@ -26,8 +26,7 @@ import shlex
 import signal
 import stat
 import unicodedata
-from collections.abc import Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, Protocol
 
 import click
 
@@ -47,7 +46,6 @@ __all__ = [
     "safe_part",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DELIVER_TIMEOUT: Final = 60.0
 # A file name's parts, in UTF-8 bytes: well under the 255 most file systems allow.
