@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from .._plan import MAX_DAYS
 from ._audit_run import AuditOptions, check_html, infer_format, run_audit
 from ._context import CliUsageError, Connection, Settings
 from ._errors import run_async, usage_error
-from ._options import Timestamp, global_options, listing_options
+from ._options import DAYS, Timestamp, global_options, listing_options
 
 __all__ = ["audit_command"]
 
@@ -39,7 +38,7 @@ __all__ = ["audit_command"]
 )
 @click.option(
     "--stale-days",
-    type=click.IntRange(min=0, max=MAX_DAYS),
+    type=DAYS,
     default=365,
     metavar="N",
     help="A token older than this is stale.",

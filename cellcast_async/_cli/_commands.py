@@ -11,7 +11,7 @@ from .._models import ApiToken, CreatedToken
 from .._pager import Pager
 from ._context import EXIT_API, EXIT_OK, Connection, Settings
 from ._errors import run_async, usage_error
-from ._options import STATUS, global_options, listing_options
+from ._options import COUNT, STATUS, global_options, listing_options
 from ._output import (
     PIPED_WIDTH,
     column_widths,
@@ -67,9 +67,7 @@ async def _stream_table(settings: Settings, pager: Pager[ApiToken]) -> int:
 @click.command("list")
 @listing_options
 @click.option("--search", help="Only tokens whose name contains this (any case).")
-@click.option(
-    "--max-items", type=click.IntRange(min=0), metavar="N", help="Stop after this many tokens."
-)
+@click.option("--max-items", type=COUNT, metavar="N", help="Stop after this many tokens.")
 @click.option(
     "--jsonl",
     is_flag=True,

@@ -6,6 +6,7 @@ A command's copy of a global option only counts when it was given (README "Comma
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -16,6 +17,7 @@ from click.core import ParameterSource
 from .._converters import parse_datetime
 from .._exceptions import ShapeError
 from .._models import TokenStatus
+from .._plan import MAX_DAYS
 from ._context import Settings
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
@@ -26,13 +28,20 @@ else:
     _ParamType = _TimeType = click.ParamType
 
 __all__ = [
+    "COUNT",
+    "DAYS",
+    "FRACTION",
+    "POSITIVE",
+    "SECONDS",
     "STATUS",
+    "Number",
     "Concurrency",
     "Timestamp",
     "global_options",
     "listing_options",
     "option_group",
     "paging_options",
+    "per_second_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,6 +72,33 @@ class _PositiveFloat(_ParamType):
         if not number > 0:
             self.fail(f"must be more than 0, got {value}", param, ctx)
         return number
+
+
+class Number(click.FloatRange):
+    """click's ``FloatRange`` that also refuses ``nan`` and ``inf``: a nan passes every
+    range check, and neither is a rate or a number of seconds anything can wait on."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+#: The option types the commands share.
+POSITIVE: Final = Number(min=0, min_open=True)
+SECONDS: Final = Number(min=0)
+FRACTION: Final = Number(0, 1)
+COUNT: Final = click.IntRange(min=0)
+#: Days, at most as many as a ``timedelta`` holds.
+DAYS: Final = click.IntRange(min=0, max=MAX_DAYS)
+
+
+def per_second_option(flag: str, default: float | None, help: str, **kwargs: Any) -> Any:
+    """A rate option: ``flag PER_SECOND``, a finite number above 0."""
+    return click.option(
+        flag, type=POSITIVE, default=default, metavar="PER_SECOND", help=help, **kwargs
+    )
 
 
 # name -> (option declarations, click.option's keyword arguments).
@@ -108,7 +144,7 @@ _GLOBAL_OPTIONS: Final[dict[str, tuple[tuple[str, ...], dict[str, Any]]]] = {
     "max_retries": (
         ("--max-retries",),
         {
-            "type": click.IntRange(min=0),
+            "type": COUNT,
             "default": 2,
             "metavar": "N",
             "help": "Retries of a failed request.",
@@ -117,7 +153,7 @@ _GLOBAL_OPTIONS: Final[dict[str, tuple[tuple[str, ...], dict[str, Any]]]] = {
     "rate_limit": (
         ("--rate-limit",),
         {
-            "type": click.FloatRange(min=0, min_open=True),
+            "type": POSITIVE,
             "default": None,
             "metavar": "PER_SECOND",
             "help": "Requests per second for the whole run (all pages in flight together).",

@@ -24,7 +24,7 @@ import click
 from .._exceptions import NotFoundError
 from .._journal import Journal
 from .._models import ApiToken, Secret
-from .._plan import MAX_DAYS, Plan, PlanError, build_plan, format_time, read_capped
+from .._plan import Plan, PlanError, build_plan, format_time, read_capped
 from .._remediate import (
     DEFAULT_WRITE_RATE,
     Outcome,
@@ -38,7 +38,14 @@ from ._checkpoint import check_writable
 from ._context import EXIT_API, EXIT_OK, CliUsageError, Connection, Settings
 from ._deliver import CommandSink, DirectorySink, deliver_options, make_sink
 from ._errors import run_async, usage_error
-from ._options import Timestamp, global_options, option_group, paging_options
+from ._options import (
+    DAYS,
+    Timestamp,
+    global_options,
+    option_group,
+    paging_options,
+    per_second_option,
+)
 from ._output import console_for, dump_json, make_table, shown
 from ._progress import make_reporter
 from ._records import FIELDS, RecordError, iter_raw_records, typed_record
@@ -158,7 +165,7 @@ def _rule_options(
     return option_group(
         click.option(
             "--stale-days",
-            type=click.IntRange(min=0, max=MAX_DAYS),
+            type=DAYS,
             metavar="N",
             help=f"Choose {status} tokens older than this.",
         ),
@@ -169,7 +176,7 @@ def _rule_options(
         ),
         click.option(
             "--grace-days",
-            type=click.IntRange(min=0, max=MAX_DAYS),
+            type=DAYS,
             metavar="D",
             help=f"With --{journal}: {when} at least D days before --as-of.",
         ),
@@ -219,7 +226,7 @@ def plan_delete_command(settings: Settings, /, **params: Any) -> int:
 @plan_group.command("rotate")
 @click.option(
     "--stale-days",
-    type=click.IntRange(min=0, max=MAX_DAYS),
+    type=DAYS,
     metavar="N",
     help="Choose active tokens older than this (the audit's rule).",
 )
@@ -493,12 +500,10 @@ _common: Final = option_group(
     ),
     click.option("--yes", is_flag=True, help="Confirm: make the changes without asking."),
     click.option("--dry-run", is_flag=True, help="Read and report; send no write."),
-    click.option(
+    per_second_option(
         "--write-rate",
-        type=click.FloatRange(min=0, min_open=True),
-        default=DEFAULT_WRITE_RATE,
-        metavar="PER_SECOND",
-        help="Writes (PUT, DELETE) per second at most, on top of --rate-limit.",
+        DEFAULT_WRITE_RATE,
+        "Writes (PUT, DELETE) per second at most, on top of --rate-limit.",
     ),
 )
 

@@ -20,7 +20,15 @@ from ..sandbox._faults import FAULT_KINDS, Faults
 from ..sandbox._state import HEADER_STYLES, LIMITER_KINDS, RETRY_AFTER_STYLES
 from ._context import EXIT_API, EXIT_OK, Settings
 from ._errors import execute, invoke, report_error
-from ._options import global_options, option_group
+from ._options import (
+    COUNT,
+    FRACTION,
+    SECONDS,
+    Number,
+    global_options,
+    option_group,
+    per_second_option,
+)
 from ._output import dump_json
 
 # Only type checkers subscript click's ParamType: not every click can at runtime.
@@ -51,13 +59,24 @@ class _Kinds(_ParamType):
         return kinds
 
 
-def fault_option(*decls: str, field: str, **kwargs: Any) -> Callable[[Any], Any]:
-    """A command-line option that sets ``Faults.<field>``; its default is the field's."""
+def fault_option(flag: str, field: str | None = None, **kwargs: Any) -> Callable[[Any], Any]:
+    """A command-line option that sets ``Faults.<field>`` (by default the flag's name:
+    ``--latency-jitter`` sets ``latency_jitter``); its default is the field's."""
+    field = field or flag.removeprefix("--").replace("-", "_")
     if field not in _FAULT_FIELDS:
         raise ValueError(f"Faults has no field {field!r}")  # pragma: no cover - a typo here
     kwargs.setdefault("default", getattr(_NO_FAULTS, field))
-    return click.option(*decls, _FAULT_PREFIX + field, **kwargs)
+    return click.option(flag, _FAULT_PREFIX + field, **kwargs)
 
+
+def _choice(flag: str, choices: Sequence[str], default: str, help: str) -> Callable[[Any], Any]:
+    """An option that takes one of ``choices``, its default shown in --help."""
+    return click.option(
+        flag, type=click.Choice(choices), default=default, show_default=True, help=help
+    )
+
+
+_AFTER: Final = "(Retry-After: --retry-after)"
 
 _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
     click.option(
@@ -68,112 +87,85 @@ _OPTIONS: Final[Sequence[Callable[[Any], Any]]] = (
     click.option(
         "--port", type=click.IntRange(0, 65535), default=8080, help="TCP port; 0 picks a free one."
     ),
-    click.option("--seed", type=click.IntRange(min=0), default=0, help="Demo data seed."),
-    click.option("--tokens", type=click.IntRange(min=0), default=300, help="Demo tokens."),
-    click.option(
-        "--sub-accounts", type=click.IntRange(min=0), default=3, help="Demo sub-accounts."
-    ),
+    click.option("--seed", type=COUNT, default=0, help="Demo data seed."),
+    click.option("--tokens", type=COUNT, default=300, help="Demo tokens."),
+    click.option("--sub-accounts", type=COUNT, default=3, help="Demo sub-accounts."),
     click.option(
         "--api-key",
         metavar="KEY",
         help="The key the sandbox accepts.  [default: derived from --seed]",
     ),
+    fault_option("--latency", type=SECONDS, help="Seconds added to every answer."),
+    fault_option("--latency-jitter", type=SECONDS, help="Up to this many more seconds, at random."),
     fault_option(
-        "--latency",
-        field="latency",
-        type=click.FloatRange(min=0),
-        help="Seconds added to every answer.",
-    ),
-    fault_option(
-        "--latency-jitter",
-        field="latency_jitter",
-        type=click.FloatRange(min=0),
-        help="Up to this many more seconds, at random.",
-    ),
-    fault_option(
-        "--error-rate",
-        field="error_rate",
-        type=click.FloatRange(0, 1),
-        help="Fraction of requests that fail at random (0.0-1.0).",
+        "--error-rate", type=FRACTION, help="Fraction of requests that fail at random (0.0-1.0)."
     ),
     fault_option(
         "--fail-first",
-        field="first_n",
-        type=click.IntRange(min=0),
+        "first_n",
+        type=COUNT,
         metavar="N",
         help="The first N requests fail, guaranteed.",
     ),
     fault_option(
         "--fail-every",
-        field="every",
-        type=click.IntRange(min=0),
+        "every",
+        type=COUNT,
         metavar="N",
         help="Every N-th request fails, guaranteed (0: none).",
     ),
     fault_option(
         "--error-kinds",
-        field="kinds",
+        "kinds",
         type=_Kinds(),
         default=",".join(_NO_FAULTS.kinds),
         help="How a request fails, one of these at random.",
     ),
-    fault_option(
-        "--retry-after",
-        field="retry_after",
-        type=click.FloatRange(min=0),
-        help="Seconds in Retry-After on an injected 429.",
-    ),
+    fault_option("--retry-after", type=SECONDS, help="Seconds in Retry-After on an injected 429."),
     fault_option(
         "--storm",
-        field="storm",
-        type=click.FloatRange(min=0),
+        type=SECONDS,
         metavar="SECONDS",
-        help="Answer every request 429 (Retry-After: --retry-after) for this long from the "
-        "first request, then recover.",
+        help=f"Answer every request 429 {_AFTER} for this long from the first request, "
+        "then recover.",
     ),
     fault_option(
         "--challenge",
-        field="challenge",
         is_flag=True,
-        help="Answer the first attempt of every request 429 (Retry-After: --retry-after); "
-        "the same request sent again passes.",
+        help=f"Answer the first attempt of every request 429 {_AFTER}; the same request sent "
+        "again passes.",
     ),
-    fault_option("--fault-seed", field="seed", type=int, help="Seeds the random faults."),
+    fault_option("--fault-seed", "seed", type=int, help="Seeds the random faults."),
     fault_option(
         "--mutations-only",
-        field="mutations_only",
         is_flag=True,
         help="Only POST, PUT and DELETE fail (GETs still get latency).",
     ),
-    click.option(
+    per_second_option(
         "--rate-limit",
-        type=click.FloatRange(min=0, min_open=True),
-        default=None,
-        metavar="PER_SECOND",
-        help="Answer 429 with Retry-After beyond this many requests per second per key.",
+        None,
+        "Answer 429 with Retry-After beyond this many requests per second per key.",
         show_default="no limit",
     ),
-    click.option(
+    _choice(
         "--limiter",
-        type=click.Choice(LIMITER_KINDS),
-        default="token-bucket",
-        show_default=True,
-        help="How the rate limit counts: a token bucket, a fixed 1-second window, or a "
+        LIMITER_KINDS,
+        "token-bucket",
+        "How the rate limit counts: a token bucket, a fixed 1-second window, or a "
         "sliding 1-second log.",
     ),
     click.option(
         "--burst",
-        type=click.FloatRange(min=1),
+        type=Number(min=1),
         default=None,
         help="Size of the token bucket: requests it lets through at once (1 or more).",
         show_default="one second's worth, at least 1",
     ),
-    click.option(
+    _choice(
         "--rate-limit-retry-after",
-        type=click.Choice(RETRY_AFTER_STYLES),
-        default="whole",
-        show_default=True,
-        help="Retry-After on the rate limit's 429s: whole seconds rounded up, always 0, "
+        RETRY_AFTER_STYLES,
+        "whole",
+        "Retry-After on the rate limit's 429s: whole seconds rounded up, always 0, "
         "fractional seconds, or no header.",
     ),
     click.option(

@@ -77,17 +77,14 @@ class Faults:
     passes, and the one after that is challenged anew."""
 
     def __post_init__(self) -> None:
-        if self.latency < 0 or self.latency_jitter < 0:
-            raise ValueError("latency and latency_jitter must be >= 0")
+        # Seconds: a nan or inf here would make every answer wait forever (or crash it).
+        for name in ("latency", "latency_jitter", "retry_after", "storm"):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0.0 and 1.0")
-        if self.retry_after < 0:
-            raise ValueError("retry_after must be >= 0")
-        storm = self.storm
-        if isinstance(storm, bool) or not isinstance(storm, (int, float)):
-            raise ValueError(f"storm must be a number of seconds >= 0, got {storm!r}")
-        if not (math.isfinite(storm) and storm >= 0):
-            raise ValueError(f"storm must be a number of seconds >= 0, got {storm!r}")
         if not isinstance(self.challenge, bool):
             raise ValueError(f"challenge must be True or False, got {self.challenge!r}")
         if not isinstance(self.kinds, tuple):

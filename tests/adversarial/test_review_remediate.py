@@ -377,13 +377,15 @@ class TestDaysAPlanCanCount:
 @pytest.mark.parametrize("timeout", ["nan", "inf"])
 def test_a_deliver_timeout_that_never_fires_is_refused(small: LiveSandbox, timeout: str) -> None:
     """``--deliver-timeout nan`` passed click's range check and never fired: a command
-    that hangs hung the rotation for good. Refused before anything is sent."""
+    that hangs hung the rotation for good. Refused where it is parsed (``POSITIVE``),
+    before anything is sent."""
     token = small.items(status="active")[0]["_id"]
     small.script({})
     run = small.cli("rotate", token, "--deliver-cmd", "sleep 30", "--deliver-timeout", timeout)
     assert run.code == 2
     assert run.err_lines[-1] == (
-        f"usage error: --deliver-timeout must be a finite number of seconds > 0, not {timeout}"
+        "usage error: cellcast-tokens rotate: Invalid value for '--deliver-timeout':"
+        f" {timeout!r} is not a finite number."
     )
     assert small.cli_requests() == []
 

@@ -150,6 +150,19 @@ class TestUsageErrors:
                 ["list", "--timeout", "x"],
                 "cellcast-tokens list: Invalid value for '--timeout': expected a number, got 'x'",
             ),
+            # nan passes click's range checks; neither it nor inf is a rate.
+            *(
+                (
+                    [*before, option, value, *after],
+                    f"cellcast-tokens{where}: Invalid value for '{option}': "
+                    f"'{value}' is not a finite number.",
+                )
+                for before, option, after, where in [
+                    ([], "--rate-limit", ["list"], ""),
+                    (["apply", "plan.json", "--journal", "j"], "--write-rate", [], " apply"),
+                ]
+                for value in ["nan", "inf"]
+            ),
             (
                 ["--max-retries", "x", "list"],
                 "cellcast-tokens: Invalid value for '--max-retries': "

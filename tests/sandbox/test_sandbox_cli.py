@@ -93,6 +93,24 @@ class TestModuleMain:
                 "usage error: python -m cellcast_async.sandbox: Invalid value for '--error-kinds': "
                 "choose from 429,500,502,503,504,drop,hang,malformed, got '418'",
             ),
+            # nan passes every range check and inf never ends a wait: refused as typed.
+            *(
+                (
+                    [option, value],
+                    "usage error: python -m cellcast_async.sandbox: Invalid value for "
+                    f"'{option}': '{value}' is not a finite number.",
+                )
+                for option, value in [
+                    ("--latency", "nan"),
+                    ("--latency-jitter", "inf"),
+                    ("--retry-after", "nan"),
+                    ("--storm", "inf"),
+                    ("--error-rate", "nan"),
+                    ("--rate-limit", "nan"),
+                    ("--rate-limit", "inf"),
+                    ("--burst", "inf"),
+                ]
+            ),
             (
                 ["--tokens", "-3"],
                 "usage error: python -m cellcast_async.sandbox: Invalid value for '--tokens': "

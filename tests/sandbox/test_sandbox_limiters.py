@@ -284,6 +284,17 @@ class TestMisuse:
             ({"storm": -1}, "storm must be a number of seconds >= 0, got -1"),
             ({"storm": float("inf")}, "storm must be a number of seconds >= 0, got inf"),
             ({"storm": True}, "storm must be a number of seconds >= 0, got True"),
+            ({"latency": float("nan")}, "latency must be a number of seconds >= 0, got nan"),
+            ({"latency": "1"}, "latency must be a number of seconds >= 0, got '1'"),
+            (
+                {"latency_jitter": float("inf")},
+                "latency_jitter must be a number of seconds >= 0, got inf",
+            ),
+            ({"retry_after": -0.5}, "retry_after must be a number of seconds >= 0, got -0.5"),
+            (
+                {"retry_after": float("nan")},
+                "retry_after must be a number of seconds >= 0, got nan",
+            ),
             ({"challenge": 1}, "challenge must be True or False, got 1"),
         ],
     )
