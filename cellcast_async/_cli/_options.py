@@ -34,8 +34,8 @@ __all__ = [
     "POSITIVE",
     "SECONDS",
     "STATUS",
-    "Number",
     "Concurrency",
+    "Number",
     "Timestamp",
     "global_options",
     "listing_options",
@@ -94,7 +94,9 @@ COUNT: Final = click.IntRange(min=0)
 DAYS: Final = click.IntRange(min=0, max=MAX_DAYS)
 
 
-def per_second_option(flag: str, default: float | None, help: str, **kwargs: Any) -> Any:
+def per_second_option(
+    flag: str, default: float | None, help: str, **kwargs: Any
+) -> Callable[[Any], Any]:
     """A rate option: ``flag PER_SECOND``, a finite number above 0."""
     return click.option(
         flag, type=POSITIVE, default=default, metavar="PER_SECOND", help=help, **kwargs
